@@ -1,0 +1,53 @@
+# The two commands of the README: `make demo` and `make test`. Each sets up what it needs:
+# a virtual environment at .venv/ with the pinned Python dependencies, and (as root) the Debian
+# packages for the Arm toolchain and QEMU.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+
+.PHONY: demo test setup venv sysdeps lint clean
+
+setup: venv sysdeps
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+sysdeps:
+	@missing=""; \
+	command -v arm-none-eabi-gcc >/dev/null || missing="$$missing gcc-arm-none-eabi libnewlib-arm-none-eabi"; \
+	test -e /usr/lib/arm-none-eabi/newlib/libc.a -o -e /usr/lib/arm-none-eabi/lib/libc.a || missing="$$missing libnewlib-arm-none-eabi"; \
+	command -v qemu-system-arm >/dev/null || missing="$$missing qemu-system-arm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBS) >/dev/null; \
+	  else \
+	    echo "missing:$$missing -- run: sudo apt-get install $(DEBS)"; exit 1; \
+	  fi; \
+	fi
+
+# pytest exits 5 when it collects no tests: say so, and do not fail CI on an empty suite.
+test: setup
+	@$(PY) -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+demo: setup
+	$(PY) tools/demo.py
+
+lint: venv
+	$(VENV)/bin/ruff check trainer nanobench tools tests
+
+clean:
+	rm -rf build runs .pytest_cache

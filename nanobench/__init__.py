@@ -1,0 +1,1 @@
+"""Host side of the nano-tflm device link: protocol, client, emulators, reports."""
