@@ -1,0 +1,332 @@
+"""Inspect a TFLite flatbuffer: ops, tensors, quantization, params and MACs.
+
+Parsing uses the flatbuffer schema module shipped inside the `tflite-micro` wheel, i.e. the same
+schema the TFLM reference interpreter was built from, so no offsets are written by hand here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from trainer.errors import UserError
+
+_TFLITE_IDENTIFIER = b"TFL3"  # file_identifier of the TFLite schema, bytes 4..7 of the file
+
+
+def _schema():
+    # Imported lazily: the module is large and most callers of the package do not need it.
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
+
+    return schema_py_generated
+
+
+def _enum_names(enum_cls) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+# Ops whose constant inputs 1 (weights) and 2 (bias) are trainable parameters.
+WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of the main subgraph.
+
+    `shape` is in elements (NHWC for activations, [out, ...] for weights); `scale`/`zero_point`
+    are empty for unquantized tensors and hold one entry per channel of `quantized_dimension`
+    for per-channel quantization. `nbytes` is the size of its constant buffer (0: activation).
+    """
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: tuple[float, ...]
+    zero_point: tuple[int, ...]
+    quantized_dimension: int
+    is_constant: bool
+    nbytes: int
+
+    @property
+    def elements(self) -> int:
+        """Number of elements (product of the shape; 1 for a scalar)."""
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def per_channel(self) -> bool:
+        """True when the tensor carries more than one quantization scale."""
+        return len(self.scale) > 1
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One operator in execution order, with its cost.
+
+    `macs` counts multiply-accumulates for one inference (batch as in the model, normally 1);
+    `params` counts elements of constant weight and bias inputs; `weights_per_channel` is None
+    for ops without weights.
+    """
+
+    index: int
+    name: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    macs: int
+    params: int
+    weights_per_channel: bool | None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `inspect` found in a .tflite file (subgraph 0, the one TFLM runs)."""
+
+    sha256: str
+    flatbuffer_bytes: int
+    schema_version: int
+    description: str
+    ops: tuple[OpInfo, ...]
+    op_names: tuple[str, ...]  # builtin names in execution order
+    unique_ops: tuple[str, ...]  # each op once, in order of first use
+    tensors: tuple[TensorInfo, ...]
+    input: TensorInfo
+    output: TensorInfo
+    params: int
+    macs: int
+    num_subgraphs: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.input.shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.output.shape
+
+    @property
+    def input_dtype(self) -> str:
+        return self.input.dtype
+
+    @property
+    def output_dtype(self) -> str:
+        return self.output.dtype
+
+    @property
+    def input_scale(self) -> float:
+        return self.input.scale[0] if self.input.scale else 0.0
+
+    @property
+    def input_zero_point(self) -> int:
+        return self.input.zero_point[0] if self.input.zero_point else 0
+
+    @property
+    def output_scale(self) -> float:
+        return self.output.scale[0] if self.output.scale else 0.0
+
+    @property
+    def output_zero_point(self) -> int:
+        return self.output.zero_point[0] if self.output.zero_point else 0
+
+    @property
+    def per_channel_dense(self) -> bool:
+        """True if any FULLY_CONNECTED op has per-channel weights (old TFLM runs them wrong)."""
+        return any(o.name == "FULLY_CONNECTED" and o.weights_per_channel for o in self.ops)
+
+    @property
+    def per_channel_ops(self) -> tuple[str, ...]:
+        """Names of the weighted ops whose weights are per-channel, each once."""
+        return tuple(dict.fromkeys(o.name for o in self.ops if o.weights_per_channel))
+
+
+def _op_name(schema, opcode, names: dict[int, str]) -> str:
+    # builtinCode is 0 (ADD) in files written before schema v3a; deprecatedBuiltinCode holds the
+    # real code there (values < 127), so the larger of the two is the op (as TFLM's GetBuiltinCode).
+    code = max(int(opcode.builtinCode), int(opcode.deprecatedBuiltinCode))
+    name = names.get(code, f"BUILTIN_{code}")
+    if name == "CUSTOM":
+        custom = opcode.customCode.decode() if opcode.customCode else "?"
+        return f"CUSTOM:{custom}"
+    return name
+
+
+def _macs(name: str, ins: list[TensorInfo | None], outs: list[TensorInfo]) -> int:
+    if not outs or outs[0] is None:
+        return 0
+    out = outs[0]
+    w = ins[1] if len(ins) > 1 else None
+    if w is None:
+        return 0
+    if name == "FULLY_CONNECTED":
+        # weights [units, depth]: every output element needs `depth` MACs
+        return out.elements * w.shape[-1]
+    if name == "CONV_2D":
+        # filter [out_ch, kh, kw, in_ch]
+        return out.elements * int(np.prod(w.shape[1:]))
+    if name == "DEPTHWISE_CONV_2D":
+        # filter [1, kh, kw, out_ch]: one kh*kw window per output element
+        return out.elements * w.shape[1] * w.shape[2]
+    if name == "TRANSPOSE_CONV":
+        # filter [out_ch, kh, kw, in_ch]; each input element scatters to kh*kw*out_ch outputs
+        inp = ins[2] if len(ins) > 2 else None
+        return inp.elements * int(np.prod(w.shape[:3])) if inp is not None else 0
+    return 0
+
+
+def inspect(tflite_bytes: bytes, require_int8: bool = True) -> ModelInfo:
+    """Parse a .tflite flatbuffer.
+
+    Args:
+        tflite_bytes: the whole file.
+        require_int8: refuse (UserError) a model whose single input and output are not int8.
+
+    Raises:
+        UserError: not a TFLite flatbuffer, not one input and one output, or (require_int8) not
+            int8 in and out. One line each.
+    """
+    data = bytes(tflite_bytes)
+    if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
+        raise UserError(
+            "not a TFLite flatbuffer (missing 'TFL3' identifier); give a .tflite file "
+            "written by `python -m trainer quantize`"
+        )
+    schema = _schema()
+    try:
+        model = schema.ModelT.InitFromPackedBuf(data, 0)
+        subgraph = model.subgraphs[0]
+    # A damaged flatbuffer fails anywhere inside the generated code, with any exception type.
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(
+            f"truncated or damaged TFLite flatbuffer ({type(exc).__name__}); re-export it"
+        ) from None
+
+    op_names = _enum_names(schema.BuiltinOperator)
+    type_names = _enum_names(schema.TensorType)
+    buffers = model.buffers or []
+
+    tensors: list[TensorInfo] = []
+    for i, t in enumerate(subgraph.tensors or []):
+        q = t.quantization
+        scale = tuple(float(s) for s in (q.scale if q is not None and q.scale is not None else []))
+        zp = tuple(
+            int(z) for z in (q.zeroPoint if q is not None and q.zeroPoint is not None else [])
+        )
+        nbytes = 0
+        if 0 < t.buffer < len(buffers):
+            b = buffers[t.buffer]
+            if b.data is not None:
+                nbytes = len(b.data)
+            elif b.offset > 1:  # large models keep buffers after the flatbuffer
+                nbytes = int(b.size)
+        tensors.append(
+            TensorInfo(
+                index=i,
+                name=t.name.decode(errors="replace") if t.name else "",
+                shape=tuple(int(s) for s in (t.shape if t.shape is not None else [])),
+                dtype=type_names.get(t.type, f"TYPE_{t.type}").lower(),
+                scale=scale,
+                zero_point=zp,
+                quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
+                is_constant=nbytes > 0,
+                nbytes=nbytes,
+            )
+        )
+
+    def tensor(idx: int) -> TensorInfo | None:
+        return tensors[idx] if 0 <= idx < len(tensors) else None  # -1: optional input absent
+
+    ops: list[OpInfo] = []
+    for i, op in enumerate(subgraph.operators or []):
+        name = _op_name(schema, model.operatorCodes[op.opcodeIndex], op_names)
+        in_idx = tuple(int(x) for x in (op.inputs if op.inputs is not None else []))
+        out_idx = tuple(int(x) for x in (op.outputs if op.outputs is not None else []))
+        ins = [tensor(x) for x in in_idx]
+        outs = [tensor(x) for x in out_idx]
+        params = 0
+        per_channel = None
+        if name in WEIGHTED_OPS:
+            # TRANSPOSE_CONV's inputs are (output_shape, weights, input, bias)
+            w_pos, b_pos = (1, 3) if name == "TRANSPOSE_CONV" else (1, 2)
+            for pos in (w_pos, b_pos):
+                t = ins[pos] if len(ins) > pos else None
+                if t is not None and t.is_constant:
+                    params += t.elements
+            w = ins[w_pos] if len(ins) > w_pos else None
+            per_channel = bool(w.per_channel) if w is not None else None
+        ops.append(
+            OpInfo(
+                index=i,
+                name=name,
+                inputs=in_idx,
+                outputs=out_idx,
+                macs=_macs(name, ins, outs),
+                params=params,
+                weights_per_channel=per_channel,
+            )
+        )
+
+    inputs = list(subgraph.inputs if subgraph.inputs is not None else [])
+    outputs = list(subgraph.outputs if subgraph.outputs is not None else [])
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UserError(
+            f"model has {len(inputs)} inputs and {len(outputs)} outputs; nano-tflm needs exactly "
+            "one of each (an image in, class scores out)"
+        )
+    inp, out = tensors[int(inputs[0])], tensors[int(outputs[0])]
+    if require_int8 and (inp.dtype != "int8" or out.dtype != "int8"):
+        raise UserError(
+            f"model input is {inp.dtype} and output is {out.dtype}; nano-tflm needs int8 in and "
+            "out: quantize with `python -m trainer quantize` (full-integer, int8 I/O)"
+        )
+
+    names = tuple(o.name for o in ops)
+    return ModelInfo(
+        sha256=hashlib.sha256(data).hexdigest(),
+        flatbuffer_bytes=len(data),
+        schema_version=int(model.version),
+        description=model.description.decode(errors="replace") if model.description else "",
+        ops=tuple(ops),
+        op_names=names,
+        unique_ops=tuple(dict.fromkeys(names)),
+        tensors=tuple(tensors),
+        input=inp,
+        output=out,
+        params=sum(o.params for o in ops),
+        macs=sum(o.macs for o in ops),
+        num_subgraphs=len(model.subgraphs),
+    )
+
+
+def inspect_file(path) -> ModelInfo:
+    """`inspect` a file on disk; a missing or unreadable file is a UserError."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    return inspect(data)
+
+
+def summary(info: ModelInfo) -> str:
+    """A short multi-line human summary (for CLIs and logs)."""
+    lines = [
+        (
+            f"sha256 {info.sha256[:16]}  {info.flatbuffer_bytes} bytes  params {info.params}  "
+            f"MACs {info.macs}"
+        ),
+        (
+            f"input  {info.input.dtype} {list(info.input_shape)} "
+            f"scale {info.input_scale:.6g} zp {info.input_zero_point}"
+        ),
+        (
+            f"output {info.output.dtype} {list(info.output_shape)} "
+            f"scale {info.output_scale:.6g} zp {info.output_zero_point}"
+        ),
+    ]
+    for o in info.ops:
+        pc = "" if o.weights_per_channel is None else (
+            " per-channel" if o.weights_per_channel else " per-tensor"
+        )
+        lines.append(f"  {o.index:2d} {o.name:<20s} MACs {o.macs:>9d} params {o.params:>7d}{pc}")
+    return "\n".join(lines)
