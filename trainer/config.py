@@ -1,0 +1,166 @@
+"""Configuration as data: frozen dataclasses for the model, the training run and quantization.
+
+A TOML file holds up to three tables, ``[model]``, ``[train]`` and ``[quant]``, whose keys are
+the dataclass fields below; anything unknown is a one-line UserError. Example::
+
+    [model]
+    name = "seed_initial"
+    activation = "tanh"
+    hidden = [80, 60]
+
+    [train]
+    epochs = 5
+    prune_sparsity = 0.5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which zoo model to build and its shape knobs.
+
+    name: registry key (see ``trainer.models.REGISTRY``).
+    activation: hidden activation of the dense seed models (elu, relu, sigmoid, softmax, softplus,
+        tanh, exponential, ...); the convolutional models use their own (relu/relu6) unless set.
+    hidden: hidden Dense widths, e.g. (80, 60); None = the model's default.
+    dropout: dropout rate before the classifier (0 disables it).
+    width: width multiplier for channel counts (conv models round to multiples of 8).
+    filters: conv channel counts; None = the model's default.
+    """
+
+    name: str = "cnn"
+    activation: str | None = None
+    hidden: tuple[int, ...] | None = None
+    dropout: float | None = None
+    width: float = 1.0
+    filters: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run.
+
+    epochs: None = the model's default. train_limit: use only the first N training images
+    (None = all 60,000). validation_count: images held out from the end of the training set for
+    validation metrics (0 = none). prune_sparsity: target fraction of zero weights reached with a
+    polynomial schedule from prune_begin_epoch to prune_end_fraction of the run (None = no
+    pruning). qat: after the float epochs, fine-tune qat_epochs with tfmot's quantize_model at
+    qat_learning_rate.
+    """
+
+    epochs: int | None = None
+    batch_size: int = 128
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    seed: int = 0
+    train_limit: int | None = None
+    validation_count: int = 0
+    augment: bool = False
+    prune_sparsity: float | None = None
+    prune_begin_epoch: int = 0
+    prune_end_fraction: float = 0.75
+    prune_frequency: int = 50
+    qat: bool = False
+    qat_epochs: int = 1
+    qat_learning_rate: float = 1e-4
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """Full-integer post-training quantization.
+
+    per_channel_dense: FULLY_CONNECTED weights quantized per output channel (the converter's
+    default) or per tensor (False; older TFLM builds run only those exactly).
+    calibration_count / calibration_seed: the representative set is this many training images,
+    at the indices :meth:`calibration_indices` draws (recorded next to the model).
+    """
+
+    per_channel_dense: bool = True
+    calibration_count: int = 500
+    calibration_seed: int = 0
+
+    def calibration_indices(self, n_train: int) -> np.ndarray:
+        """Fixed indices into the training images, int64 (calibration_count,), sorted."""
+        count = min(self.calibration_count, n_train)
+        rng = np.random.default_rng(self.calibration_seed)
+        return np.sort(rng.choice(n_train, size=count, replace=False)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The three tables of a TOML config file."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+
+
+def _coerce(cls: type, table: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    values = {}
+    for key, value in table.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        default = fields[key].default
+        if default is not None and default is not dataclasses.MISSING:
+            want = type(default)
+            ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                raise UserError(f"{where}: {key} must be {want.__name__}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    """Build a Config from a dict of tables ``{"model": {...}, "train": {...}, "quant": {...}}``."""
+    unknown = sorted(set(data) - {"model", "train", "quant"})
+    if unknown:
+        raise UserError(f"{where}: unknown table(s) {', '.join(unknown)}; use model, train, quant")
+    return Config(
+        model=_coerce(ModelConfig, data.get("model", {}), f"{where} [model]"),
+        train=_coerce(TrainConfig, data.get("train", {}), f"{where} [train]"),
+        quant=_coerce(QuantConfig, data.get("quant", {}), f"{where} [quant]"),
+    )
+
+
+def load_toml(path: str | os.PathLike) -> Config:
+    """Read a TOML config file. Raises UserError on a missing file, bad TOML or unknown keys."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read config {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: bad TOML ({e})") from None
+    return from_dict(data, str(path))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass (or Config) as plain JSON-able data (tuples become lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def config_hash(*cfgs: Any) -> str:
+    """Short stable hash of dataclass configs (used to key cached artifacts)."""
+    blob = json.dumps([to_dict(c) for c in cfgs], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

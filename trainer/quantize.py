@@ -1,0 +1,154 @@
+"""Keras -> TFLite flatbuffers: float, and full-integer int8 (int8 in, int8 out).
+
+The int8 conversion traces the model with a fixed input signature [1,28,28,1] so the graph has
+no dynamic batch (no SHAPE/STRIDED_SLICE/PACK ops), allows only TFLITE_BUILTINS_INT8 ops and
+calibrates on training images at recorded, fixed indices (QuantConfig.calibration_indices).
+Quantization-aware-trained models (tfmot quantize_model) go through the same conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+from trainer.config import QuantConfig
+from trainer.data import Mnist
+from trainer.errors import UserError
+
+log = logging.getLogger(__name__)
+
+INPUT_SIGNATURE = (1, 28, 28, 1)
+# Ops that must never appear: they come from a dynamic batch dimension.
+DYNAMIC_SHAPE_OPS = ("SHAPE", "PACK", "STRIDED_SLICE")
+
+_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+
+
+@dataclass(frozen=True)
+class FlatbufferSummary:
+    """What the int8 checks need from a flatbuffer (the full inspector is trainer.tflite_info).
+
+    input_type/output_type: TensorType names ("INT8", "FLOAT32"); ops: builtin op names in
+    operator-code order; input_scale/zero_point and output_scale/zero_point from the I/O tensors.
+    """
+
+    input_type: str
+    output_type: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    input_scale: float
+    input_zero_point: int
+    output_scale: float
+    output_zero_point: int
+    ops: tuple[str, ...]
+
+
+def summarize(tflite: bytes) -> FlatbufferSummary:
+    """Parse a .tflite flatbuffer's first subgraph: I/O types, shapes, quantization and op names."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    sub = model.subgraphs[0]
+    ops = []
+    for code in model.operatorCodes:
+        op = max(code.builtinCode, code.deprecatedBuiltinCode)
+        ops.append(_OP_NAMES.get(op, str(op)))
+
+    def tensor(idx):
+        t = sub.tensors[idx]
+        q = t.quantization
+        scale = float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else 0.0
+        zp = int(q.zeroPoint[0]) if q is not None and q.zeroPoint is not None and len(q.zeroPoint) else 0
+        return _TYPE_NAMES.get(t.type, str(t.type)), tuple(int(d) for d in t.shape), scale, zp
+
+    it, ish, isc, izp = tensor(sub.inputs[0])
+    ot, osh, osc, ozp = tensor(sub.outputs[0])
+    return FlatbufferSummary(it, ot, ish, osh, isc, izp, osc, ozp, tuple(ops))
+
+
+def _concrete(model: keras.Model):
+    fn = tf.function(lambda x: model(x, training=False))
+    return fn.get_concrete_function(tf.TensorSpec(INPUT_SIGNATURE, tf.float32, name="image"))
+
+
+def _convert(converter: tf.lite.TFLiteConverter, what: str) -> bytes:
+    try:
+        return bytes(converter.convert())
+    except Exception as e:  # noqa: BLE001  (converter errors are long; keep the first line)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{what} conversion failed: {first}") from None
+
+
+def to_float(model: keras.Model) -> bytes:
+    """Float32 .tflite flatbuffer (batch 1), for comparison and size reference."""
+    cf = _concrete(model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([cf], model)
+    return _convert(converter, "float")
+
+
+def calibration_images(data: Mnist, qcfg: QuantConfig) -> np.ndarray:
+    """The representative set: float32 (N,28,28,1) in [0,1] at qcfg.calibration_indices."""
+    idx = qcfg.calibration_indices(len(data.x_train))
+    return (data.x_train[idx].astype(np.float32) / 255.0)[..., None]
+
+
+def to_int8(model: keras.Model, data: Mnist, qcfg: QuantConfig | None = None) -> bytes:
+    """Full-integer int8 .tflite (int8 input and output, TFLITE_BUILTINS_INT8 only, batch 1).
+
+    Dense weights are per-channel unless qcfg.per_channel_dense is False. Raises UserError if
+    conversion fails or the result is not int8 in/out or still has dynamic-shape ops.
+    """
+    qcfg = qcfg or QuantConfig()
+    calib = calibration_images(data, qcfg)
+
+    def representative():
+        for img in calib:
+            yield [img[None]]
+
+    cf = _concrete(model)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([cf], model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    if not qcfg.per_channel_dense:
+        # Private flag of the converter (TF >= 2.13); checked below via the weights' scales.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    tflite = _convert(converter, "int8")
+    check_int8(tflite)
+    return tflite
+
+
+def check_int8(tflite: bytes) -> FlatbufferSummary:
+    """Raise UserError unless the flatbuffer is int8 in/out, batch 1, without dynamic-shape ops."""
+    s = summarize(tflite)
+    if s.input_type != "INT8" or s.output_type != "INT8":
+        raise UserError(f"model is not int8 in/out (input {s.input_type}, output {s.output_type})")
+    if s.input_shape[:1] != (1,):
+        raise UserError(f"model input batch is not 1 (shape {s.input_shape})")
+    bad = [op for op in s.ops if op in DYNAMIC_SHAPE_OPS]
+    if bad:
+        raise UserError(f"int8 model has dynamic-shape ops {', '.join(bad)}")
+    return s
+
+
+def dense_weight_scales(tflite: bytes) -> list[int]:
+    """Number of quantization scales of each FULLY_CONNECTED weight tensor (1 = per-tensor)."""
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
+    fc = {
+        i
+        for i, c in enumerate(model.operatorCodes)
+        if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.FULLY_CONNECTED
+    }
+    sub = model.subgraphs[0]
+    counts = []
+    for op in sub.operators:
+        if op.opcodeIndex in fc:
+            q = sub.tensors[op.inputs[1]].quantization
+            counts.append(0 if q is None or q.scale is None else len(q.scale))
+    return counts
