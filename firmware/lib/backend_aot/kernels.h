@@ -175,13 +175,16 @@ int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out);
 /* ---- mean over axes ------------------------------------------------------------------------ */
 
 /* Mean over the middle of an [outer][reduce][inner] view (e.g. NHWC over H,W: outer = N,
- * reduce = H*W, inner = C). TFLM semantics (reduce_common.cc, int8): the int32 sum of
- * (x - in_zp) is requantized with multiplier/shift that already include 1/reduce (computed by
- * the generator), then out_zp is added and the result clamped to int8. */
+ * reduce = H*W, inner = C). TFLM's int8 MEAN output is a function of the int32 sum of the raw
+ * int8 inputs only (its reference computes it through float or integer division depending on
+ * the quantization), and a non-decreasing one. The generator reads that function off the TFLM
+ * reference and stores it as thresholds: out = out_base + (number of thresholds <= sum). No
+ * floating point on the device, and exact for every possible sum. */
 typedef struct {
     int32_t outer, reduce, inner;
-    int32_t in_zp, out_zp;
-    int32_t multiplier, shift;
+    int32_t out_base;
+    int32_t n_thresholds;
+    const int32_t *thresholds; /* ascending */
 } nt_mean_params;
 
 int nt_mean(const nt_mean_params *p, const int8_t *in, int8_t *out);

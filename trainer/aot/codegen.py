@@ -1,0 +1,623 @@
+"""Lower a Graph to kernel calls, plan the arena, and write model_aot.{h,c}."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from trainer.aot import probe, quant
+from trainer.aot.graph import Graph, Op, Tensor
+from trainer.errors import UserError
+
+log = logging.getLogger(__name__)
+
+kAlign = 16  # arena offsets: 16 bytes, like TFLM's arena (and enough for word/SIMD loads)
+
+# Ops whose int8 output depends only on the input value: lowered to a 256-entry table.
+ELEMENTWISE_OPS = ("LOGISTIC", "TANH", "ELU", "EXP", "RELU", "RELU6", "RELU_N1_TO_1",
+                   "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "ABS", "NEG", "GELU", "PRELU_SCALAR")
+# Ops that only move bytes: lowered to strided gathers after probing TFLM.
+MOVE_OPS = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "GATHER", "PACK",
+            "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND")
+ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+
+
+def refuse(op: Op, why: str) -> UserError:
+    """The one-line error for an op the AOT backend cannot reproduce exactly."""
+    return UserError(f"op {op.name} (operator {op.index}) {why}: the AOT backend cannot run it "
+                     f"bit-exactly; export with the tflm backend (trainer export --backend tflm)")
+
+
+@dataclass
+class Step:
+    """One kernel call. `reads`/`writes` are activation tensor indices; `emit(ctx)` returns the
+    C statement (with `ctx.buf(t)` for buffers and `ctx.scratch` for its scratch area)."""
+
+    op: Op
+    reads: list[int]
+    writes: list[int]
+    scratch: int
+    emit: object
+    macs: int = 0
+
+
+@dataclass
+class Const:
+    """A constant array in flash."""
+
+    name: str
+    ctype: str
+    values: np.ndarray
+    align: int = 4
+
+
+@dataclass
+class Program:
+    """The lowered model: steps, constants, buffer aliases and the arena plan."""
+
+    graph: Graph
+    steps: list[Step] = field(default_factory=list)
+    consts: list[Const] = field(default_factory=list)
+    alias: dict[int, int] = field(default_factory=dict)
+    offsets: dict[object, int] = field(default_factory=dict)
+    arena_bytes: int = 0
+
+    def const(self, stem: str, ctype: str, values, align: int = 4) -> str:
+        name = f"k_{stem}_{len(self.consts)}"
+        self.consts.append(Const(name, ctype, np.asarray(values).reshape(-1), align))
+        return name
+
+    def root(self, t: int) -> int:
+        while t in self.alias:
+            t = self.alias[t]
+        return t
+
+
+def _t(g: Graph, i: int) -> Tensor:
+    return g.tensors[i]
+
+
+def _zp(t: Tensor) -> int:
+    return int(t.zero_point[0]) if len(t.zero_point) else 0
+
+
+def _scale(t: Tensor) -> float:
+    return float(t.scale[0]) if len(t.scale) else 0.0
+
+
+def _require_int8(op: Op, g: Graph, tensors: list[int]) -> None:
+    for i in tensors:
+        if i >= 0 and _t(g, i).dtype != "int8":
+            raise refuse(op, f"has a {_t(g, i).dtype} tensor '{_t(g, i).name}' (int8 only)")
+        if i >= 0 and len(_t(g, i).scale) > 1 and not _t(g, i).is_constant:
+            raise refuse(op, "has a per-channel quantized activation")
+
+
+def _act(op: Op, out: Tensor) -> tuple[int, int]:
+    act = int(getattr(op.options, "fusedActivationFunction", 0) or 0)
+    try:
+        return quant.activation_range(act, _scale(out), _zp(out))
+    except ValueError:
+        raise refuse(op, f"has fused activation {act}") from None
+
+
+def _padding(stride: int, dil: int, in_size: int, k: int, out_size: int) -> int:
+    # TFLM ComputePaddingHeightWidth: the smaller half goes before (offset goes after).
+    eff = (k - 1) * dil + 1
+    total = max(0, (out_size - 1) * stride + eff - in_size)
+    return total // 2
+
+
+def _c_int(v: int) -> str:
+    return str(int(v)) if v != -(1 << 31) else "INT32_MIN"
+
+
+def _struct(ctype: str, fields: dict[str, object]) -> str:
+    body = ", ".join(f".{k} = {v}" for k, v in fields.items())
+    return f"{ctype}){{{body}}}"
+
+
+def _fold_bias(op: Op, g: Graph, bias_idx: int, w: np.ndarray, in_zp: int, n: int) -> np.ndarray:
+    """bias - in_zp * sum(w over each output channel) (see kernels.h); w is (n, k)."""
+    bias = np.zeros(n, dtype=np.int64)
+    if bias_idx >= 0:
+        bt = _t(g, bias_idx)
+        if bt.dtype != "int32" or bt.data is None:
+            raise refuse(op, f"has a {bt.dtype} bias (int32 constant only)")
+        bias = bt.data.reshape(-1).astype(np.int64)
+    folded = bias - in_zp * w.astype(np.int64).sum(axis=1)
+    if np.any(np.abs(folded) >= (1 << 31)):
+        raise refuse(op, "has a bias that overflows int32 after folding the input zero point")
+    return folded
+
+
+def _weights(op: Op, g: Graph, i: int) -> Tensor:
+    w = _t(g, i)
+    if w.data is None or w.dtype != "int8":
+        raise refuse(op, "has non-constant or non-int8 weights")
+    if np.any(w.zero_point != 0):
+        raise refuse(op, "has asymmetric weights")
+    return w
+
+
+def lower_fc(p: Program, op: Op) -> Step:
+    g = p.graph
+    x, wt, out = _t(g, op.inputs[0]), _weights(op, g, op.inputs[1]), _t(g, op.outputs[0])
+    _require_int8(op, g, [op.inputs[0], op.outputs[0]])
+    n_out, k = wt.shape
+    if x.elements % k:
+        raise refuse(op, "has an input size that is not a multiple of the weights' depth")
+    bias_idx = op.inputs[2] if len(op.inputs) > 2 else -1
+    w = wt.data.reshape(n_out, k)
+    in_zp = _zp(x)
+    folded = _fold_bias(op, g, bias_idx, w, in_zp, n_out)
+    per_channel = len(wt.scale) > 1
+    if per_channel:
+        mult, shift = quant.conv_multipliers(_scale(x), wt.scale, _scale(out), n_out)
+    else:
+        m, s = quant.fc_multiplier_per_tensor(_scale(x), float(wt.scale[0]), _scale(out))
+        mult, shift = [m], [s]
+    lo, hi = _act(op, out)
+    wn = p.const("fc_w", "int8_t", w, 16)
+    bn = p.const("fc_b", "int32_t", folded)
+    mn = p.const("fc_m", "int32_t", mult)
+    sn = p.const("fc_s", "int32_t", shift)
+    batches = x.elements // k
+
+    def emit(ctx) -> str:
+        params = _struct("nt_fc_params", {
+            "batches": batches, "in_features": k, "out_features": n_out, "in_zp": in_zp,
+            "out_zp": _zp(out), "act_min": lo, "act_max": hi, "per_channel": int(per_channel),
+            "weight_layout": "NT_LAYOUT_TFLITE", "weights": wn, "bias_folded": bn,
+            "multiplier": mn, "shift": sn, "scratch": ctx.scratch})
+        return ctx.call("nt_fully_connected", params, [ctx.buf(op.inputs[0])],
+                        ctx.buf(op.outputs[0]))
+
+    return Step(op, [op.inputs[0]], [op.outputs[0]], int(n_out and k * 2), emit,
+                macs=batches * k * n_out)
+
+
+def lower_conv(p: Program, op: Op, depthwise: bool) -> Step:
+    g = p.graph
+    x, wt, out = _t(g, op.inputs[0]), _weights(op, g, op.inputs[1]), _t(g, op.outputs[0])
+    _require_int8(op, g, [op.inputs[0], op.outputs[0]])
+    o = op.options
+    n, ih, iw, ic = x.shape
+    _, oh, ow, oc = out.shape
+    if depthwise:
+        _, kh, kw, wc = wt.shape
+        if wc != oc or oc % ic:
+            raise refuse(op, "has inconsistent depthwise shapes")
+        dm = oc // ic
+        w2 = wt.data.reshape(kh * kw, oc).T  # (oc, taps) for folding
+    else:
+        wo, kh, kw, wi = wt.shape
+        if wi != ic:
+            raise refuse(op, "is a grouped convolution")
+        dm = 1
+        w2 = wt.data.reshape(wo, kh * kw * wi)
+    sh, sw = int(o.strideH), int(o.strideW)
+    dh, dw = int(o.dilationHFactor or 1), int(o.dilationWFactor or 1)
+    pad_t = _padding(sh, dh, ih, kh, oh)
+    pad_l = _padding(sw, dw, iw, kw, ow)
+    if int(o.padding) == 1:  # VALID
+        pad_t = pad_l = 0
+    in_zp = _zp(x)
+    bias_idx = op.inputs[2] if len(op.inputs) > 2 else -1
+    folded = _fold_bias(op, g, bias_idx, w2, in_zp, oc)
+    mult, shift = quant.conv_multipliers(_scale(x), wt.scale, _scale(out), oc)
+    lo, hi = _act(op, out)
+    stem = "dw" if depthwise else "conv"
+    wn = p.const(f"{stem}_w", "int8_t", wt.data, 16)
+    bn = p.const(f"{stem}_b", "int32_t", folded)
+    mn = p.const(f"{stem}_m", "int32_t", mult)
+    sn = p.const(f"{stem}_s", "int32_t", shift)
+    scratch = kh * kw * oc * 2 if depthwise else kh * kw * ic * 4
+
+    def emit(ctx) -> str:
+        params = _struct("nt_conv_params", {
+            "batches": n, "in_h": ih, "in_w": iw, "in_c": ic, "out_h": oh, "out_w": ow,
+            "out_c": oc, "k_h": kh, "k_w": kw, "stride_h": sh, "stride_w": sw, "dil_h": dh,
+            "dil_w": dw, "pad_top": pad_t, "pad_left": pad_l, "depth_multiplier": dm,
+            "in_zp": in_zp, "out_zp": _zp(out), "act_min": lo, "act_max": hi,
+            "per_channel": 1, "weight_layout": "NT_LAYOUT_TFLITE", "weights": wn,
+            "bias_folded": bn, "multiplier": mn, "shift": sn, "scratch": ctx.scratch})
+        fn = "nt_depthwise_conv2d" if depthwise else "nt_conv2d"
+        return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
+
+    macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
+    return Step(op, [op.inputs[0]], [op.outputs[0]], scratch, emit, macs=macs)
+
+
+def lower_pool(p: Program, op: Op, kind: str) -> Step:
+    g = p.graph
+    x, out = _t(g, op.inputs[0]), _t(g, op.outputs[0])
+    _require_int8(op, g, [op.inputs[0], op.outputs[0]])
+    o = op.options
+    n, ih, iw, c = x.shape
+    _, oh, ow, _ = out.shape
+    fh, fw, sh, sw = int(o.filterHeight), int(o.filterWidth), int(o.strideH), int(o.strideW)
+    pad_t, pad_l = _padding(sh, 1, ih, fh, oh), _padding(sw, 1, iw, fw, ow)
+    if int(o.padding) == 1:
+        pad_t = pad_l = 0
+    lo, hi = _act(op, out)
+
+    def emit(ctx) -> str:
+        params = _struct("nt_pool_params", {
+            "batches": n, "in_h": ih, "in_w": iw, "channels": c, "out_h": oh, "out_w": ow,
+            "filter_h": fh, "filter_w": fw, "stride_h": sh, "stride_w": sw, "pad_top": pad_t,
+            "pad_left": pad_l, "act_min": lo, "act_max": hi})
+        return ctx.call(f"nt_{kind}_pool", params, [ctx.buf(op.inputs[0])],
+                        ctx.buf(op.outputs[0]))
+
+    return Step(op, [op.inputs[0]], [op.outputs[0]], 0, emit)
+
+
+def lower_mean(p: Program, op: Op) -> Step:
+    g = p.graph
+    x, ax = _t(g, op.inputs[0]), _t(g, op.inputs[1])
+    _require_int8(op, g, [op.inputs[0], op.outputs[0]])
+    if ax.data is None:
+        raise refuse(op, "has a non-constant axis")
+    rank = len(x.shape)
+    axes = sorted({int(a) % rank for a in ax.data.reshape(-1)})
+    if axes != list(range(axes[0], axes[-1] + 1)) or axes[-1] == rank - 1:
+        raise refuse(op, "reduces axes that are not contiguous or include the last axis")
+    outer = int(np.prod(x.shape[: axes[0]]))
+    red = int(np.prod([x.shape[a] for a in axes]))
+    inner = int(np.prod(x.shape[axes[-1] + 1:]))
+    try:
+        base, th = probe.mean_thresholds(g, op, axes)
+    except ValueError:
+        raise refuse(op, "has an output that is not a monotone function of the sum") from None
+    tn = p.const("mean_t", "int32_t", th if len(th) else np.zeros(1, np.int64))
+
+    def emit(ctx) -> str:
+        params = _struct("nt_mean_params", {
+            "outer": outer, "reduce": red, "inner": inner, "out_base": base,
+            "n_thresholds": len(th), "thresholds": tn})
+        return ctx.call("nt_mean", params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
+
+    return Step(op, [op.inputs[0]], [op.outputs[0]], 0, emit)
+
+
+def lower_add(p: Program, op: Op) -> Step:
+    g = p.graph
+    a, b, out = _t(g, op.inputs[0]), _t(g, op.inputs[1]), _t(g, op.outputs[0])
+    _require_int8(op, g, [op.inputs[0], op.inputs[1], op.outputs[0]])
+    if a.elements == out.elements and b.elements == out.elements:
+        first, second, stride = op.inputs[0], op.inputs[1], 1
+    elif a.elements == out.elements and b.elements == 1:
+        first, second, stride = op.inputs[0], op.inputs[1], 0
+    elif b.elements == out.elements and a.elements == 1:
+        first, second, stride = op.inputs[1], op.inputs[0], 0
+    else:
+        raise refuse(op, "broadcasts between shapes other than tensor + scalar")
+    t1, t2 = _t(g, first), _t(g, second)
+    q = quant.add_params(_scale(t1), _scale(t2), _scale(out))
+    lo, hi = _act(op, out)
+    reads = [i for i in (first, second) if not _t(g, i).is_constant]
+
+    def emit(ctx) -> str:
+        params = _struct("nt_add_params", {
+            "count": out.elements, "in1_offset": -_zp(t1), "in2_offset": -_zp(t2),
+            "out_offset": _zp(out), **q, "act_min": lo, "act_max": hi, "in2_stride": stride})
+        return ctx.call("nt_add", params, [ctx.buf(first), ctx.buf(second)],
+                        ctx.buf(op.outputs[0]))
+
+    return Step(op, reads, [op.outputs[0]], 0, emit)
+
+
+def lower_softmax(p: Program, op: Op) -> Step:
+    g = p.graph
+    x, out = _t(g, op.inputs[0]), _t(g, op.outputs[0])
+    _require_int8(op, g, [op.inputs[0], op.outputs[0]])
+    if _zp(out) != -128 or np.float32(_scale(out)) != np.float32(1.0 / 256):
+        raise refuse(op, "has an output quantization other than scale 1/256, zero point -128")
+    depth = x.shape[-1]
+    try:
+        mult, shift, diff_min = quant.softmax_params(float(op.options.beta), _scale(x))
+    except ValueError:
+        raise refuse(op, "has a beta * input scale too small") from None
+
+    def emit(ctx) -> str:
+        params = _struct("nt_softmax_params", {
+            "rows": x.elements // depth, "depth": depth, "input_multiplier": mult,
+            "input_left_shift": shift, "diff_min": diff_min})
+        return ctx.call("nt_softmax", params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
+
+    return Step(op, [op.inputs[0]], [op.outputs[0]], 0, emit)
+
+
+def lower_concat(p: Program, op: Op) -> Step:
+    g = p.graph
+    out = _t(g, op.outputs[0])
+    _require_int8(op, g, op.inputs + op.outputs)
+    if int(getattr(op.options, "fusedActivationFunction", 0) or 0):
+        raise refuse(op, "has a fused activation")
+    rank = len(out.shape)
+    axis = int(op.options.axis) % rank
+    for i in op.inputs:
+        t = _t(g, i)
+        if np.float32(_scale(t)) != np.float32(_scale(out)) or _zp(t) != _zp(out):
+            raise refuse(op, "concatenates inputs whose quantization differs from the output")
+    outer = int(np.prod(out.shape[:axis]))
+    sizes = [int(np.prod(_t(g, i).shape[axis:])) for i in op.inputs]
+    sn = p.const("cat_n", "int32_t", sizes)
+    reads = [i for i in op.inputs if not _t(g, i).is_constant]
+
+    def emit(ctx) -> str:
+        ptrs = ", ".join(ctx.buf(i) for i in op.inputs)
+        return (f"{{ const int8_t *const ins[] = {{{ptrs}}}; "
+                f"NT_CHECK(nt_concat(ins, {sn}, {len(op.inputs)}, {outer}, "
+                f"{ctx.buf(op.outputs[0])})); }}")
+
+    return Step(op, reads, [op.outputs[0]], 0, emit)
+
+
+def lower_lut(p: Program, op: Op) -> Step:
+    g = p.graph
+    acts = [i for i in op.inputs if i >= 0 and not _t(g, i).is_constant]
+    _require_int8(op, g, acts + op.outputs)
+    if len(acts) != 1 or len(op.outputs) != 1 or \
+            _t(g, acts[0]).elements != _t(g, op.outputs[0]).elements:
+        raise refuse(op, "is not a one-input elementwise op")
+    table = probe.elementwise_table(g, op)
+    tn = p.const("lut", "int8_t", table)
+    n = _t(g, op.outputs[0]).elements
+
+    def emit(ctx) -> str:
+        return f"NT_CHECK(nt_lut({tn}, {ctx.buf(acts[0])}, {ctx.buf(op.outputs[0])}, {n}));"
+
+    return Step(op, acts, list(op.outputs), 0, emit)
+
+
+def lower_move(p: Program, op: Op) -> Step:
+    g = p.graph
+    acts = [i for i in op.inputs if i >= 0 and not _t(g, i).is_constant]
+    _require_int8(op, g, acts + op.outputs)
+    maps = probe.gather_maps(g, op)
+    if maps is None:
+        raise refuse(op, "is not a strided copy of its input")
+    calls = []
+    for out, (oshape, strides, offset) in zip(op.outputs, maps):
+        dims = len(oshape)
+        if dims > 6:
+            raise refuse(op, "has more than 6 dimensions")
+        calls.append((out, oshape, strides, offset, dims))
+
+    def emit(ctx) -> str:
+        lines = []
+        for out, oshape, strides, offset, dims in calls:
+            params = _struct("nt_gather_params", {
+                "dims": dims, "out_shape": "{" + ", ".join(map(str, oshape)) + "}",
+                "in_stride": "{" + ", ".join(map(str, strides)) + "}", "offset": offset})
+            lines.append(ctx.call("nt_gather", params, [ctx.buf(acts[0])], ctx.buf(out)))
+        return "\n    ".join(lines)
+
+    return Step(op, acts, list(op.outputs), 0, emit)
+
+
+def lower(g: Graph) -> Program:
+    """Lower every op to kernel calls (or buffer aliases). Raises UserError naming the first op
+    the AOT backend cannot reproduce exactly."""
+    p = Program(g)
+    for i in g.inputs + g.outputs:
+        if _t(g, i).dtype != "int8":
+            raise UserError(f"model {'input' if i in g.inputs else 'output'} "
+                            f"'{_t(g, i).name}' is {_t(g, i).dtype}; the AOT backend needs int8 "
+                            "in and out (quantize with int8 I/O, or use the tflm backend)")
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        raise UserError("the AOT backend supports one input and one output; "
+                        "use the tflm backend")
+    for op in g.ops:
+        name = op.name
+        if name == "FULLY_CONNECTED":
+            p.steps.append(lower_fc(p, op))
+        elif name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            p.steps.append(lower_conv(p, op, name == "DEPTHWISE_CONV_2D"))
+        elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
+            p.steps.append(lower_pool(p, op, "max" if name == "MAX_POOL_2D" else "avg"))
+        elif name == "MEAN":
+            p.steps.append(lower_mean(p, op))
+        elif name == "ADD":
+            p.steps.append(lower_add(p, op))
+        elif name == "SOFTMAX":
+            p.steps.append(lower_softmax(p, op))
+        elif name == "CONCATENATION":
+            p.steps.append(lower_concat(p, op))
+        elif name in ALIAS_OPS:
+            src, dst = op.inputs[0], op.outputs[0]
+            _require_int8(op, g, [src, dst])
+            if _t(g, src).is_constant:
+                raise refuse(op, "reshapes a constant")
+            p.alias[dst] = src
+        elif name in ELEMENTWISE_OPS:
+            p.steps.append(lower_lut(p, op))
+        elif name in MOVE_OPS:
+            p.steps.append(lower_move(p, op))
+        else:
+            raise refuse(op, "is not implemented")
+    return p
+
+
+def plan(p: Program) -> None:
+    """Assign arena offsets: each buffer (alias root or kernel scratch) lives from the step that
+    writes it to the last step that reads it; greedy placement, largest first, at the lowest
+    offset that does not overlap a buffer alive at the same time (TFLM's greedy planner idea)."""
+    g = p.graph
+    n = len(p.steps)
+    live: dict[object, list[int]] = {}
+    size: dict[object, int] = {}
+    model_in = p.root(g.inputs[0])
+    for s, st in enumerate(p.steps):
+        for t in st.writes:
+            r = p.root(t)
+            live.setdefault(r, [s, s])
+            size[r] = _t(g, r).nbytes
+        for t in st.reads:
+            r = p.root(t)
+            if r == model_in:
+                continue  # read straight from the caller's input buffer
+            live.setdefault(r, [s, s])[1] = s
+            size[r] = _t(g, r).nbytes
+        if st.scratch:
+            live[("scratch", s)] = [s, s]
+            size[("scratch", s)] = st.scratch
+    out_root = p.root(g.outputs[0])
+    if out_root in live:
+        live[out_root][1] = n
+    placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
+    for key in sorted(live, key=lambda k: (-size[k], str(k))):
+        first, last = live[key]
+        sz = (size[key] + kAlign - 1) // kAlign * kAlign
+        busy = sorted((o, o + z) for o, z, f, l_ in placed if not (l_ < first or f > last))
+        off = 0
+        for lo_, hi_ in busy:
+            if off + sz <= lo_:
+                break
+            off = max(off, hi_)
+        placed.append((off, sz, first, last))
+        p.offsets[key] = off
+    p.arena_bytes = max((o + z for o, z, _, _ in placed), default=0) or kAlign
+
+
+class _Ctx:
+    def __init__(self, p: Program, step_index: int):
+        self.p, self.s = p, step_index
+        key = ("scratch", step_index)
+        self.scratch = f"(void *)(g_arena + {p.offsets[key]})" if key in p.offsets else "NULL"
+
+    def buf(self, t: int) -> str:
+        g = self.p.graph
+        r = self.p.root(t)
+        if _t(g, r).is_constant:
+            name = self.p.const_for_tensor(r)
+            return name
+        if r == self.p.root(g.inputs[0]):
+            return "in"
+        return f"(g_arena + {self.p.offsets[r]})"
+
+    def call(self, fn: str, params: str, ins: list[str], out: str) -> str:
+        # Params are a const compound literal in a static: flash, no stack copy.
+        ptype = params.split(")", 1)[0]
+        body = params.split(")", 1)[1]
+        name = f"k_p{self.s}_{len(self.p.param_defs)}"
+        self.p.param_defs.append(f"static const {ptype} {name} = {body};")
+        args = ", ".join([f"&{name}"] + ins + [out])
+        return f"NT_CHECK({fn}({args}));"
+
+
+def _const_for_tensor(self: Program, t: int) -> str:
+    cache = self.__dict__.setdefault("_tensor_consts", {})
+    if t not in cache:
+        cache[t] = self.const("tensor", "int8_t", self.graph.tensors[t].data.view(np.int8), 16)
+    return cache[t]
+
+
+Program.const_for_tensor = _const_for_tensor
+
+
+def _array(c: Const) -> str:
+    vals = c.values.astype(np.int64).tolist()
+    lines = []
+    for i in range(0, len(vals), 24):
+        lines.append("    " + ", ".join(_c_int(v) for v in vals[i:i + 24]) + ",")
+    align = f"NT_ALIGN({c.align}) " if c.align > 4 else ""
+    return (f"static const {c.ctype} {align}{c.name}[{len(vals)}] = {{\n" + "\n".join(lines)
+            + "\n};")
+
+
+def emit_c(p: Program, sha256: str) -> tuple[str, str]:
+    """(model_aot.h, model_aot.c) text."""
+    g = p.graph
+    p.param_defs = []
+    calls = []
+    for s, st in enumerate(p.steps):
+        ctx = _Ctx(p, s)
+        calls.append(f"    /* {s}: {st.op.name} (operator {st.op.index}) */\n    "
+                     + st.emit(ctx))
+    in_bytes = _t(g, g.inputs[0]).nbytes
+    out_t = _t(g, g.outputs[0])
+    out_root = p.root(g.outputs[0])
+    if out_root == p.root(g.inputs[0]):
+        copy_out = "memcpy(out, in, MODEL_AOT_OUTPUT_BYTES);"
+    else:
+        copy_out = f"memcpy(out, g_arena + {p.offsets[out_root]}, MODEL_AOT_OUTPUT_BYTES);"
+    banner = ("/* generated by nano-tflm (trainer.aot), do not edit.\n"
+              f" * source .tflite sha256: {sha256}\n"
+              " * regenerate with: python -m trainer export --backend aot */\n")
+    ops = sorted({st.op.name for st in p.steps})
+    h = (banner + "#ifndef MODEL_AOT_H\n#define MODEL_AOT_H\n\n#include <stdint.h>\n\n"
+         "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+         f"#define MODEL_AOT_SHA256 \"{sha256}\"\n"
+         f"#define MODEL_AOT_INPUT_BYTES {in_bytes}\n"
+         f"#define MODEL_AOT_OUTPUT_BYTES {out_t.nbytes}\n"
+         f"/* planned offline from tensor lifetimes (greedy, {kAlign}-byte aligned) */\n"
+         f"#define MODEL_AOT_ARENA_BYTES {p.arena_bytes}\n"
+         f"#define MODEL_AOT_OPS \"{' '.join(ops)}\"\n\n"
+         "/* Runs one inference: in holds MODEL_AOT_INPUT_BYTES int8 values (the model's\n"
+         " * quantized input), out receives MODEL_AOT_OUTPUT_BYTES. 0 on success, else the\n"
+         " * failing kernel's NT_ERR_* code. Not reentrant (one static arena). */\n"
+         "int model_aot_invoke(const int8_t *in, int8_t *out);\n\n"
+         "#ifdef __cplusplus\n}\n#endif\n\n#endif /* MODEL_AOT_H */\n")
+    c = [banner, ('#include "model_aot.h"\n\n#include <stddef.h>\n#include <string.h>\n\n'
+         '#include "kernels.h"\n\n'
+         "#if defined(__GNUC__)\n#define NT_ALIGN(n) __attribute__((aligned(n)))\n#else\n"
+         "#define NT_ALIGN(n)\n#endif\n"
+         "#define NT_CHECK(call) do { int rc_ = (call); if (rc_ != 0) return rc_; } while (0)\n\n"
+         "/* Activations and kernel scratch; offsets planned offline. */\n"
+         "static int8_t NT_ALIGN(16) g_arena[MODEL_AOT_ARENA_BYTES];\n\n")]
+    c += [_array(k) + "\n" for k in p.consts]
+    c.append("\n" + "\n".join(p.param_defs) + "\n\n")
+    c.append("int model_aot_invoke(const int8_t *in, int8_t *out) {\n")
+    c.append("\n".join(calls) + "\n")
+    c.append(f"    {copy_out}\n    return 0;\n}}\n")
+    return h, "".join(c)
+
+
+@dataclass(frozen=True)
+class AotResult:
+    """What generate() wrote: file paths, arena bytes, constant bytes (flash), ops, MACs."""
+
+    header: Path
+    source: Path
+    arena_bytes: int
+    const_bytes: int
+    ops: tuple[str, ...]
+    macs: int
+    sha256: str
+
+
+def generate(tflite_bytes: bytes, out_dir, variant: str = "any") -> AotResult:
+    """Write model_aot.h and model_aot.c for `tflite_bytes` into `out_dir`.
+
+    The generated file calls the dispatching kernel names (nt_fully_connected, ...); the C99
+    or DSP kernels are chosen when it is compiled (kernels.h), so `variant` only accepts "any",
+    "c99" or "dsp" for forward compatibility (all produce the same file today). Raises UserError
+    naming the first op that cannot be reproduced bit-exactly.
+    """
+    from trainer.aot.graph import load
+
+    if variant not in ("any", "c99", "dsp"):
+        raise UserError(f"unknown AOT kernel variant '{variant}' (any, c99, dsp)")
+    sha = hashlib.sha256(tflite_bytes).hexdigest()
+    g = load(tflite_bytes)
+    p = lower(g)
+    plan(p)
+    h, c = emit_c(p, sha)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    hp, cp = out / "model_aot.h", out / "model_aot.c"
+    hp.write_text(h)
+    cp.write_text(c)
+    const_bytes = sum(k.values.size * np.dtype(k.ctype.replace("_t", "")).itemsize
+                      for k in p.consts)
+    log.info("aot: %d kernel calls, arena %d bytes, constants %d bytes", len(p.steps),
+             p.arena_bytes, const_bytes)
+    return AotResult(hp, cp, p.arena_bytes, const_bytes, tuple(sorted({s.op.name for s in p.steps})),
+                     sum(s.macs for s in p.steps), sha)

@@ -1,0 +1,50 @@
+"""Build generated AOT code for the host with gcc (sanitizers on) and run it on many inputs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from trainer.errors import UserError
+
+kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
+
+
+def build_runner(model_dir: Path, runner_c: Path, exe: Path | None = None, sanitize: bool = True,
+                 extra_flags: tuple[str, ...] = ()) -> Path:
+    """Compile model_dir/model_aot.c + the C99 kernels + `runner_c` into an executable.
+    Returns its path. Warnings are errors: generated code must compile cleanly."""
+    from trainer.aot import KERNELS_DIR
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise UserError("no C compiler (gcc) found; install gcc to build the AOT host runner")
+    exe = exe or Path(model_dir) / "aot_runner"
+    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+           *(kSanitize if sanitize else ()), *extra_flags, f"-I{model_dir}", f"-I{KERNELS_DIR}",
+           str(Path(model_dir) / "model_aot.c"), str(KERNELS_DIR / "kernels_c99.c"),
+           str(runner_c), "-o", str(exe)]
+    r = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"AOT host build failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")
+    return exe
+
+
+def run_runner(exe: Path, inputs: np.ndarray, out_bytes: int) -> np.ndarray:
+    """Run the runner on int8 inputs (N, in_bytes); returns int8 outputs (N, out_bytes)."""
+    inputs = np.ascontiguousarray(inputs, dtype=np.int8)
+    n = inputs.shape[0]
+    with tempfile.TemporaryDirectory() as td:
+        fi, fo = Path(td) / "in.bin", Path(td) / "out.bin"
+        fi.write_bytes(inputs.tobytes())
+        r = subprocess.run([str(exe), str(fi), str(fo)], check=False, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"AOT runner failed ({r.returncode}): {r.stderr[-4000:]}")
+        out = np.frombuffer(fo.read_bytes(), dtype=np.int8)
+    if out.size != n * out_bytes:
+        raise RuntimeError(f"AOT runner wrote {out.size} bytes, expected {n * out_bytes}")
+    return out.reshape(n, out_bytes)

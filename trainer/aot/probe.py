@@ -1,0 +1,133 @@
+"""Exact behaviour of value-wise and data-movement ops, read off the TFLM reference itself.
+
+Some int8 ops are pure functions of a small domain: an elementwise op (LOGISTIC, TANH, ELU, EXP,
+LEAKY_RELU, QUANTIZE int8->int8, ...) maps each of the 256 input values to one output value,
+and a MEAN maps an integer sum to one output value. For those the generator builds a one-op
+model with the same options and quantization, runs it once in the TFLM reference interpreter on
+every possible input, and stores the answer as a table: the table is TFLM's arithmetic,
+whatever rounding its kernel uses. Ops that only move bytes (TRANSPOSE, STRIDED_SLICE, SPLIT,
+...) are probed with inputs that encode element indices, and accepted only when the mapping is a
+strided gather, which is then verified on random data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from trainer.aot.graph import Graph, Op, single_op_model
+
+
+def _run(model: bytes, inputs: list[np.ndarray], n_outputs: int) -> list[np.ndarray]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    need = sum(a.nbytes for a in inputs) * 3 + 256 * 1024
+    interp = runtime.Interpreter.from_bytes(model, arena_size=need)
+    for i, a in enumerate(inputs):
+        interp.set_input(a, i)
+    interp.invoke()
+    return [np.array(interp.get_output(i)) for i in range(n_outputs)]
+
+
+def elementwise_table(graph: Graph, op: Op) -> np.ndarray:
+    """int8[256]: TFLM's output for each input value, indexed by (uint8)input."""
+    src = next(i for i in op.inputs if i >= 0 and not graph.tensors[i].is_constant)
+    dst = op.outputs[0]
+    model = single_op_model(graph, op, {src: (1, 256), dst: (1, 256)})
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    y = _run(model, [x], 1)[0].reshape(256).astype(np.int8)
+    table = np.zeros(256, dtype=np.int8)
+    table[x.reshape(256).view(np.uint8)] = y
+    return table
+
+
+def mean_thresholds(graph: Graph, op: Op, reduce_axes: list[int]) -> tuple[int, np.ndarray]:
+    """For MEAN over `reduce_axes` (sorted, contiguous): TFLM's output as a function of the
+    int32 sum of the raw int8 inputs over the reduced elements. Returns (base, thresholds):
+    output = base + number of thresholds <= sum. Raises ValueError if TFLM's function is not
+    monotone in the sum (then a table would not reproduce it)."""
+    src, dst = op.inputs[0], op.outputs[0]
+    shape = list(graph.tensors[src].shape)
+    n = int(np.prod([shape[a] for a in reduce_axes]))
+    sums = np.arange(-128 * n, 127 * n + 1, dtype=np.int64)
+    k = len(sums)
+    # Probe tensor: outer dims 1, reduced dims as in the model, inner dims collapsed into the
+    # last one (k columns, one per possible sum), so TFLM takes the same code path (same rank,
+    # same axes) as in the model.
+    pshape = [1] * len(shape)
+    for a in reduce_axes:
+        pshape[a] = shape[a]
+    last = len(shape) - 1
+    if last in reduce_axes:
+        raise ValueError("mean over the last axis")
+    pshape[last] = k
+    base = np.floor_divide(sums, n)
+    rem = sums - base * n
+    cols = np.stack([base + (r < rem) for r in range(n)])  # (n, k): column sums == sums
+    x = cols.reshape([shape[a] for a in reduce_axes] + [k]).astype(np.int8)
+    x = x.reshape(pshape)
+    keep = bool(getattr(op.options, "keepDims", False))
+    oshape = [1 if i in reduce_axes else pshape[i] for i in range(len(pshape))]
+    if not keep:
+        oshape = [d for i, d in enumerate(oshape) if i not in reduce_axes]
+    model = single_op_model(graph, op, {src: tuple(pshape), dst: tuple(oshape)})
+    y = _run(model, [x], 1)[0].reshape(k).astype(np.int32)
+    if np.any(np.diff(y) < 0):
+        raise ValueError("not monotone")
+    lo = int(y[0])
+    thresholds = [int(sums[np.argmax(y >= q)]) for q in range(lo + 1, int(y[-1]) + 1)]
+    return lo, np.asarray(thresholds, dtype=np.int64)
+
+
+def gather_maps(graph: Graph, op: Op) -> list[tuple[list[int], list[int], int]] | None:
+    """For a byte-moving op with one activation input: per output, (out_shape, in_strides,
+    offset) in elements such that out[i...] = in[offset + sum i_d * stride_d]; None if some
+    output is not such a strided gather of the input (or TFLM changes the values)."""
+    src = [i for i in op.inputs if i >= 0 and not graph.tensors[i].is_constant]
+    if len(src) != 1:
+        return None
+    src = src[0]
+    shape = graph.tensors[src].shape
+    n = int(np.prod(shape)) if shape else 1
+    if n >= 1 << 24:
+        return None
+    model = single_op_model(graph, op, {})
+    idx = np.arange(n, dtype=np.int64)
+    digits = []
+    for b in range(3):
+        x = (((idx >> (8 * b)) & 0xFF).astype(np.uint8).view(np.int8)).reshape(shape)
+        digits.append(_run(model, [x], len(op.outputs)))
+    maps = []
+    for o, out in enumerate(op.outputs):
+        oshape = list(graph.tensors[out].shape) or [1]
+        got = np.zeros(int(np.prod(oshape)), dtype=np.int64)
+        for b in range(3):
+            got |= digits[b][o].reshape(-1).view(np.uint8).astype(np.int64) << (8 * b)
+        if got.size == 0 or np.any(got >= n):
+            return None
+        g = got.reshape(oshape)
+        offset = int(g.reshape(-1)[0])
+        strides = []
+        for d in range(len(oshape)):
+            if oshape[d] > 1:
+                at = [0] * len(oshape)
+                at[d] = 1
+                strides.append(int(g[tuple(at)]) - offset)
+            else:
+                strides.append(0)
+        grid = np.indices(oshape).reshape(len(oshape), -1)
+        pred = offset + np.tensordot(np.asarray(strides), grid, axes=1)
+        if not np.array_equal(pred, got):
+            return None
+        maps.append((oshape, strides, offset))
+    # The digit probes only used values 0..255 in each byte; confirm on random data that TFLM
+    # really copies values unchanged (a requantizing op would fail here).
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, size=shape if shape else (1,), dtype=np.int8)
+    outs = _run(model, [x], len(op.outputs))
+    flat = x.reshape(-1)
+    for (oshape, strides, offset), y in zip(maps, outs):
+        grid = np.indices(oshape).reshape(len(oshape), -1)
+        pred = flat[offset + np.tensordot(np.asarray(strides), grid, axes=1)]
+        if not np.array_equal(pred, y.reshape(-1)):
+            return None
+    return maps
