@@ -1,0 +1,141 @@
+"""Training-time augmentation that makes MNIST look more like preprocessed photos of digits.
+
+Photos of handwriting differ from MNIST after `trainer.images` has normalised them mostly in
+position (the centre of mass is only approximately the centre), slant and size, pen width,
+sharpness and the ink's intensity profile. `augment` draws, per image: an affine warp (shift,
+rotation, scale, shear), a stroke width change (grey dilation or erosion), a blur, and a
+contrast/gamma change. Pure numpy, vectorised over the batch; about 4 ms for a batch of 128 on
+one core (see tests/test_augment.py for the measured bound).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Ranges of the random changes (each drawn uniformly, per image).
+
+    max_shift: px in x and y; max_rotation: degrees; scale: (min, max) zoom factor; max_shear:
+    x-shear factor; p_thicken / p_thin: probability of a 3x3-cross grey dilation / erosion
+    (blended with the original by a random 0.5..1 weight); p_blur: probability of a 3x3 binomial
+    blur; gamma: (min, max) exponent on the ink intensity; gain: (min, max) peak ink level.
+    """
+
+    max_shift: float = 2.0
+    max_rotation: float = 12.0
+    scale: tuple[float, float] = (0.85, 1.12)
+    max_shear: float = 0.15
+    p_thicken: float = 0.25
+    p_thin: float = 0.15
+    p_blur: float = 0.25
+    gamma: tuple[float, float] = (0.6, 1.5)
+    gain: tuple[float, float] = (0.75, 1.0)
+
+
+DEFAULT = AugmentConfig()
+
+
+def _affine(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """Bilinear warp of x (N,H,W) about the image centre; outside pixels are background (0)."""
+    n, h, w = x.shape
+    theta = np.deg2rad(rng.uniform(-cfg.max_rotation, cfg.max_rotation, n))
+    zoom = rng.uniform(cfg.scale[0], cfg.scale[1], n)
+    shear = rng.uniform(-cfg.max_shear, cfg.max_shear, n)
+    shift = rng.uniform(-cfg.max_shift, cfg.max_shift, (n, 2))  # (dy, dx)
+    cos, sin = np.cos(theta), np.sin(theta)
+    # Forward map on (y, x) offsets from the centre: zoom * rotation @ x-shear. Sampling needs
+    # its inverse (for each output pixel, where it comes from).
+    rot = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)  # (N, 2, 2)
+    shr = np.zeros((n, 2, 2))
+    shr[:, 0, 0] = shr[:, 1, 1] = 1.0
+    shr[:, 1, 0] = shear  # x += shear * y
+    fwd = zoom[:, None, None] * (rot @ shr)
+    inv = np.linalg.inv(fwd)
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    ys, xs = np.mgrid[0:h, 0:w]
+    dst = np.stack([ys.ravel() - cy, xs.ravel() - cx])  # (2, H*W)
+    # src = inv @ (dst - shift) + centre, for each image: (N, 2, H*W)
+    src = np.einsum("nij,njk->nik", inv, dst[None] - shift[:, :, None])
+    sy = src[:, 0] + cy + 1.0  # +1: index into the zero-padded image
+    sx = src[:, 1] + cx + 1.0
+    pad = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    ph, pw = h + 2, w + 2
+    sy = np.clip(sy, 0.0, ph - 1.001)
+    sx = np.clip(sx, 0.0, pw - 1.001)
+    y0 = sy.astype(np.int64)
+    x0 = sx.astype(np.int64)
+    fy = (sy - y0).astype(np.float32)
+    fx = (sx - x0).astype(np.float32)
+    base = (np.arange(n) * ph * pw)[:, None]
+    flat = pad.reshape(-1)
+    i00 = base + y0 * pw + x0
+    v00, v01 = flat[i00], flat[i00 + 1]
+    v10, v11 = flat[i00 + pw], flat[i00 + pw + 1]
+    top = v00 + (v01 - v00) * fx
+    bot = v10 + (v11 - v10) * fx
+    return (top + (bot - top) * fy).reshape(n, h, w)
+
+
+def _cross(x: np.ndarray, op) -> np.ndarray:
+    """Grey morphology with a 3x3 cross: op (np.maximum/np.minimum) over each pixel's 4-neighbours."""
+    pad_value = 0.0 if op is np.maximum else 1.0
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=pad_value)
+    out = op(p[:, 1:-1, 1:-1], p[:, :-2, 1:-1])
+    out = op(out, p[:, 2:, 1:-1])
+    out = op(out, p[:, 1:-1, :-2])
+    return op(out, p[:, 1:-1, 2:])
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    """Separable 3x3 binomial blur ([1, 2, 1] / 4 per axis), zero outside."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    v = (p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]) * 0.25
+    return (v[:, :, :-2] + 2 * v[:, :, 1:-1] + v[:, :, 2:]) * 0.25
+
+
+def augment(images: np.ndarray, rng: np.random.Generator,
+            cfg: AugmentConfig = DEFAULT) -> np.ndarray:
+    """Randomly perturb a batch of digits.
+
+    Args:
+        images: float32 (N, 28, 28, 1) (or (N, 28, 28)) in [0, 1], ink bright on 0 background.
+        rng: numpy Generator; the same seed gives the same batch.
+        cfg: ranges (AugmentConfig).
+
+    Returns:
+        float32 array of the input's shape, values in [0, 1].
+    """
+    x = np.asarray(images, dtype=np.float32)
+    shape = x.shape
+    x = x.reshape(shape[0], shape[1], shape[2])
+    n = len(x)
+    if n == 0:
+        return x.reshape(shape)
+    x = _affine(x, rng, cfg)
+
+    # Stroke width: dilation or erosion (exclusive), softened by blending with the original.
+    u = rng.random(n)
+    thick = u < cfg.p_thicken
+    thin = (u >= cfg.p_thicken) & (u < cfg.p_thicken + cfg.p_thin)
+    alpha = rng.uniform(0.5, 1.0, (n, 1, 1)).astype(np.float32)
+    if thick.any():
+        x[thick] = x[thick] + alpha[thick] * (_cross(x[thick], np.maximum) - x[thick])
+    if thin.any():
+        x[thin] = x[thin] + alpha[thin] * (_cross(x[thin], np.minimum) - x[thin])
+
+    blur = rng.random(n) < cfg.p_blur
+    if blur.any():
+        x[blur] = _blur(x[blur])
+
+    # Intensity: normalise each image's peak to 1 (as trainer.images does to photos), then
+    # reshape the ink profile with gamma and scale the peak by gain.
+    peak = x.reshape(n, -1).max(axis=1).reshape(n, 1, 1)
+    x = np.where(peak > 0, x / np.maximum(peak, 1e-6), 0.0)
+    gamma = rng.uniform(cfg.gamma[0], cfg.gamma[1], (n, 1, 1)).astype(np.float32)
+    gain = rng.uniform(cfg.gain[0], cfg.gain[1], (n, 1, 1)).astype(np.float32)
+    x = gain * np.power(np.clip(x, 0.0, 1.0), gamma)
+    return np.clip(x, 0.0, 1.0).astype(np.float32).reshape(shape)

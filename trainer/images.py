@@ -1,0 +1,364 @@
+"""A user's digit photos, preprocessed the MNIST way, and a contact sheet of what the model saw.
+
+MNIST digits are light ink on a black background, the ink's bounding box scaled to fit 20x20
+pixels (keeping the aspect ratio, anti-aliased), then placed in a 28x28 frame so that the ink's
+centre of mass is at the centre. `preprocess` does the same to a photo of dark ink on paper:
+
+1. grayscale (EXIF rotation applied), working copy at most `_WORK_SIDE` pixels on a side;
+2. invert when the border is light (paper), so ink is bright;
+3. remove uneven lighting: fit a smooth quadratic background surface robustly (ink pixels are
+   outliers above it) and subtract it, then zero what is within the paper's noise;
+4. crop to the ink (a mass-quantile box, so a few specks do not widen it), scale to fit 20x20,
+   stretch to a full 0..255 range, centre by centre of mass in 28x28.
+
+Labels come from the file name prefix (`3_anything.png`) or a folder per digit (`3/any.png`).
+Files that cannot be used are skipped with a one-line reason; the run goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+
+from trainer.errors import UserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+_WORK_SIDE = 192  # px; photos are reduced to this before processing (the result is 20x20 anyway)
+_FIT = 20  # MNIST: the digit's box is scaled to fit 20x20 ...
+_FRAME = 28  # ... inside a 28x28 frame
+_LABEL_RE = re.compile(r"^([0-9])(?:[_\-. ]|$)")
+
+
+class NoInkError(ValueError):
+    """The image holds nothing that stands out from its background."""
+
+
+@dataclass(frozen=True)
+class Folder:
+    """Preprocessed images of a folder.
+
+    images: uint8 (N, 28, 28), 0 = background; labels: int64 (N,) digits; names: N paths relative
+    to the folder; skipped: (relative name, one-line reason) for every image file not used.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def label_from_name(rel: Path) -> int | None:
+    """Digit from `3_x.png` (file name prefix) or `3/x.png` (parent folder), else None."""
+    m = _LABEL_RE.match(rel.name)
+    if m:
+        return int(m.group(1))
+    if len(rel.parts) >= 2 and re.fullmatch(r"[0-9]", rel.parts[-2]):
+        return int(rel.parts[-2])
+    return None
+
+
+def _to_gray(img: Image.Image) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # A transparent background counts as white paper.
+        img = img.convert("RGBA")
+        white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, img)
+    gray = img.convert("L")
+    scale = _WORK_SIDE / max(gray.size)
+    if scale < 1:
+        size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
+        gray = gray.resize(size, Image.Resampling.BOX)  # area average keeps thin strokes
+    return np.asarray(gray, dtype=np.float32) / 255.0
+
+
+def _border(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+
+
+def _background(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Smooth background under bright ink: a quadratic surface fitted with ink as outliers.
+
+    Returns (surface like x, noise sigma of the background pixels).
+    """
+    h, w = x.shape
+    step = max(1, int(np.ceil(np.sqrt(h * w / 4096))))  # fit on <= ~4k samples
+    yy, xx = np.mgrid[0:h:step, 0:w:step]
+    v = x[::step, ::step].ravel()
+    u = (xx.ravel() / max(w - 1, 1)) * 2 - 1
+    t = (yy.ravel() / max(h - 1, 1)) * 2 - 1
+    design = np.stack([np.ones_like(u), u, t, u * u, u * t, t * t], axis=1)
+    # Start from the darker 40 %: paper after inversion, even when the digit fills the frame.
+    keep = v <= np.percentile(v, 40)
+    coef = np.zeros(6)
+    sigma = 0.0
+    for _ in range(5):
+        if keep.sum() < 6:
+            break
+        coef, *_ = np.linalg.lstsq(design[keep], v[keep], rcond=None)
+        resid = v - design @ coef
+        sigma = float(1.4826 * np.median(np.abs(resid[keep] - np.median(resid[keep]))))
+        # Ink is bright after inversion: drop what is clearly above the surface.
+        new_keep = resid < max(2.5 * sigma, 0.02)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    ys, xs = np.mgrid[0:h, 0:w]
+    u = (xs / max(w - 1, 1)) * 2 - 1
+    t = (ys / max(h - 1, 1)) * 2 - 1
+    surf = coef[0] + coef[1] * u + coef[2] * t + coef[3] * u * u + coef[4] * u * t + coef[5] * t * t
+    return surf.astype(np.float32), sigma
+
+
+def _mass_box(ink: np.ndarray, tail: float = 0.002) -> tuple[int, int, int, int]:
+    """Rows/cols [r0, r1) x [c0, c1) holding all but `tail` of the ink mass on each side."""
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        c = np.cumsum(profile) / profile.sum()
+        lo = int(np.searchsorted(c, tail, side="right"))
+        hi = int(np.searchsorted(c, 1 - tail, side="left")) + 1
+        return lo, max(hi, lo + 1)
+
+    r0, r1 = span(ink.sum(axis=1))
+    c0, c1 = span(ink.sum(axis=0))
+    return r0, r1, c0, c1
+
+
+def _fit_box(crop: np.ndarray) -> np.ndarray:
+    h, w = crop.shape
+    scale = _FIT / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray(np.clip(crop * 255.0, 0, 255).astype(np.uint8))
+    method = Image.Resampling.BOX if scale < 1 else Image.Resampling.BICUBIC
+    return np.asarray(img.resize(size, method), dtype=np.float32) / 255.0
+
+
+def _centre(small: np.ndarray) -> np.ndarray:
+    """Place `small` (<= 20x20) in a 28x28 frame with its centre of mass at the centre."""
+    h, w = small.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    mass = small.sum()
+    cy = float((ys * small).sum() / mass)
+    cx = float((xs * small).sum() / mass)
+    # Top-left corner that puts the centre of mass on pixel centre 13.5 (MNIST's convention of
+    # integer shifts), clamped so the whole box stays inside the frame.
+    top = int(np.clip(round(13.5 - cy), 0, _FRAME - h))
+    left = int(np.clip(round(13.5 - cx), 0, _FRAME - w))
+    frame = np.zeros((_FRAME, _FRAME), np.float32)
+    frame[top:top + h, left:left + w] = small
+    return frame
+
+
+def preprocess_array(gray: np.ndarray) -> np.ndarray:
+    """MNIST-style 28x28 uint8 from a grayscale float image in [0, 1] (H, W), any polarity.
+
+    Raises NoInkError when nothing stands out from the background.
+    """
+    x = np.asarray(gray, dtype=np.float32)
+    if x.ndim != 2 or min(x.shape) < 2:
+        raise NoInkError(f"image too small ({'x'.join(map(str, x.shape))} px)")
+    if np.median(_border(x)) > 0.5:
+        x = 1.0 - x  # light paper, dark ink -> MNIST polarity
+    surf, sigma = _background(x)
+    ink = x - surf
+    peak = float(np.percentile(ink, 99.8))
+    floor = max(4.0 * sigma, 0.15 * peak, 0.02)
+    if peak <= floor or peak < 0.08:
+        raise NoInkError("no ink found (blank or too faint)")
+    ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
+    if ink.sum() <= 0:
+        raise NoInkError("no ink found (blank or too faint)")
+    r0, r1, c0, c1 = _mass_box(ink)
+    small = _fit_box(ink[r0:r1, c0:c1])
+    if small.max() <= 0:
+        raise NoInkError("no ink found after cropping")
+    small = small / small.max()  # MNIST strokes reach full white
+    return np.clip(np.round(_centre(small) * 255.0), 0, 255).astype(np.uint8)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read one PNG/JPEG/BMP and preprocess it to uint8 (28, 28).
+
+    Raises UserError (one line) for an empty, unreadable, corrupt or blank file.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UserError(f"{path.name}: empty file (0 bytes)")
+        with Image.open(path) as img:
+            img.load()  # decode now: a truncated file fails here, not later
+            gray = _to_gray(img)
+    except UserError:
+        raise
+    except UnidentifiedImageError:
+        raise UserError(f"{path.name}: not a PNG/JPEG/BMP image") from None
+    except Image.DecompressionBombError:
+        raise UserError(f"{path.name}: image too large to decode safely") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise UserError(f"{path.name}: unreadable or corrupt image ({reason})") from None
+    except (ValueError, SyntaxError) as exc:  # PIL plugins raise these for malformed headers
+        raise UserError(f"{path.name}: corrupt image ({exc})") from None
+    try:
+        return preprocess_array(gray)
+    except NoInkError as exc:
+        raise UserError(f"{path.name}: {exc}") from None
+
+
+def list_images(directory: str | Path) -> list[Path]:
+    """Image files (by extension) in `directory` and its subfolders, sorted, hidden ones left out."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise UserError(f"{directory} is not a folder of images")
+    files = [
+        p for p in root.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+
+
+def load_folder(directory: str | Path, require_label: bool = True) -> Folder:
+    """Preprocess every PNG/JPEG/BMP under `directory`.
+
+    A file that is empty, corrupt, unreadable, blank or (with require_label) has no label is
+    skipped: it goes to `Folder.skipped` with a one-line reason and is logged; the rest go on.
+    Unlabeled images get label -1 when require_label is False.
+    """
+    root = Path(directory)
+    files = list_images(root)
+    images, labels, names, skipped = [], [], [], []
+    for path in files:
+        rel = path.relative_to(root)
+        name = rel.as_posix()
+        label = label_from_name(rel)
+        if label is None and require_label:
+            skipped.append((name, "no label: name it like 3_photo.png or put it in a folder 3/"))
+            continue
+        try:
+            img = load_image(path)
+        except UserError as exc:
+            msg = str(exc)
+            skipped.append((name, msg.split(": ", 1)[1] if msg.startswith(path.name + ": ")
+                            else msg))
+            continue
+        images.append(img)
+        labels.append(-1 if label is None else label)
+        names.append(name)
+    for name, reason in skipped:
+        log.warning("skipped %s: %s", name, reason)
+    arr = np.stack(images) if images else np.zeros((0, _FRAME, _FRAME), np.uint8)
+    return Folder(images=arr, labels=np.asarray(labels, dtype=np.int64), names=names,
+                  skipped=skipped)
+
+
+def contact_sheet(images: np.ndarray, labels: np.ndarray, predictions: np.ndarray | None,
+                  path: str | Path, cols: int = 10, zoom: int = 3,
+                  second: np.ndarray | None = None) -> Path:
+    """Write a PNG grid of the 28x28 images (uint8 (N,28,28)) the model saw.
+
+    Under each image: `label>prediction` (green when right, red when wrong); `second` adds a
+    second prediction row (e.g. float next to int8). Returns the path written.
+    """
+    n = len(images)
+    cols = max(1, min(cols, n)) if n else 1
+    rows = max(1, -(-n // cols))
+    cell = _FRAME * zoom
+    text_h = 12 if second is None else 24
+    sheet = Image.new("RGB", (cols * (cell + 4) + 4, rows * (cell + text_h + 6) + 4), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        x0 = 4 + c * (cell + 4)
+        y0 = 4 + r * (cell + text_h + 6)
+        tile = Image.fromarray(np.asarray(images[i], np.uint8)).resize((cell, cell),
+                                                                        Image.Resampling.NEAREST)
+        sheet.paste(tile.convert("RGB"), (x0, y0))
+        for k, pred in enumerate((predictions, second)):
+            if pred is None:
+                continue
+            lab = int(labels[i])
+            ok = lab == int(pred[i])
+            text = f"{lab if lab >= 0 else '?'}>{int(pred[i])}"
+            color = (0, 140, 0) if ok else ((200, 0, 0) if lab >= 0 else (60, 60, 60))
+            draw.text((x0 + 1, y0 + cell + 1 + 12 * k), text, fill=color)
+        if predictions is None:
+            draw.text((x0 + 1, y0 + cell + 1), str(int(labels[i])), fill=(0, 0, 0))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def predict_keras(model_path: str | Path, images: np.ndarray) -> np.ndarray:
+    """Float predictions (int64 (N,)) of a saved Keras model on uint8 (N,28,28) images."""
+    import tf_keras as keras
+
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load Keras model {model_path}: {str(exc).splitlines()[0]}") from None
+    if len(images) == 0:
+        return np.zeros((0,), np.int64)
+    x = images.astype(np.float32)[..., None] / 255.0
+    return np.argmax(model.predict(x, verbose=0, batch_size=256), axis=1).astype(np.int64)
+
+
+def predict_tflite(model_path: str | Path, images: np.ndarray) -> np.ndarray:
+    """int8 predictions (int64 (N,)) through the TFLM reference interpreter."""
+    from trainer.reference import Reference
+
+    try:
+        data = Path(model_path).read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {model_path}: {exc.strerror}") from None
+    if len(images) == 0:
+        return np.zeros((0,), np.int64)
+    out = np.asarray(Reference(data).run(images)).reshape(len(images), -1)
+    return np.argmax(out, axis=1).astype(np.int64)
+
+
+def evaluate_folder(directory: str | Path, keras_path: str | Path | None = None,
+                    tflite_path: str | Path | None = None,
+                    sheet: str | Path | None = None) -> dict:
+    """Preprocess a folder and evaluate float (Keras) and/or int8 (TFLM reference) models.
+
+    Returns a dict: `images`, `skipped` (count), `skipped_files` [(name, reason)],
+    `float_accuracy` / `int8_accuracy` (None without that model or without labeled images),
+    `rows` [(name, label, float_pred, int8_pred)], `sheet` (path or None).
+    """
+    if keras_path is None and tflite_path is None:
+        raise UserError("give a model: --keras model.keras and/or --tflite model.tflite")
+    folder = load_folder(directory)
+    preds: dict[str, np.ndarray | None] = {"float": None, "int8": None}
+    if keras_path is not None:
+        preds["float"] = predict_keras(keras_path, folder.images)
+    if tflite_path is not None:
+        preds["int8"] = predict_tflite(tflite_path, folder.images)
+    result: dict = {"images": len(folder.names), "skipped": len(folder.skipped),
+                    "skipped_files": folder.skipped}
+    labeled = folder.labels >= 0
+    for kind, p in preds.items():
+        ok = p is not None and labeled.any()
+        result[f"{kind}_accuracy"] = float(np.mean(p[labeled] == folder.labels[labeled])) if ok \
+            else None
+    result["rows"] = [
+        (folder.names[i], int(folder.labels[i]),
+         None if preds["float"] is None else int(preds["float"][i]),
+         None if preds["int8"] is None else int(preds["int8"][i]))
+        for i in range(len(folder.names))
+    ]
+    result["sheet"] = None
+    if sheet is not None:
+        first = preds["int8"] if preds["int8"] is not None else preds["float"]
+        other = preds["float"] if preds["int8"] is not None else None
+        result["sheet"] = str(contact_sheet(folder.images, folder.labels, first, sheet,
+                                            second=other))
+    return result
