@@ -121,13 +121,17 @@ def main() -> None:
     # kind: frame (decoded bytes given), framing, oversize. Empty frames give no event.
     f1 = ref_cobs(good) + b"\x00"
     f2 = ref_cobs(infer) + b"\x00"
+    # Random non-zero body: the COBS blocks are full (254 bytes), so a cut at byte 300 lands
+    # inside a block and the receiver must see a framing error, not a short packet.
+    f3 = ref_cobs(ref_packet(0x02, 0x0C0E, bytes(rng.randrange(1, 256) for _ in range(784))))
+    assert f3[0] == 0xFF and len(f3) > 300
     huge = ref_cobs(ref_packet(0x02, 6, bytes(MAX_BODY + 1))) + b"\x00"
     streams = [
         {"stream": (f1 + f2).hex(),
          "events": [{"kind": "frame", "data": good.hex()}, {"kind": "frame", "data": infer.hex()}]},
         {"stream": (b"\x00\x00" + f1 + b"\x00").hex(),
          "events": [{"kind": "frame", "data": good.hex()}]},
-        {"stream": (f2[:300] + b"\x00" + f1).hex(),
+        {"stream": (f3[:300] + b"\x00" + f1).hex(),
          "events": [{"kind": "framing"}, {"kind": "frame", "data": good.hex()}]},
         {"stream": (huge + f1).hex(),
          "events": [{"kind": "oversize"}, {"kind": "frame", "data": good.hex()}]},

@@ -94,49 +94,6 @@ static void text_i32(text_t *t, int32_t v) {
   }
 }
 
-/* 9 significant digits in exponent form (e.g. 3.92156886e-03): enough to round-trip a float32
- * scale exactly, which is what the host compares with the .tflite's. */
-static void text_float(text_t *t, float value) {
-  double v = value;
-  if (v < 0.0) {
-    text_char(t, '-');
-    v = -v;
-  }
-  if (v == 0.0) {
-    text_str(t, "0");
-    return;
-  }
-  int exp10 = 0;
-  while (v >= 10.0) {
-    v /= 10.0;
-    ++exp10;
-  }
-  while (v < 1.0) {
-    v *= 10.0;
-    --exp10;
-  }
-  uint32_t digits = (uint32_t)(v * 1e8 + 0.5);
-  if (digits >= 1000000000u) {
-    digits /= 10u;
-    ++exp10;
-  }
-  char d[9];
-  for (int i = 8; i >= 0; --i) {
-    d[i] = (char)('0' + digits % 10u);
-    digits /= 10u;
-  }
-  text_char(t, d[0]);
-  text_char(t, '.');
-  for (int i = 1; i < 9; ++i) {
-    text_char(t, d[i]);
-  }
-  text_char(t, 'e');
-  text_char(t, exp10 < 0 ? '-' : '+');
-  int e = exp10 < 0 ? -exp10 : exp10;
-  text_char(t, (char)('0' + e / 10));
-  text_char(t, (char)('0' + e % 10));
-}
-
 static void text_shape(text_t *t, const int32_t *dims, int n) {
   for (int i = 0; i < n; ++i) {
     if (i > 0) {
@@ -167,10 +124,16 @@ static void kv_i32(text_t *t, const char *key, int32_t value) {
   text_char(t, '\n');
 }
 
-static void kv_float(text_t *t, const char *key, float value) {
+/* A float macro from model_meta.h as the exporter wrote it (%.9g, which round-trips a float32
+ * exactly), without its 'f' suffix: exact, and no float formatting code on the device. */
+#define kStr2(x) #x
+#define kStr(x) kStr2(x)
+static void kv_literal(text_t *t, const char *key, const char *literal) {
   text_str(t, key);
   text_char(t, '=');
-  text_float(t, value);
+  while (*literal != '\0' && *literal != 'f' && *literal != 'F') {
+    text_char(t, *literal++);
+  }
   text_char(t, '\n');
 }
 
@@ -239,12 +202,12 @@ static void handle_hello(uint16_t seq) {
   text_str(&t, "input_shape=");
   text_shape(&t, kInputShape, MODEL_INPUT_DIMS);
   text_char(&t, '\n');
-  kv_float(&t, "input_scale", MODEL_INPUT_SCALE);
+  kv_literal(&t, "input_scale", kStr(MODEL_INPUT_SCALE));
   kv_i32(&t, "input_zero_point", MODEL_INPUT_ZERO_POINT);
   text_str(&t, "output_shape=");
   text_shape(&t, kOutputShape, MODEL_OUTPUT_DIMS);
   text_char(&t, '\n');
-  kv_float(&t, "output_scale", MODEL_OUTPUT_SCALE);
+  kv_literal(&t, "output_scale", kStr(MODEL_OUTPUT_SCALE));
   kv_i32(&t, "output_zero_point", MODEL_OUTPUT_ZERO_POINT);
   kv_u32(&t, "arena_bytes", (uint32_t)backend_arena_bytes());
   kv_u32(&t, "arena_used_bytes", (uint32_t)backend_arena_used_bytes());
