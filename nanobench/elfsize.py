@@ -11,8 +11,9 @@ The breakdown attributes every sized symbol to the source file it came from:
 2. otherwise, for local symbols, the `STT_FILE` symbol that precedes them in the symbol table;
 3. otherwise a name rule (`g_model*`, `model_*`, ... are the model); anything else without a
    file is library code (newlib, libgcc) and counts as runtime.
-Bytes no symbol covers (alignment, linker-generated tables) are reported as `other`, so each
-breakdown sums to the totals.
+Stack and heap sections the linker script reserves are `stack`; bytes no symbol covers
+(alignment, vector table, linker-generated tables) are `other`, so each breakdown sums to the
+totals.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ SHF_WRITE = 0x1
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
 
-CATEGORIES = ("model", "runtime", "application", "other")
+CATEGORIES = ("model", "runtime", "application", "stack", "other")
+# Linker-reserved RAM without symbols: the stack (and a heap, if the script declares one).
+_STACK_SECTION = re.compile(r"stack|heap", re.IGNORECASE)
 
 # Source paths (as DWARF or STT_FILE name them) -> category. First match wins.
 _FILE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -152,6 +155,7 @@ def footprint(elf_path: str | Path) -> Footprint:
             raise UserError(f"{path} is not an ELF file ({exc})") from None
         totals = {"text": 0, "data": 0, "bss": 0}
         rodata = 0
+        reserved = 0  # stack/heap sections
         sections: dict[str, dict[str, int | str]] = {}
         # (start, end, kind) of each allocated section, to place symbols.
         spans: list[tuple[int, int, str]] = []
@@ -164,6 +168,9 @@ def footprint(elf_path: str | Path) -> Footprint:
             if kind == "text" and not sec["sh_flags"] & SHF_EXECINSTR:
                 rodata += size
             sections[sec.name] = {"kind": kind, "size": size, "addr": sec["sh_addr"]}
+            if kind == "bss" and _STACK_SECTION.search(sec.name):
+                reserved += size
+                continue
             spans.append((sec["sh_addr"], sec["sh_addr"] + size, kind))
 
         dwarf = _dwarf_files(elf)
@@ -204,6 +211,7 @@ def footprint(elf_path: str | Path) -> Footprint:
                     used[category]["ram"] += size
         flash = totals["text"] + totals["data"]
         ram = totals["data"] + totals["bss"]
+        used["stack"]["ram"] = reserved
         used["other"]["flash"] = max(0, flash - sum(v["flash"] for v in used.values()))
         used["other"]["ram"] = max(0, ram - sum(v["ram"] for v in used.values()))
     return Footprint(

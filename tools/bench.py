@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Stream digits to a nano-tflm device (or an emulated one) and write a report.
+
+    python tools/bench.py --port /dev/ttyACM0                 # a flashed Nano 33 BLE
+    python tools/bench.py --emulate qemu --limit 1000         # the Cortex-M4 image under QEMU
+    python tools/bench.py --port socket://127.0.0.1:4321 --images photos/ --elf firmware.elf
+
+Writes --out DIR (default runs/<timestamp>/): samples.csv, summary.json, report.md,
+confusion.png, latency.png. The logic lives in nanobench (bench, client, emulate, report).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import click
+
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from trainer.errors import UserError
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "model" / \
+    "model_int8.tflite"
+
+
+def bench(port: str | None, emulate: str | None, model: Path, limit: int | None,
+          images: Path | None, elf: Path | None, out: Path | None, window: int, timeout: float,
+          link: str, progress: bool) -> dict:
+    """Wire nanobench together for one run; returns the summary dict."""
+    from nanobench import bench as nb
+    from nanobench import emulate as emu_mod
+    from nanobench import report
+    from nanobench.client import Device
+    from nanobench.elfsize import footprint
+
+    if (port is None) == (emulate is None):
+        raise UserError("give either --port URL (e.g. /dev/ttyACM0, socket://HOST:PORT) or "
+                        "--emulate qemu|renode|host")
+    if not model.is_file():
+        raise UserError(f"model not found: {model} (pass --model PATH.tflite)")
+    tflite = model.read_bytes()
+    workload = nb.folder_workload(images, limit) if images else nb.mnist_workload(limit)
+    if emulate and elf is None:
+        elf = nb.build_image(emulate, model)
+    fp = None
+    if elf is not None and emulate != "host":  # a host executable has no flash or RAM
+        fp = footprint(elf).as_dict()
+    with contextlib.ExitStack() as stack:
+        if emulate:
+            emu = stack.enter_context(emu_mod.emulate(emulate, elf, link=link))
+            target = emu.port
+        else:
+            target = port
+        device = stack.enter_context(Device(target, timeout=timeout))
+        result = nb.run(device, workload, tflite, model_name=str(model), window=window,
+                        footprint=fp, progress=progress)
+    summary = result.summary
+    summary["emulator"] = emulate
+    summary["elf"] = str(elf) if elf else None
+    out = out or nb.default_out_dir()
+    source = f"{workload.source}; model {model}; " + (f"--emulate {emulate}" if emulate
+                                                       else f"--port {port}")
+    paths = report.write_run(out, result.samples, summary, source)
+    click.echo(report.format_summary(summary))
+    click.echo(f"report: {paths['report']}")
+    return summary
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--port", help="pyserial URL: /dev/ttyACM0, socket://127.0.0.1:PORT, ...")
+@click.option("--emulate", type=click.Choice(["qemu", "renode", "host"]),
+              help="build (if needed) and start an emulated device instead of --port")
+@click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_MODEL,
+              show_default="firmware/lib/model/model_int8.tflite",
+              help="the int8 .tflite the device must run (checked by sha256)")
+@click.option("--limit", type=click.IntRange(min=1), help="stream only the first N images")
+@click.option("--images", type=click.Path(file_okay=False, path_type=Path),
+              help="a folder of digit photos instead of the MNIST test set")
+@click.option("--elf", type=click.Path(dir_okay=False, path_type=Path),
+              help="firmware ELF: flash/RAM footprint (and the image --emulate runs)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="output folder [default: runs/<timestamp>/]")
+@click.option("--window", type=click.IntRange(min=1), default=4, show_default=True,
+              help="requests in flight")
+@click.option("--timeout", type=float, default=2.0, show_default=True,
+              help="seconds without a reply before a request is re-sent")
+@click.option("--link", type=click.Choice(["pipe", "tcp"]), default="pipe", show_default=True,
+              help="QEMU/host link: stdio pipes or a loopback TCP port")
+@click.option("-q", "--quiet", is_flag=True, help="no progress bar")
+@click.option("-v", "--verbose", is_flag=True, help="log what happens")
+def main(port, emulate, model, limit, images, elf, out, window, timeout, link, quiet, verbose):
+    """Benchmark a nano-tflm device: accuracy, agreement with the TFLM reference, latency,
+    footprint."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        bench(port, emulate, model, limit, images, elf, out, window, timeout, link,
+              progress=not quiet)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
