@@ -1,0 +1,230 @@
+"""`python -m trainer ...`: a click group that only wires the pipeline stages together.
+
+Every subcommand's UserError is printed by the group as one line, ``error: <message>``, with
+exit status 2 and no traceback. Other stages add their subcommands with ``@main.command()``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from trainer.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class _Group(click.Group):
+    """click.Group whose subcommands' UserErrors become one-line messages (exit 2)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+
+
+def user_errors_as_exit(fn: Any) -> Any:
+    """Run fn(); print a UserError as ``error: ...`` and exit 2 (for scripts outside the group)."""
+    try:
+        return fn()
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """nano-tflm trainer: MNIST -> Keras -> full-int8 TFLite -> C arrays for TFLite Micro."""
+    # Default: warnings from everything, info from our own stages; -v info, -vv debug.
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("trainer").setLevel(min(level, logging.INFO))
+    logging.getLogger("nanobench").setLevel(min(level, logging.INFO))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def load_keras(path: str | Path) -> Any:
+    """Load a model saved by `trainer train` (zoo custom layers and QAT wrappers included)."""
+    import tf_keras as keras
+
+    from trainer import models
+    from trainer.train import quantize_scope
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such model file")
+    try:
+        with quantize_scope():
+            return keras.models.load_model(path, custom_objects=models.custom_objects(),
+                                           compile=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: cannot load Keras model ({str(e).splitlines()[0]})") from None
+
+
+@main.command()
+@click.option("--model", "model_name", default=None, help="Zoo model name (default: config's, or cnn).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="TOML file with [model] [train] [quant] tables.")
+@click.option("--epochs", type=int, default=None)
+@click.option("--batch-size", type=int, default=None)
+@click.option("--learning-rate", type=float, default=None)
+@click.option("--seed", type=int, default=None)
+@click.option("--train-limit", type=int, default=None, help="Use only the first N train images.")
+@click.option("--activation", default=None, help="Hidden activation (seed models).")
+@click.option("--augment/--no-augment", default=None, help="Training-time augmentation.")
+@click.option("--prune", "prune_sparsity", type=float, default=None,
+              help="Target weight sparsity, e.g. 0.5 (magnitude pruning).")
+@click.option("--qat/--no-qat", default=None, help="Quantization-aware fine-tuning after training.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory with the four MNIST IDX files.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
+@click.option("--progress/--no-progress", default=True)
+def train(model_name, config_path, epochs, batch_size, learning_rate, seed, train_limit,
+          activation, augment, prune_sparsity, qat, data_dir, out_dir, progress) -> None:
+    """Train a zoo model; writes OUT/model.keras and OUT/train.json."""
+    import dataclasses
+
+    from trainer import config as cfgmod
+    from trainer import models
+    from trainer.data import load_mnist
+    from trainer.train import keras_accuracy
+    from trainer.train import train as run_train
+
+    cfg = cfgmod.load_toml(config_path) if config_path else cfgmod.Config()
+    mcfg = cfg.model
+    if model_name:
+        mcfg = dataclasses.replace(mcfg, name=model_name)
+    if activation:
+        mcfg = dataclasses.replace(mcfg, activation=activation)
+    given = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+             "seed": seed, "train_limit": train_limit, "augment": augment,
+             "prune_sparsity": prune_sparsity, "qat": qat}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    tcfg = dataclasses.replace(cfg.train, **overrides)
+    if mcfg.name not in models.REGISTRY:
+        raise UserError(f"unknown model {mcfg.name!r}; choose one of {', '.join(models.REGISTRY)}")
+    data = load_mnist(data_dir)
+    result = run_train(mcfg, tcfg, data, progress=progress)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save(out / "model.keras")
+    acc = keras_accuracy(result.model, data.x_test, data.y_test)
+    info = {
+        "model": cfgmod.to_dict(mcfg),
+        "train": cfgmod.to_dict(tcfg),
+        "quant": cfgmod.to_dict(cfg.quant),
+        "epochs": result.epochs,
+        "history": result.history,
+        "seconds": round(result.seconds, 2),
+        "sparsity": round(result.sparsity, 4),
+        "params": int(result.model.count_params()),
+        "accuracy_float": acc,
+        "data_source": data.source,
+    }
+    _write_json(out / "train.json", info)
+    click.echo(f"{mcfg.name}: float test accuracy {acc:.4f}, {result.seconds:.1f} s, "
+               f"sparsity {result.sparsity:.3f} -> {out / 'model.keras'}")
+
+
+@main.command()
+@click.argument("model_path", type=click.Path(dir_okay=False))
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
+              help="Output .tflite (a .json with the quantization record is written beside it).")
+@click.option("--per-tensor-dense", is_flag=True, help="Per-tensor FULLY_CONNECTED weights.")
+@click.option("--calibration-count", type=int, default=None)
+@click.option("--calibration-seed", type=int, default=None)
+@click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning before converting.")
+@click.option("--qat-epochs", type=int, default=None)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--float-out", type=click.Path(dir_okay=False), default=None,
+              help="Also write the float32 .tflite here.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--progress/--no-progress", default=True)
+def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibration_seed, qat,
+             qat_epochs, config_path, float_out, data_dir, progress) -> None:
+    """Full-integer int8 conversion of MODEL_PATH (.keras), int8 in/out, batch 1."""
+    import dataclasses
+    import gzip
+    import hashlib
+
+    from trainer import config as cfgmod
+    from trainer import quantize as q
+    from trainer.data import load_mnist
+    from trainer.train import TrainResult, qat_finetune
+
+    cfg = cfgmod.load_toml(config_path) if config_path else cfgmod.Config()
+    given = {"calibration_count": calibration_count, "calibration_seed": calibration_seed}
+    qover = {k: v for k, v in given.items() if v is not None}
+    if per_tensor_dense:
+        qover["per_channel_dense"] = False
+    qcfg = dataclasses.replace(cfg.quant, **qover)
+    tcfg = cfg.train if qat_epochs is None else dataclasses.replace(cfg.train, qat_epochs=qat_epochs)
+    model = load_keras(model_path)
+    data = load_mnist(data_dir)
+    if qat:
+        model = qat_finetune(TrainResult(model), data, tcfg, progress).model
+    tflite = q.to_int8(model, data, qcfg)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(tflite)
+    if float_out:
+        Path(float_out).write_bytes(q.to_float(model))
+    s = q.summarize(tflite)
+    record = {
+        "source": str(model_path),
+        "quant": cfgmod.to_dict(qcfg),
+        "qat": {"epochs": tcfg.qat_epochs, "learning_rate": tcfg.qat_learning_rate} if qat else None,
+        "calibration_indices": qcfg.calibration_indices(len(data.x_train)).tolist(),
+        "flatbuffer_bytes": len(tflite),
+        "gzip_bytes": len(gzip.compress(tflite, 9)),
+        "sha256": hashlib.sha256(tflite).hexdigest(),
+        "ops": list(s.ops),
+        "input": {"shape": list(s.input_shape), "scale": s.input_scale,
+                  "zero_point": s.input_zero_point},
+        "output": {"shape": list(s.output_shape), "scale": s.output_scale,
+                   "zero_point": s.output_zero_point},
+        "dense_weight_scales": q.dense_weight_scales(tflite),
+    }
+    _write_json(out.with_suffix(".json"), record)
+    click.echo(f"{out}: {len(tflite)} bytes (gzip {record['gzip_bytes']}), ops {', '.join(s.ops)}")
+
+
+@main.command()
+@click.argument("tflite_path", type=click.Path(dir_okay=False))
+@click.option("--keras", "keras_path", type=click.Path(dir_okay=False), default=None,
+              help="The float model, for float accuracy and the int8 drop.")
+@click.option("--limit", type=int, default=None, help="Only the first N test images.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the results dict here.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--progress/--no-progress", default=True)
+def evaluate(tflite_path, keras_path, limit, json_path, data_dir, progress) -> None:
+    """Float (Keras) and int8 (TFLM reference) accuracy on the MNIST test set."""
+    from trainer.data import load_mnist
+    from trainer.evaluate import evaluate as run_eval
+    from trainer.evaluate import format_table
+
+    path = Path(tflite_path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such .tflite file")
+    model = load_keras(keras_path) if keras_path else None
+    data = load_mnist(data_dir)
+    res = run_eval(path.read_bytes(), data, model, limit=limit, progress=progress)
+    if json_path:
+        _write_json(Path(json_path), res)
+    click.echo(format_table([(path.stem, res)]))

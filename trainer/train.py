@@ -1,0 +1,285 @@
+"""Training: float Keras training with optional augmentation, magnitude pruning and QAT.
+
+``train(model_cfg, train_cfg, data)`` builds a zoo model, trains it on MNIST (pixels / 255,
+shape (N,28,28,1)), and returns the trained Keras model with its history, wall time and the
+achieved weight sparsity. With ``train_cfg.qat`` it then fine-tunes with tfmot's quantize_model
+(the returned model carries fake-quant nodes and converts with the same ``quantize.to_int8``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+from trainer import models
+from trainer.config import ModelConfig, TrainConfig
+from trainer.data import Mnist
+from trainer.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Layers whose kernels pruning acts on and sparsity is measured over.
+_PRUNABLE = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
+_OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
+               "rmsprop": keras.optimizers.RMSprop, "nadam": keras.optimizers.Nadam}
+
+
+@dataclass
+class TrainResult:
+    """model: trained keras.Model (QAT-wrapped if qat); history: metric name -> per-epoch values
+    (float epochs, then ``qat_*`` entries); seconds: wall time of all fitting; sparsity: fraction
+    of zero weights in Dense/Conv kernels (0..1); epochs: float epochs actually run."""
+
+    model: keras.Model
+    history: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    sparsity: float = 0.0
+    epochs: int = 0
+
+
+def prepare(images: np.ndarray) -> np.ndarray:
+    """uint8 (N,28,28) -> float32 (N,28,28,1) in [0,1], the models' input."""
+    return (np.asarray(images, dtype=np.float32) / 255.0)[..., None]
+
+
+def _split(data: Mnist, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    n = len(data.x_train) if cfg.train_limit is None else min(cfg.train_limit, len(data.x_train))
+    if n <= cfg.validation_count:
+        raise UserError(f"train_limit {n} leaves nothing after validation_count "
+                        f"{cfg.validation_count}")
+    x, y = data.x_train[:n], data.y_train[:n].astype(np.int64)
+    val = None
+    if cfg.validation_count > 0:
+        k = n - cfg.validation_count
+        val = (prepare(x[k:]), y[k:])
+        x, y = x[:k], y[:k]
+    return prepare(x), y, val
+
+
+class _AugmentedBatches(keras.utils.Sequence):
+    """Shuffled batches, each augmented freshly by trainer.augment.augment(batch, rng)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, seed: int, fn: Any) -> None:
+        super().__init__()
+        self.x, self.y, self.batch, self.fn = x, y, batch, fn
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch)
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch : (i + 1) * self.batch]
+        xb = np.asarray(self.fn(self.x[idx], self.rng), dtype=np.float32)
+        return xb.reshape(len(idx), 28, 28, 1), self.y[idx]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.x))
+
+
+def _augment_fn():
+    try:
+        from trainer.augment import augment
+    except ImportError as e:
+        raise UserError(f"augmentation is not available (trainer.augment: {e}); "
+                        "train with augment = false") from None
+    return augment
+
+
+def _optimizer(cfg: TrainConfig, lr: float, steps: int) -> keras.optimizers.Optimizer:
+    if cfg.optimizer not in _OPTIMIZERS:
+        raise UserError(f"unknown optimizer {cfg.optimizer!r}; choose {', '.join(_OPTIMIZERS)}")
+    if cfg.lr_schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, steps), alpha=0.02)
+    elif cfg.lr_schedule == "constant":
+        rate = lr
+    else:
+        raise UserError(f"unknown lr_schedule {cfg.lr_schedule!r}; use cosine or constant")
+    return _OPTIMIZERS[cfg.optimizer](learning_rate=rate)
+
+
+def _compile(model: keras.Model, opt: keras.optimizers.Optimizer) -> None:
+    model.compile(
+        optimizer=opt,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+def _verbose(progress: bool) -> int:
+    # Keras' live bar on a terminal, one line per epoch in logs and CI.
+    if not progress:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callbacks: list):
+    if cfg.augment:
+        seq = _AugmentedBatches(x, y, cfg.batch_size, cfg.seed, _augment_fn())
+        h = model.fit(seq, epochs=epochs, validation_data=val, shuffle=False,
+                      callbacks=callbacks, verbose=_verbose(progress))
+    else:
+        h = model.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, validation_data=val,
+                      shuffle=True, callbacks=callbacks, verbose=_verbose(progress))
+    return {k: [float(v) for v in vals] for k, vals in h.history.items()}
+
+
+def weight_sparsity(model: keras.Model) -> float:
+    """Fraction of exactly-zero kernel weights over all Dense/Conv/DepthwiseConv layers (0..1)."""
+    zeros = total = 0
+    for layer in _flat_layers(model):
+        if isinstance(layer, _PRUNABLE):
+            k = layer.get_weights()[0]
+            zeros += int(np.sum(k == 0))
+            total += k.size
+    return zeros / total if total else 0.0
+
+
+def _flat_layers(model: keras.Model):
+    for layer in model.layers:
+        inner = getattr(layer, "layer", None)  # tfmot wrappers keep the wrapped layer here
+        yield inner if isinstance(inner, keras.layers.Layer) else layer
+
+
+def _prunable_clone(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int, epochs: int):
+    if not 0.0 < cfg.prune_sparsity < 1.0:
+        raise UserError(f"prune_sparsity must be in (0, 1), got {cfg.prune_sparsity}")
+    total = steps_per_epoch * epochs
+    begin = min(cfg.prune_begin_epoch * steps_per_epoch, max(0, total - 1))
+    end = max(begin + 1, int(total * cfg.prune_end_fraction))
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=cfg.prune_sparsity, begin_step=begin,
+        end_step=end, frequency=max(1, min(cfg.prune_frequency, (end - begin) // 4 or 1)),
+    )
+
+    def wrap(layer):
+        if isinstance(layer, _PRUNABLE):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer.__class__.from_config(layer.get_config())
+
+    # Layer by layer, so models with custom layers (ShuffleNet's split/shuffle) can be pruned.
+    return keras.models.clone_model(model, clone_function=wrap)
+
+
+def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Mnist,
+          progress: bool = True) -> TrainResult:
+    """Build and train a zoo model. Returns TrainResult (see its docstring).
+
+    Seeds numpy/python/TF from train_cfg.seed; the first train_limit training images are used,
+    the last validation_count of those held out. Pruning wraps Dense/Conv kernels with
+    prune_low_magnitude (schedule in TrainConfig) and strips the wrappers afterwards.
+    """
+    keras.utils.set_random_seed(train_cfg.seed)
+    epochs = train_cfg.epochs if train_cfg.epochs is not None else models.DEFAULT_EPOCHS.get(
+        model_cfg.name, 5)
+    if epochs < 0 or train_cfg.batch_size <= 0:
+        raise UserError(f"epochs must be >= 0 and batch_size > 0 (got {epochs}, "
+                        f"{train_cfg.batch_size})")
+    x, y, val = _split(data, train_cfg)
+    model = models.build(model_cfg)
+    steps = math.ceil(len(x) / train_cfg.batch_size)
+    callbacks: list = []
+    pruning = train_cfg.prune_sparsity is not None and train_cfg.prune_sparsity > 0
+    if pruning:
+        model = _prunable_clone(model, train_cfg, steps, epochs)
+        callbacks.append(tfmot.sparsity.keras.UpdatePruningStep())
+    _compile(model, _optimizer(train_cfg, train_cfg.learning_rate, steps * epochs))
+    log.info("training %s: %d images, %d epochs, batch %d", model_cfg.name, len(x), epochs,
+             train_cfg.batch_size)
+    t0 = time.perf_counter()
+    history = _fit(model, x, y, val, train_cfg, epochs, progress, callbacks) if epochs else {}
+    if pruning:
+        model = tfmot.sparsity.keras.strip_pruning(model)
+    sparsity = weight_sparsity(model)
+    result = TrainResult(model, history, time.perf_counter() - t0, sparsity, epochs)
+    if train_cfg.qat:
+        qat_finetune(result, data, train_cfg, progress, preserve_sparsity=pruning)
+    return result
+
+
+class _NoOpQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """For layers that only move data (ShuffleNet's split/shuffle): no fake-quant inserted."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+
+def quantize_scope():
+    """Context for loading a QAT model saved by `trainer train --qat` (tfmot + zoo layers)."""
+    objs = dict(models.custom_objects())
+    objs["_NoOpQuantizeConfig"] = _NoOpQuantizeConfig
+    return tfmot.quantization.keras.quantize_scope(objs)
+
+
+def qat_model(model: keras.Model, preserve_sparsity: bool = False) -> keras.Model:
+    """Wrap a trained float model for quantization-aware training (tfmot quantize_model)."""
+    custom = tuple(models.custom_objects().values())
+
+    def annotate(layer):
+        if isinstance(layer, custom):
+            return tfmot.quantization.keras.quantize_annotate_layer(
+                layer.__class__.from_config(layer.get_config()), _NoOpQuantizeConfig())
+        return tfmot.quantization.keras.quantize_annotate_layer(
+            layer.__class__.from_config(layer.get_config()))
+
+    if any(isinstance(layer, custom) for layer in model.layers):
+        annotated = keras.models.clone_model(model, clone_function=annotate)
+        annotated.set_weights(model.get_weights())
+    else:
+        annotated = tfmot.quantization.keras.quantize_annotate_model(model)
+    scheme = None
+    if preserve_sparsity:
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+    with quantize_scope():
+        if scheme is not None:
+            return tfmot.quantization.keras.quantize_apply(annotated, scheme)
+        return tfmot.quantization.keras.quantize_apply(annotated)
+
+
+def qat_finetune(result: TrainResult, data: Mnist, train_cfg: TrainConfig,
+                 progress: bool = True, preserve_sparsity: bool = False) -> TrainResult:
+    """QAT fine-tuning of result.model in place: qat_epochs at qat_learning_rate (cosine)."""
+    x, y, val = _split(data, train_cfg)
+    try:
+        model = qat_model(result.model, preserve_sparsity)
+    except (ValueError, RuntimeError) as e:
+        raise UserError(f"QAT cannot wrap this model: {str(e).splitlines()[0]}") from None
+    steps = math.ceil(len(x) / train_cfg.batch_size) * max(1, train_cfg.qat_epochs)
+    _compile(model, _optimizer(train_cfg, train_cfg.qat_learning_rate, steps))
+    t0 = time.perf_counter()
+    hist = _fit(model, x, y, val, train_cfg, train_cfg.qat_epochs, progress, [])
+    result.seconds += time.perf_counter() - t0
+    result.history.update({f"qat_{k}": v for k, v in hist.items()})
+    result.model = model
+    result.sparsity = weight_sparsity(model)
+    return result
+
+
+def keras_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                   batch: int = 500) -> float:
+    """Top-1 accuracy of a float Keras model on uint8 images (N,28,28) with labels (N,)."""
+    logits = model.predict(prepare(images), batch_size=batch, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
