@@ -1,0 +1,372 @@
+"""The Nano 33 BLE side, checked without the board, the nordicnrf52 platform or Renode.
+
+What can be checked here:
+- platformio.ini parses (`pio project config`), pins exact versions, and its envs agree with
+  the firmware's sources, the Renode script and the Robot suite (UART, MIPS, ELF path);
+- the pre-build script's decisions (export only when the .tflite changed, which generated file
+  each backend leaves out), with a fake exporter;
+- the TFLM glue compiles with host g++ against test-only headers carrying the pinned library's
+  signatures (tests/tflm_stub/), registers exactly the committed model's ops (from model_meta.h)
+  and handles its error paths; the sketch and board port compile in all three env flavours;
+- the exporter's op -> resolver-method table only names methods of the pinned resolver;
+- the GitHub workflow runs make test, the PlatformIO build, the Robot suite and the bench.
+
+What cannot (no registry access, no Renode): `pio run`, the Robot suite, the bench over Renode.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+STUB = ROOT / "tests" / "tflm_stub"
+MODEL_DIR = ROOT / "firmware" / "lib" / "model"
+SCRIPT = ROOT / "firmware" / "scripts" / "pio_export_model.py"
+RESC = ROOT / "renode" / "nano33ble.resc"
+ROBOT = ROOT / "tests" / "renode" / "nano33ble_selftest.robot"
+WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
+ENVS = ("nano33ble", "nano33ble_renode", "nano33ble_aot")
+HOST_CXX = shutil.which("g++")
+needs_cxx = pytest.mark.skipif(HOST_CXX is None, reason="host g++ not installed")
+needs_model = pytest.mark.skipif(
+    not (MODEL_DIR / "manifest.json").is_file(),
+    reason="no committed model in firmware/lib/model (python -m trainer export writes it)")
+
+
+# ------------------------------------------------------------------------------ platformio.ini
+
+@pytest.fixture(scope="module")
+def pio_config() -> dict[str, dict]:
+    """`pio project config --json-output` as {section: {option: value}} (PlatformIO's parser)."""
+    if importlib.util.find_spec("platformio") is None:
+        pytest.skip("platformio not installed (pip install -e '.[dev]')")
+    proc = subprocess.run(  # noqa: PLW1510 - returncode asserted below
+        [sys.executable, "-m", "platformio", "project", "config", "--json-output"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+             "PLATFORMIO_SETTING_ENABLE_TELEMETRY": "No"})
+    assert proc.returncode == 0, proc.stderr
+    return {section: dict(options) for section, options in json.loads(proc.stdout)}
+
+
+def _as_list(value) -> list[str]:
+    return value if isinstance(value, list) else [v for v in str(value).split("\n") if v]
+
+
+def test_envs_and_dirs(pio_config):
+    assert pio_config["platformio"]["default_envs"] == ["nano33ble"]
+    for key in ("src_dir", "lib_dir"):
+        assert Path(pio_config["platformio"][key]).is_dir(), key
+    assert (ROOT / "firmware" / "src" / "main.cpp").is_file()
+    for env in ENVS:
+        assert f"env:{env}" in pio_config, env
+
+
+def test_versions_are_exact(pio_config):
+    for env in ENVS:
+        opts = pio_config[f"env:{env}"]
+        assert opts["board"] == "nano33ble"
+        assert opts["framework"] == ["arduino"]
+        assert re.fullmatch(r"platformio/nordicnrf52@\d+\.\d+\.\d+", opts["platform"])
+        for pkg in opts["platform_packages"]:
+            assert re.fullmatch(r"platformio/[\w-]+@\d+\.\d+\.\d+", pkg), pkg
+        assert "-std=gnu++14" in opts["build_unflags"]
+        assert "-std=gnu++17" in _as_list(opts["build_flags"])
+        assert opts["extra_scripts"] == [f"pre:{SCRIPT.relative_to(ROOT)}"]
+
+
+def test_tflm_library_pinned_by_commit(pio_config):
+    for env in ("nano33ble", "nano33ble_renode"):
+        deps = pio_config[f"env:{env}"]["lib_deps"]
+        assert len(deps) == 1
+        assert re.fullmatch(
+            r"https://github\.com/tensorflow/tflite-micro-arduino-examples\.git#[0-9a-f]{40}",
+            deps[0]), deps
+        assert pio_config[f"env:{env}"]["lib_ignore"] == ["backend_aot"]
+    aot = pio_config["env:nano33ble_aot"]
+    assert "lib_deps" not in aot
+    assert aot["lib_ignore"] == ["backend_tflm"]
+    assert "-DNANO_TFLM_BACKEND_AOT" in _as_list(aot["build_flags"])
+
+
+def _renode_mips(pio_config) -> int:
+    flags = _as_list(pio_config["env:nano33ble_renode"]["build_flags"])
+    mips = [f.split("=", 1)[1] for f in flags if f.startswith("-DNANO_TFLM_RENODE_MIPS=")]
+    assert len(mips) == 1
+    return int(mips[0])
+
+
+def test_renode_env_matches_firmware_and_scripts(pio_config):
+    flags = _as_list(pio_config["env:nano33ble_renode"]["build_flags"])
+    for define in ("-DNANO_TFLM_SERIAL1", "-DNANO_TFLM_SELFTEST_AT_BOOT",
+                   "-DNANO_TFLM_TIMER_VIRTUAL_US"):
+        assert define in flags
+    board = (ROOT / "firmware" / "src" / "board_nano33ble.cpp").read_text()
+    # Every define the env sets is one the board port reads.
+    for define in ("NANO_TFLM_SERIAL1", "NANO_TFLM_TIMER_VIRTUAL_US", "NANO_TFLM_RENODE_MIPS"):
+        assert define in board
+    core = (ROOT / "firmware" / "lib" / "benchcore" / "core.c").read_text()
+    assert "NANO_TFLM_SELFTEST_AT_BOOT" in core
+
+    mips = _renode_mips(pio_config)
+    resc = RESC.read_text()
+    robot = ROBOT.read_text()
+    assert re.search(rf"^cpu PerformanceInMips {mips}$", resc, re.MULTILINE)
+    assert re.search(rf"^\$\{{MIPS\}}\s+{mips}$", robot, re.MULTILINE)
+    assert 'board=nano33ble-renode' in robot and '"nano33ble-renode"' in board
+
+
+def test_renode_script_and_suite():
+    resc = RESC.read_text()
+    robot = ROBOT.read_text()
+    repl = "@platforms/boards/arduino_nano_33_ble.repl"
+    assert f"machine LoadPlatformDescription {repl}" in resc
+    assert f"machine LoadPlatformDescription {repl}" in robot
+    # Raw TCP, no telnet negotiation, on the UART the firmware's Serial1 drives.
+    assert re.search(r'^emulation CreateServerSocketTerminal \$port "term" false$', resc, re.MULTILINE)
+    assert re.search(r"^connector Connect sysbus\.uart0 term$", resc, re.MULTILINE)
+    assert re.search(r"^\$\{UART\}\s+sysbus\.uart0$", robot, re.MULTILINE)
+    # nanobench.emulate sets $bin and $port; the defaults point at PlatformIO's output.
+    elf = ".pio/build/nano33ble_renode/firmware.elf"
+    assert f"$bin?=@{elf}" in resc
+    assert f"${{CURDIR}}/../../{elf}" in robot
+    assert re.search(r"^\$port\?=\d+$", resc, re.MULTILINE)
+    assert "sysbus LoadELF $bin" in resc and resc.rstrip().endswith("start")
+    # The suite fails at once on a self-test mismatch and waits for the boot and pass lines.
+    assert "Register Failing Uart String    FAIL" in robot
+    assert "nano-tflm fw=" in robot and "selftest: pass" in robot
+    from nanobench import emulate
+
+    assert emulate.kRenodeScript == RESC
+
+
+def test_ini_comments_record_the_pin_and_why():
+    ini = (ROOT / "platformio.ini").read_text()
+    commit = re.search(r"tflite-micro-arduino-examples\.git#([0-9a-f]{40})", ini).group(1)
+    comments = "\n".join(ln for ln in ini.splitlines() if ln.lstrip().startswith(";"))
+    assert commit in comments
+    assert "per-channel" in comments and "Feb 2023" in comments
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    parser.read_string(ini)  # also valid for a plain INI reader
+    assert parser.has_section("env:nano33ble")
+
+
+# ------------------------------------------------------------------------ pre-build script
+
+@pytest.fixture(scope="module")
+def prebuild():
+    spec = importlib.util.spec_from_file_location("pio_export_model", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # outside SCons: defines the functions, runs nothing
+    return mod
+
+
+def _project(tmp_path: Path, prebuild, sha: str | None) -> tuple[Path, Path]:
+    """A project dir with a .tflite and a generated model dir whose manifest records sha."""
+    model_dir = tmp_path / prebuild.MODEL_DIR
+    model_dir.mkdir(parents=True)
+    tflite = model_dir / "model_int8.tflite"
+    tflite.write_bytes(b"\x1c\x00\x00\x00TFL3 model bytes")
+    for name in prebuild.REQUIRED:
+        (model_dir / name).write_text("// generated\n")
+    if sha is not None:
+        (model_dir / "manifest.json").write_text(json.dumps({"source": {"sha256": sha}}))
+    return tmp_path, tflite
+
+
+class FakeExport:
+    """Stands in for subprocess.run of `python -m trainer export`; records calls and writes
+    the manifest like the real exporter (or fails with a one-line error)."""
+
+    def __init__(self, fail: str | None = None):
+        self.calls: list[list[str]] = []
+        self.fail = fail
+
+    def __call__(self, cmd, cwd, env, capture_output, text):
+        self.calls.append(cmd)
+        assert env["TF_USE_LEGACY_KERAS"] == "1"
+        if self.fail:
+            return subprocess.CompletedProcess(cmd, 2, "", f"warning\nerror: {self.fail}\n")
+        model, out = Path(cmd[4]), Path(cmd[6])
+        sha = hashlib.sha256(model.read_bytes()).hexdigest()
+        (out / "manifest.json").write_text(json.dumps({"source": {"sha256": sha}}))
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+
+def test_prebuild_skips_export_when_model_unchanged(tmp_path, prebuild):
+    project, tflite = _project(tmp_path, prebuild, sha=None)
+    sha = hashlib.sha256(tflite.read_bytes()).hexdigest()
+    (project / prebuild.MODEL_DIR / "manifest.json").write_text(
+        json.dumps({"source": {"sha256": sha}}))
+    fake = FakeExport()
+    assert prebuild.ensure_model(project, None, {}, run=fake) is False
+    assert fake.calls == []
+
+
+def test_prebuild_exports_a_changed_model_once(tmp_path, prebuild):
+    project, tflite = _project(tmp_path, prebuild, sha="0" * 64)
+    fake = FakeExport()
+    env = {"NANO_TFLM_PYTHON": "/opt/py/bin/python"}
+    assert prebuild.ensure_model(project, None, env, run=fake) is True
+    assert fake.calls == [["/opt/py/bin/python", "-m", "trainer", "export", str(tflite),
+                           "--out", str(project / prebuild.MODEL_DIR)]]
+    assert prebuild.ensure_model(project, None, env, run=fake) is False  # now up to date
+    assert len(fake.calls) == 1
+
+
+def test_prebuild_selects_env_var_then_option(tmp_path, prebuild):
+    project, _ = _project(tmp_path, prebuild, sha="0" * 64)
+    other = tmp_path / "mine.tflite"
+    other.write_bytes(b"\x1c\x00\x00\x00TFL3 another model")
+    assert prebuild.selected_model(project, "mine.tflite", {}) == other
+    assert prebuild.selected_model(project, None, {"NANO_TFLM_MODEL": str(other)}) == other
+    with pytest.raises(prebuild.ExportError, match="NANO_TFLM_MODEL"):
+        prebuild.selected_model(project, None, {"NANO_TFLM_MODEL": str(tmp_path / "no.tflite")})
+    # A missing generated file forces an export even when the manifest matches.
+    (project / prebuild.MODEL_DIR / "model_meta.h").unlink()
+    assert prebuild.needs_export(other, project / prebuild.MODEL_DIR)
+
+
+def test_prebuild_reports_exporter_refusal_in_one_line(tmp_path, prebuild):
+    project, _ = _project(tmp_path, prebuild, sha="0" * 64)
+    fake = FakeExport(fail="FULLY_CONNECTED weights are per-channel")
+    with pytest.raises(prebuild.ExportError) as info:
+        prebuild.ensure_model(project, None, {}, run=fake)
+    assert "\n" not in str(info.value)
+    assert str(info.value).endswith("error: FULLY_CONNECTED weights are per-channel")
+
+
+def test_prebuild_export_command_matches_trainer_cli(prebuild):
+    """The CLI call the script makes is one `python -m trainer export` accepts."""
+    from click.testing import CliRunner
+
+    from trainer import cli
+
+    if "export" not in cli.main.commands:
+        pytest.skip("trainer CLI has no export command in this checkout")
+    cmd = prebuild.export_command("python", Path("m.tflite"), Path("out"))
+    result = CliRunner().invoke(cli.main, [*cmd[3:], "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--out" in result.output
+
+
+def test_prebuild_leaves_out_the_other_backends_source(prebuild):
+    assert prebuild.skipped_model_source([("F_CPU", "64000000L"), "NANO_TFLM_SERIAL1"]) == \
+        "model_aot.c"
+    assert prebuild.skipped_model_source(["NANO_TFLM_BACKEND_AOT"]) == "model_data.cc"
+    assert prebuild.skipped_model_source(None) == "model_aot.c"
+
+
+# ----------------------------------------------------------------- TFLM glue vs pinned headers
+
+def _stub_methods() -> set[str]:
+    text = (STUB / "tensorflow" / "lite" / "micro" / "micro_mutable_op_resolver.h").read_text()
+    return set(re.findall(r"TfLiteStatus (Add\w+)\(", text))
+
+
+def test_exporter_only_names_methods_of_the_pinned_resolver():
+    from trainer.export import TFLM_RESOLVER
+
+    missing = sorted(set(TFLM_RESOLVER.values()) - _stub_methods())
+    assert not missing, f"export.TFLM_RESOLVER names methods the pinned resolver lacks: {missing}"
+
+
+@pytest.fixture(scope="module")
+def glue_binary(tmp_path_factory) -> Path:
+    """backend_tflm.cpp + the committed model_data.cc, linked with the fake TFLM."""
+    out = tmp_path_factory.mktemp("tflm_glue") / "check_backend_tflm"
+    cmd = [HOST_CXX, "-std=gnu++17", "-Wall", "-Wextra", "-Werror", "-Wno-unused-const-variable",
+           f"-I{STUB}", f"-I{ROOT / 'firmware/lib/backend_tflm'}",
+           f"-I{ROOT / 'firmware/lib/benchcore'}", f"-I{MODEL_DIR}",
+           str(ROOT / "firmware/lib/backend_tflm/backend_tflm.cpp"),
+           str(STUB / "fake_tflm.cpp"), str(STUB / "check_backend_tflm.cpp"),
+           str(MODEL_DIR / "model_data.cc"), "-o", str(out)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def _run_glue(binary: Path, mode: str) -> tuple[list[str], int]:
+    proc = subprocess.run([str(binary), mode], check=False, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ops = [ln.split(" ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("op ")]
+    result = int(re.search(r"^result (-?\d+)$", proc.stdout, re.MULTILINE).group(1))
+    return ops, result
+
+
+@needs_cxx
+@needs_model
+def test_glue_registers_exactly_the_exported_ops(glue_binary):
+    from trainer.export import TFLM_RESOLVER
+
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
+    expected = [TFLM_RESOLVER[op] for op in manifest["model"]["unique_ops"]]
+    ops, result = _run_glue(glue_binary, "ok")
+    assert result == 0
+    assert ops == expected
+
+
+@needs_cxx
+@needs_model
+@pytest.mark.parametrize(("mode", "code"), [("zero-point", "BACKEND_TFLM_ERR_TENSORS"),
+                                            ("alloc-fail", "BACKEND_TFLM_ERR_ALLOCATE")])
+def test_glue_refuses_what_it_cannot_run(glue_binary, mode, code):
+    header = (ROOT / "firmware/lib/backend_tflm/backend_tflm.h").read_text()
+    value = int(re.search(rf"#define {code} \((-\d+)\)", header).group(1))
+    _, result = _run_glue(glue_binary, mode)
+    assert result == value
+
+
+@needs_cxx
+@pytest.mark.parametrize("defines", [
+    [],                                                                   # nano33ble
+    ["-DNANO_TFLM_SERIAL1", "-DNANO_TFLM_SELFTEST_AT_BOOT",               # nano33ble_renode
+     "-DNANO_TFLM_TIMER_VIRTUAL_US", "-DNANO_TFLM_RENODE_MIPS=64"],
+    ["-DNANO_TFLM_BACKEND_AOT"],                                          # nano33ble_aot
+], ids=ENVS)
+def test_sketch_and_board_port_compile(defines):
+    cmd = [HOST_CXX, "-std=gnu++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", *defines,
+           f"-I{STUB / 'arduino'}", f"-I{STUB}", f"-I{ROOT / 'firmware/lib/benchcore'}",
+           f"-I{ROOT / 'firmware/lib/backend_tflm'}", f"-I{ROOT / 'firmware/lib/backend_aot'}",
+           str(ROOT / "firmware/src/board_nano33ble.cpp"), str(ROOT / "firmware/src/main.cpp")]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+# ---------------------------------------------------------------------------- GitHub workflow
+
+def test_workflow_jobs():
+    yaml = pytest.importorskip("yaml")
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    runs = {name: "\n".join(str(s.get("run", "")) for s in job["steps"])
+            for name, job in wf["jobs"].items()}
+    uses = {name: [s.get("uses", "") for s in job["steps"]] for name, job in wf["jobs"].items()}
+    assert "make test" in runs["test"]
+    assert "pio run -e nano33ble_renode" in runs["renode"]
+    robot = [s for s in wf["jobs"]["renode"]["steps"]
+             if s.get("uses", "").startswith("antmicro/renode-test-action@")]
+    assert len(robot) == 1
+    assert robot[0]["with"]["tests-to-run"] == "tests/renode/*.robot"
+    assert re.search(r"tools/bench\.py --emulate renode\s+--elf "
+                     r"\.pio/build/nano33ble_renode/firmware\.elf\s+--limit 1000", runs["renode"])
+    assert any(u.startswith("actions/upload-artifact@") for u in uses["renode"])
+    upload = next(s for s in wf["jobs"]["renode"]["steps"]
+                  if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert "runs/" in upload["with"]["path"]
+    # The order matters: build, Robot suite, bench, then the upload (which runs even on failure).
+    names = [s.get("name", s.get("uses", "")) for s in wf["jobs"]["renode"]["steps"]]
+    order = [next(i for i, n in enumerate(names) if key in n)
+             for key in ("Build nano33ble_renode", "Robot suite", "Bench", "Upload")]
+    assert order == sorted(order)
+    assert upload["if"] == "always()"
