@@ -1,0 +1,338 @@
+"""The sweep (issue 6): study parsing, resume after SIGKILL, the process pool, Ray, the report.
+
+Real training runs use a tiny study (the first 3,000 training / 500 test images, 1 epoch); the
+full seed study is `python -m trainer sweep --study seed` (minutes, not part of the suite).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+from trainer import sweep
+from trainer.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_OPTIONS = ["name", "hidden", "activation", "epochs", "prune_sparsity", "fail"]
+
+
+def dense_params(hidden: list[int], n_in: int = 784, n_out: int = 10) -> int:
+    """Weights + biases of Flatten -> Dense(h1) ... -> Dense(n_out)."""
+    dims = [n_in, *hidden, n_out]
+    return sum(a * b + b for a, b in itertools.pairwise(dims))
+
+
+def fake_run(options, seed, train_images, test_images):
+    """Stand-in for run_point (no TensorFlow): deterministic numbers from the options."""
+    if options.get("fail"):
+        raise RuntimeError("boom")
+    hidden = list(options.get("hidden") or [])
+    params = dense_params(hidden)
+    sp = float(options.get("prune_sparsity") or 0.0)
+    acc = 0.95 + 0.001 * seed + 0.0001 * len(hidden)
+    return {
+        "version": sweep.RECORD_VERSION, "options": options, "seed": seed,
+        "train_images": train_images or 60000, "test_images": test_images or 10000,
+        "float_accuracy": acc, "int8_accuracy": acc - 0.001, "params": params,
+        "keras_params": params, "macs": params, "float_bytes": 4 * params + 2000,
+        "int8_bytes": params + 3000, "float_gzip_bytes": int(4 * params * (1 - 0.8 * sp)) + 100,
+        "int8_gzip_bytes": int(params * (1 - 0.7 * sp)) + 100, "sparsity": sp,
+        "int8_sparsity": sp, "arena_bytes": 1000 + 4 * sum(hidden),
+        "seed_metric": params + (params + 3000) / 1024,
+        "seed_metric_float": params + (4 * params + 2000) / 1024,
+        "train_seconds": 0.1, "quantize_seconds": 0.1, "seconds": 0.2, "ops": ["FULLY_CONNECTED"],
+        "worker": {"pid": os.getpid()},
+    }
+
+
+FAKE_STUDY = """
+[study]
+name = "fake"
+seeds = [0, 1]
+
+[base]
+model = "seed_initial"
+epochs = 1
+
+[[group]]
+name = "width"
+report = "seed"
+baseline = "32"
+seed_baseline = { acc = 0.95, params = 25450 }
+grid = { hidden = [[16], [32]] }
+
+[[group]]
+name = "compression"
+report = "compression"
+baseline = "plain"
+  [[group.point]]
+  label = "plain"
+  options = { hidden = [32] }
+  [[group.point]]
+  label = "pruned"
+  options = { hidden = [32], prune_sparsity = 0.8 }
+"""
+
+
+def parse(text: str, names=FAKE_OPTIONS) -> sweep.Study:
+    import tomllib
+
+    return sweep.parse_study(tomllib.loads(textwrap.dedent(text)), "test.toml", names)
+
+
+# --------------------------------------------------------------------------------------------
+# Study files
+
+
+def test_grid_points_are_deduplicated_by_options():
+    st = parse(FAKE_STUDY)
+    # width/[32] and compression/plain are the same configuration: one point, two labels.
+    assert len(st.points) == 3
+    assert len(st.runs()) == 6
+    shared = [p for p in st.points.values() if len(p.labels) == 2]
+    assert len(shared) == 1 and set(shared[0].labels) == {"width/32", "compression/plain"}
+    # `model` is an alias of ModelConfig.name; stored options are normalized and sorted.
+    assert all(p.options["name"] == "seed_initial" and "model" not in p.options
+               for p in st.points.values())
+    assert sweep.point_key({"b": 1, "a": [1, 2]}) == sweep.point_key({"a": [1, 2], "b": 1})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[group]]\nname='g'\ngrid={colour=['red']}", "unknown option(s) colour"),
+    ("[[group]]\nname='g'\nbaseline='x'\ngrid={epochs=[1]}", "baseline 'x'"),
+    ("[[group]]\nname='g'\ngrid={epochs=[]}", "non-empty list"),
+    ("[study]\nseeds=0\n[[group]]\ngrid={epochs=[1]}", "seeds must be >= 1"),
+    ("[study]\nname='x'", "at least one [[group]]"),
+    ("[[group]]\nname='g'\nreport='pie'\ngrid={epochs=[1]}", "report must be"),
+])
+def test_bad_study_is_one_line_user_error(text, message):
+    with pytest.raises(UserError) as e:
+        parse(text)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_option_types_are_checked_before_training():
+    # Validation against the real config dataclasses (trainer.config), not a fake list.
+    import tomllib
+
+    doc = tomllib.loads("[[group]]\nname='g'\ngrid={learning_rate=['fast']}")
+    with pytest.raises(UserError, match="learning_rate must be float"):
+        sweep.parse_study(doc, "t.toml")
+    doc = tomllib.loads("[[group]]\nname='g'\ngrid={dropout_rate=[0.1]}")
+    with pytest.raises(UserError, match="unknown option"):
+        sweep.parse_study(doc, "t.toml")
+
+
+def test_builtin_seed_study_encodes_the_seed_architectures():
+    st = sweep.load_study(sweep.builtin_study_path("seed"))
+    assert st.seeds == (0, 1, 2)
+    assert "seed" in sweep.builtin_studies()
+    groups = {g.name: g for g in st.groups}
+    assert {"activation", "layers", "width", "compression", "zoo"} <= set(groups)
+    assert len(groups["activation"].points) == 7
+    # The seed gives params deltas; our hidden widths must reproduce them exactly.
+    for gname in ("layers", "width"):
+        g = groups[gname]
+        base = st.points[next(p.key for p in g.points if p.label == g.baseline)]
+        base_params = dense_params(base.options["hidden"])
+        assert base_params == g.seed_baseline["params"]
+        for gp in g.points:
+            hidden = st.points[gp.key].options["hidden"]
+            if "params_delta" in gp.seed:
+                assert dense_params(hidden) - base_params == gp.seed["params_delta"], gp.label
+    with pytest.raises(UserError, match="no built-in study"):
+        sweep.builtin_study_path("nope")
+
+
+# --------------------------------------------------------------------------------------------
+# Execution with a stand-in run function (no TensorFlow)
+
+
+def test_run_resume_failures_and_atomic_records(tmp_path):
+    st = parse(FAKE_STUDY)
+    r1 = sweep.run_sweep(st, tmp_path, jobs=1, run_fn=fake_run, progress=False)
+    assert len(r1.trained) == 6 and not r1.skipped and not r1.failed
+    files = sorted((tmp_path / "runs").iterdir())
+    assert len(files) == 6 and all(f.suffix == ".json" for f in files)  # no temporary left
+    rec = json.loads(files[0].read_text())
+    assert rec["key"] in st.points and rec["labels"]
+
+    # Nothing to do on a rerun; a deleted record is the only run trained again.
+    r2 = sweep.run_sweep(st, tmp_path, jobs=1, run_fn=fake_run, progress=False)
+    assert not r2.trained and len(r2.skipped) == 6
+    files[0].unlink()
+    r3 = sweep.run_sweep(st, tmp_path, jobs=1, run_fn=fake_run, progress=False)
+    assert r3.trained == [(rec["key"], rec["seed"])]
+
+    # A record written for other options (edited study) does not count as finished.
+    other = dict(rec, options={**rec["options"], "epochs": 99})
+    files[0].write_text(json.dumps(other))
+    assert sweep.load_record(tmp_path, st.points[rec["key"]], rec["seed"]) is None
+
+    # A failing run is reported and leaves no record; the others still run.
+    bad = parse(FAKE_STUDY.replace("prune_sparsity = 0.8", "prune_sparsity = 0.8, fail = true"))
+    r4 = sweep.run_sweep(bad, tmp_path / "bad", jobs=1, run_fn=fake_run, progress=False)
+    assert len(r4.failed) == 2 and len(r4.trained) == 4
+    assert "RuntimeError: boom" in r4.failed[0][2]
+
+
+def test_report_tables_checks_and_pareto(tmp_path):
+    st = parse(FAKE_STUDY)
+    sweep.run_sweep(st, tmp_path, jobs=1, run_fn=fake_run, progress=False)
+    report = sweep.write_report(st, tmp_path).read_text()
+    assert "| variant | seed Δacc |" in report and "| point | ref |" in report
+    assert (tmp_path / "pareto.png").stat().st_size > 10_000
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["points"]) == 3
+    by_label = {p["labels"][0]: p for p in summary["points"]}
+    # mean/std over the two seeds, recomputed here.
+    acc = [fake_run({"hidden": [16]}, s, None, None)["float_accuracy"] for s in (0, 1)]
+    p16 = by_label["width/16"]
+    assert p16["float_accuracy"] == pytest.approx(sum(acc) / 2)
+    assert p16["float_accuracy_std"] == pytest.approx(abs(acc[0] - acc[1]) / 2 ** 0.5)
+    checks = {c["check"]: c["pass"] for c in summary["checks"]}
+    # int8 = params + 3000 vs float 4 params + 2000: 25.5 % for 25,450 params -> passes.
+    assert checks["int8 ≤ 30 % of float at ≤ 0.5 points: plain"] is True
+    # fake gzip shrinks by 1/(1 - 0.7*0.8) = 2.27x at 80 % sparsity -> passes.
+    assert checks["pruning ≥ 75 % shrinks int8 gzip ≥ 2x: pruned"] is True
+
+
+def test_inside_and_pareto_front():
+    assert sweep.inside(0.97, 0.9685, 0.001) is True
+    assert sweep.inside(0.97, 0.960, 0.001) is False
+    assert sweep.inside(0.97, 0.960, float("nan")) is None
+    xs = [10, 20, 30, 15, 40]
+    ys = [0.90, 0.95, 0.94, 0.80, 0.99]
+    assert sweep.pareto_front(xs, ys) == [0, 1, 4]
+
+
+def test_local_pool_uses_separate_worker_processes(tmp_path):
+    st = parse(FAKE_STUDY)
+    res = sweep.run_sweep(st, tmp_path, jobs=2, run_fn=fake_run, progress=False)
+    assert len(res.trained) == 6
+    pids = {json.loads(f.read_text())["worker"]["pid"] for f in (tmp_path / "runs").iterdir()}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+# --------------------------------------------------------------------------------------------
+# Real training on a tiny study
+
+
+TINY_STUDY = """
+[study]
+name = "tiny"
+seeds = 2
+train_images = 3000
+test_images = 500
+
+[base]
+model = "seed_initial"
+epochs = 1
+batch_size = 64
+
+[[group]]
+name = "width"
+report = "seed"
+baseline = "32"
+seed_baseline = { acc = 0.9, params = 25450 }
+grid = { hidden = [[16], [32]] }
+"""
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.Popen([sys.executable, "-m", "trainer", "sweep", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _records(out: Path) -> dict[str, dict]:
+    return {f.name: json.loads(f.read_text()) for f in sorted((out / "runs").glob("*.json"))}
+
+
+def test_cli_dry_run_lists_points_without_training(tmp_path):
+    p = _cli("--study", "seed", "--dry-run", "--out", str(tmp_path / "o"))
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0, out
+    lines = [ln for ln in out.splitlines() if " seed=" in ln]
+    assert len(lines) == 75 and all(" todo " in ln for ln in lines)
+    assert not (tmp_path / "o" / "runs").exists()
+    p = _cli(str(tmp_path / "missing.toml"))
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 2 and out.strip().startswith("error:") and "Traceback" not in out
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory):
+    """Start the tiny sweep, SIGKILL it (and its process group) once the first run is stored,
+    then resume it. Returns (out_dir, records after the kill, records after the resume,
+    resume output)."""
+    d = tmp_path_factory.mktemp("sweep")
+    study = d / "tiny.toml"
+    study.write_text(TINY_STUDY)
+    out = d / "out"
+    p = _cli(str(study), "--out", str(out), "--jobs", "1", start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and p.poll() is None:
+        if list((out / "runs").glob("*.json")) if (out / "runs").exists() else []:
+            break
+        time.sleep(0.05)
+    assert p.poll() is None, p.communicate()[0]
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=30)
+    before = _records(out)
+    p = _cli(str(study), "--out", str(out), "--jobs", "1")
+    text, _ = p.communicate(timeout=400)
+    assert p.returncode == 0, text
+    return out, before, _records(out), text
+
+
+def test_killed_sweep_resumes_without_retraining(killed_and_resumed):
+    out, before, after, text = killed_and_resumed
+    assert 1 <= len(before) < 4, "the kill should land between the first and the last run"
+    assert len(after) == 4
+    for name, rec in before.items():  # finished runs were not retrained (same record)
+        assert after[name] == rec
+    new_ids = {r["sweep_id"] for n, r in after.items() if n not in before}
+    assert len(new_ids) == 1 and new_ids.isdisjoint({r["sweep_id"] for r in before.values()})
+    assert f"trained {4 - len(before)}" in text and f"{len(before)} already finished" in text
+    assert not list((out / "runs").glob(".*.tmp"))
+
+
+def test_real_records_are_consistent(killed_and_resumed):
+    out, _, after, _ = killed_and_resumed
+    for rec in after.values():
+        hidden = rec["options"]["hidden"]
+        # tflite_info's count from the flatbuffer == Keras' count == the architecture formula.
+        assert rec["params"] == rec["keras_params"] == dense_params(hidden)
+        assert rec["int8_bytes"] <= 0.35 * rec["float_bytes"]
+        assert rec["int8_gzip_bytes"] < rec["int8_bytes"]
+        assert rec["arena_bytes"] > 0 and rec["test_images"] == 500
+        assert abs(rec["int8_accuracy"] - rec["float_accuracy"]) < 0.03
+        assert rec["float_accuracy"] > 0.7  # 1 epoch on 3,000 images is well above chance
+    report = (out / "report.md").read_text()
+    assert "Seed table" not in report or "| variant |" in report
+    assert "| 16 |" in report and "| 32 |" in report
+
+
+def test_ray_local_instance_runs_the_tiny_study(tmp_path):
+    pytest.importorskip("ray")
+    import tomllib
+
+    st = sweep.parse_study(tomllib.loads(TINY_STUDY.replace("seeds = 2", "seeds = [7]")), "tiny")
+    res = sweep.run_sweep(st, tmp_path, ray_address="local", progress=False)
+    assert not res.failed, res.failed
+    recs = _records(tmp_path)
+    assert len(recs) == 2 and {r["seed"] for r in recs.values()} == {7}
+    # Ray ran them in its own worker processes, not in this one.
+    assert all(r["worker"]["pid"] != os.getpid() for r in recs.values())
+    assert all(r["params"] == dense_params(r["options"]["hidden"]) for r in recs.values())
