@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""`make demo`: the default model from MNIST to generated firmware files, with a results table.
+
+Steps (each a function, so later stages, e.g. the QEMU build and bench, append to `main`):
+1. train the default model (`cnn`, DEFAULT_CONFIG) or reuse build/default/ when its train.json
+   records the same configuration hash;
+2. quantize to full int8 with per-tensor FULLY_CONNECTED weights (what the pinned TFLM Arduino
+   library runs exactly);
+3. evaluate float (Keras) and int8 (TFLM reference) on all 10,000 MNIST test images, and both
+   on the photo-like synthetic digit set (trainer.synth, through trainer.images);
+4. export to build/default/export (and, with --update-firmware, to firmware/lib/model/);
+5. print the table.
+
+Usage: python tools/demo.py [--update-firmware] [--retrain] [--data-dir DIR] [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from trainer.config import Config, ModelConfig, QuantConfig, TrainConfig, config_hash, to_dict
+from trainer.errors import UserError
+
+log = logging.getLogger("demo")
+
+BUILD = ROOT / "build" / "default"
+FIRMWARE_MODEL = ROOT / "firmware" / "lib" / "model"
+SYNTH_CACHE = ROOT / "build" / "synth"
+SYNTH_PER_CLASS = 100  # 1,000 photo-like images
+SYNTH_SEED = 0
+
+# The deployable default: the cnn trained with augmentation (it keeps MNIST int8 accuracy >= 0.990
+# and is more robust on photo-like digits; numbers in the README), quantized with per-tensor
+# dense weights.
+DEFAULT_CONFIG = Config(
+    model=ModelConfig(name="cnn"),
+    train=TrainConfig(augment=True),
+    quant=QuantConfig(per_channel_dense=False),
+)
+
+
+@dataclasses.dataclass
+class Trained:
+    """A trained model in `directory` (model.keras, train.json) with its config hash."""
+
+    directory: Path
+    model: Any
+    info: dict
+
+
+def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
+                   progress: bool = True) -> Trained:
+    """Train cfg.model with cfg.train, or load directory/model.keras if train.json has the same
+    configuration hash (model + train tables)."""
+    from trainer.cli import load_keras
+    from trainer.train import keras_accuracy, train
+
+    key = config_hash(cfg.model, cfg.train)
+    info_path = directory / "train.json"
+    if not retrain and info_path.exists() and (directory / "model.keras").exists():
+        info = json.loads(info_path.read_text())
+        if info.get("config_hash") == key:
+            log.info("reusing %s (config %s)", directory / "model.keras", key)
+            return Trained(directory, load_keras(directory / "model.keras"), info)
+        log.info("config changed (%s -> %s): retraining", info.get("config_hash"), key)
+    result = train(cfg.model, cfg.train, data, progress=progress)
+    directory.mkdir(parents=True, exist_ok=True)
+    result.model.save(directory / "model.keras")
+    info = {
+        "config_hash": key,
+        "model": to_dict(cfg.model),
+        "train": to_dict(cfg.train),
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 1),
+        "seconds_per_epoch": round(result.seconds / max(result.epochs, 1), 2),
+        "history": result.history,
+        "accuracy_float": keras_accuracy(result.model, data.x_test, data.y_test),
+        "data_source": data.source,
+    }
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    return Trained(directory, result.model, info)
+
+
+def quantize_or_reuse(trained: Trained, cfg: Config, data) -> Path:
+    """Full-int8 flatbuffer next to the Keras model, keyed by (train config, quant config)."""
+    from trainer.quantize import to_int8
+
+    key = config_hash(cfg.model, cfg.train, cfg.quant)
+    path = trained.directory / "model_int8.tflite"
+    meta = trained.directory / "quant.json"
+    if path.exists() and meta.exists() and json.loads(meta.read_text()).get("config_hash") == key:
+        return path
+    tflite = to_int8(trained.model, data, cfg.quant)
+    path.write_bytes(tflite)
+    idx = cfg.quant.calibration_indices(len(data.x_train))
+    meta.write_text(json.dumps({
+        "config_hash": key,
+        "quant": to_dict(cfg.quant),
+        "calibration": {"source": "MNIST train", "count": len(idx), "seed": cfg.quant.calibration_seed,
+                        "indices_sha256": _sha256(idx.tobytes())},
+    }, indent=2) + "\n")
+    return path
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def evaluate_mnist(trained: Trained, tflite_path: Path, data, progress: bool = True) -> dict:
+    """trainer.evaluate on all 10,000 test images, cached by the flatbuffer's sha256."""
+    from trainer.evaluate import evaluate
+
+    tflite = tflite_path.read_bytes()
+    cache = trained.directory / "eval.json"
+    sha = _sha256(tflite)
+    if cache.exists():
+        res = json.loads(cache.read_text())
+        if res.get("sha256") == sha and res.get("test_images") == len(data.x_test):
+            return res
+    res = evaluate(tflite, data, trained.model, progress=progress)
+    cache.write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def evaluate_synth(trained: Trained, tflite_path: Path) -> dict:
+    """Float and int8 accuracy on the photo-like synthetic set (preprocessed by trainer.images)."""
+    import numpy as np
+
+    from trainer.images import predict_tflite
+    from trainer.synth import load_set
+    from trainer.train import prepare
+
+    folder = load_set(SYNTH_CACHE, per_class=SYNTH_PER_CLASS, seed=SYNTH_SEED)
+    predf = trained.model.predict(prepare(folder.images), batch_size=500, verbose=0).argmax(1)
+    pred8 = predict_tflite(tflite_path, folder.images)
+    return {
+        "synth_images": len(folder.names),
+        "synth_skipped": len(folder.skipped),
+        "synth_accuracy_float": float(np.mean(predf == folder.labels)),
+        "synth_accuracy_int8": float(np.mean(pred8 == folder.labels)),
+    }
+
+
+def export_model(tflite_path: Path, out_dir: Path, metrics: dict, calibration: dict,
+                 backend: str = "all") -> dict:
+    """trainer.export into out_dir; returns the manifest."""
+    from trainer.export import export
+
+    return export(tflite_path, out_dir, backend=backend, metrics=metrics,
+                  calibration=calibration).manifest
+
+
+def results_table(rows: list[tuple[str, dict]]) -> str:
+    """The demo's table: one row per (model name, metrics dict)."""
+    cols = [("model", 10, "s"), ("float acc", 9, ".4f"), ("int8 acc", 9, ".4f"),
+            ("synth f32", 9, ".4f"), ("synth int8", 10, ".4f"), ("flatbuffer B", 12, "d"),
+            ("arena B", 8, "d"), ("params", 8, "d"), ("MACs", 9, "d")]
+    keys = ["name", "accuracy_float", "accuracy_int8", "synth_accuracy_float",
+            "synth_accuracy_int8", "flatbuffer_bytes", "arena_bytes", "params", "macs"]
+    head = "  ".join(f"{c:>{w}}" for c, w, _ in cols)
+    lines = [head, "-" * len(head)]
+    for name, r in rows:
+        r = {**r, "name": name}
+        cells = []
+        for (_, w, fmt), k in zip(cols, keys, strict=True):
+            v = r.get(k)
+            cells.append(f"{'-' if v is None else format(v, fmt):>{w}}")
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def run_trainer_stage(args) -> tuple[str, dict, Path]:
+    """Steps 1-4. Returns (model name, metrics, export dir)."""
+    from trainer.data import load_mnist
+
+    cfg = DEFAULT_CONFIG
+    if args.epochs is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=args.epochs))
+    data = load_mnist(args.data_dir)
+    t0 = time.perf_counter()
+    trained = train_or_reuse(cfg, data, BUILD, retrain=args.retrain)
+    tflite_path = quantize_or_reuse(trained, cfg, data)
+    metrics = evaluate_mnist(trained, tflite_path, data)
+    metrics.update(evaluate_synth(trained, tflite_path))
+    quant = json.loads((trained.directory / "quant.json").read_text())
+    keep = ("accuracy_float", "accuracy_int8", "drop_points", "agreement_top1", "test_images",
+            "synth_images", "synth_accuracy_float", "synth_accuracy_int8", "arena_bytes")
+    summary = {k: metrics[k] for k in keep if k in metrics}
+    summary["train_config_hash"] = trained.info.get("config_hash")
+    summary["train_seconds"] = trained.info.get("seconds")
+    export_dir = BUILD / "export"
+    manifest = export_model(tflite_path, export_dir, summary, quant["calibration"])
+    if args.update_firmware:
+        FIRMWARE_MODEL.mkdir(parents=True, exist_ok=True)
+        export_model(tflite_path, FIRMWARE_MODEL, summary, quant["calibration"])
+        log.info("updated %s", FIRMWARE_MODEL)
+    metrics["arena_bytes"] = manifest["arena"]["measured_bytes"]
+    log.info("trainer stage took %.1f s", time.perf_counter() - t0)
+    return cfg.model.name, metrics, export_dir
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--update-firmware", action="store_true",
+                   help=f"also write the generated files to {FIRMWARE_MODEL.relative_to(ROOT)}")
+    p.add_argument("--retrain", action="store_true", help="train even if build/default matches")
+    p.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
+    p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        name, metrics, export_dir = run_trainer_stage(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print()
+    print(results_table([(name, metrics)]))
+    print(f"\nfloat/int8: MNIST test set ({metrics.get('test_images')} images); synth: "
+          f"{metrics.get('synth_images')} photo-like digits (trainer.synth); arena: TFLM "
+          f"reference, host. Generated files: {export_dir.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
