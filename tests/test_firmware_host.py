@@ -20,7 +20,7 @@ import pytest
 import serial
 from _firmware_proc import FirmwareProc
 
-import trainer
+import trainer  # noqa: F401  (sets the TF environment first)
 from nanobench import firmware
 from nanobench import protocol as P
 from trainer.errors import UserError
@@ -244,5 +244,3 @@ def test_qemu_image_matches_reference_and_resyncs(model, reference):
         assert [e.is_error for e in evs] == [True] * chunks + [False]
         assert P.decode_infer_reply(evs[-1].body).scores == tuple(int(v) for v in want[n])
 
-
-del trainer
