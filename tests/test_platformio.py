@@ -267,6 +267,26 @@ def test_prebuild_leaves_out_the_other_backends_source(prebuild):
     assert prebuild.skipped_model_source(None) == "model_aot.c"
 
 
+@needs_model
+def test_prebuild_with_the_real_exporter_reproduces_the_committed_files(tmp_path, prebuild):
+    """End to end: the script runs `python -m trainer export` on the committed .tflite in a
+    fresh project; the C files it generates are byte-identical to the committed ones, and a
+    second build does not export again."""
+    (tmp_path / prebuild.MODEL_DIR).mkdir(parents=True)
+    shutil.copyfile(MODEL_DIR / "model_int8.tflite", tmp_path / "mine.tflite")
+    env = {"NANO_TFLM_PYTHON": sys.executable, "PATH": "/usr/bin:/bin",
+           "HOME": str(Path.home())}
+    assert prebuild.ensure_model(tmp_path, "mine.tflite", env) is True
+    out = tmp_path / prebuild.MODEL_DIR
+    names = ["model_data.h", "model_data.cc", "model_meta.h"]
+    committed = json.loads((MODEL_DIR / "manifest.json").read_text())
+    if committed["selftest"]["source"] != "given":  # else exported with custom selftest images
+        names.append("model_selftest.h")
+    for name in names:
+        assert (out / name).read_bytes() == (MODEL_DIR / name).read_bytes(), name
+    assert prebuild.ensure_model(tmp_path, "mine.tflite", env) is False
+
+
 # ----------------------------------------------------------------- TFLM glue vs pinned headers
 
 def _stub_methods() -> set[str]:
