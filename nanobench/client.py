@@ -158,6 +158,7 @@ class Device:
         self._seq = random.randrange(0, proto.SEQ_NONE)
         self._rx_bytes = 0
         self._rx_head = bytearray()
+        self._echoes = 0
         self._version_seen: int | None = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -246,6 +247,9 @@ class Device:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 for pkt in self._read_events():
+                    if pkt.type in proto.REQUEST_TYPES:
+                        self._echoes += 1  # our own request came back: a loopback
+                        continue
                     if pkt.seq != seq:
                         self.counters.stale += 1
                         continue
@@ -289,6 +293,9 @@ class Device:
             got = self.boot.get("proto", "another")
             return DeviceError(f"device at {self.url} speaks protocol version {got}, this host "
                                f"speaks {proto.VERSION}: update the firmware or the host tools")
+        if self._echoes and self.counters.replies == 0:
+            return DeviceError(f"device at {self.url} echoes the requests back: a loopback or "
+                               "a terminal, not the nano-tflm firmware")
         if self._rx_bytes == 0:
             return DeviceError(f"device at {self.url} is silent: no reply in "
                                f"{self.timeout:g} s (is the nano-tflm firmware flashed? "

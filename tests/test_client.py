@@ -216,17 +216,20 @@ def test_pipeline_survives_a_bad_link():
     x = images(300)
     bad = Behaviour(drop_every=17, corrupt_every=23, error_every=29, garbage_every=11,
                     dup_every=13, seed=3)
-    with FakeDevice(bad) as fake, Device(fake.url, timeout=0.3, retries=4) as dev:
+    with FakeDevice(bad) as fake, Device(fake.url, timeout=0.5, retries=4) as dev:
         dev.hello()
         dev.reset_counters()
         done, lost = check_results(x, list(dev.infer_many(x, window=8)))
     c = dev.counters
     assert len(done) == 300 and not lost
-    # Each dropped, corrupted or refused frame cost one re-send (none lost for good).
+    # Each dropped, corrupted or refused frame cost one re-send (none lost for good). A
+    # timeout on a loaded machine may add a re-send (or answer a slot's frame first): only
+    # timeouts may explain a difference.
     expected_failures = sum(1 for k in range(1, fake.infer_frames + 1)
                             if k % 17 == 0 or k % 23 == 0 or k % 29 == 0)
-    assert c.retries == expected_failures
-    assert c.sent == 300 + c.retries == fake.infer_frames
+    assert abs(c.retries - expected_failures) <= c.timeouts
+    assert c.sent == 300 + c.retries
+    assert c.sent - c.timeouts <= fake.infer_frames <= c.sent
     assert c.error_frames >= 1 and c.bad_frames >= 1 and c.stale >= 1
     assert c.errors == c.error_frames + c.bad_frames + c.timeouts
 
@@ -245,14 +248,15 @@ def test_lost_samples_are_never_results():
 
 
 def test_slow_device_with_a_deep_window_is_not_a_timeout():
-    """Replies 30 ms apart with 8 in flight: the oldest waits 240 ms, above the 150 ms timeout,
+    """Replies 100 ms apart with 12 in flight: the last waits 1.2 s, twice the 0.6 s timeout,
     but the timeout counts from the last reply, so nothing is re-sent."""
-    x = images(24)
-    with FakeDevice(Behaviour(delay_s=0.03)) as fake, Device(fake.url, timeout=0.15) as dev:
+    x = images(16)
+    with FakeDevice(Behaviour(delay_s=0.1)) as fake, Device(fake.url, timeout=0.6) as dev:
         dev.hello()
         dev.reset_counters()
-        done, _lost = check_results(x, list(dev.infer_many(x, window=8)))
-    assert len(done) == 24 and dev.counters.retries == 0 and dev.counters.timeouts == 0
+        done, _ = check_results(x, list(dev.infer_many(x, window=12)))
+    assert len(done) == 16 and dev.counters.retries == 0 and dev.counters.timeouts == 0
+    assert max(r.round_trip_s for r in done) > 0.6
 
 
 def test_wrong_input_size_is_a_user_error():
@@ -319,6 +323,6 @@ def test_loop_url_opens():
     """loop:// echoes our own frames back: requests are not replies, so HELLO finds no answer,
     and says so in one line (a loopback is not a device)."""
     with Device("loop://", timeout=0.1, retries=0) as dev:
-        with pytest.raises(DeviceError):
+        with pytest.raises(DeviceError, match="echoes the requests back"):
             dev.hello()
         assert dev.counters.sent == 1

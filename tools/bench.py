@@ -43,19 +43,18 @@ def bench(port: str | None, emulate: str | None, model: Path, limit: int | None,
     if not model.is_file():
         raise UserError(f"model not found: {model} (pass --model PATH.tflite)")
     tflite = model.read_bytes()
-    workload = nb.folder_workload(images, limit) if images else nb.mnist_workload(limit)
-    if emulate and elf is None:
-        elf = nb.build_image(emulate, model)
-    fp = None
-    if elf is not None and emulate != "host":  # a host executable has no flash or RAM
-        fp = footprint(elf).as_dict()
     with contextlib.ExitStack() as stack:
+        if port:  # open it first: a missing or busy port fails before any slow step
+            device = stack.enter_context(Device(port, timeout=timeout))
+        workload = nb.folder_workload(images, limit) if images else nb.mnist_workload(limit)
+        if emulate and elf is None:
+            elf = nb.build_image(emulate, model)
+        fp = None
+        if elf is not None and emulate != "host":  # a host executable has no flash or RAM
+            fp = footprint(elf).as_dict()
         if emulate:
             emu = stack.enter_context(emu_mod.emulate(emulate, elf, link=link))
-            target = emu.port
-        else:
-            target = port
-        device = stack.enter_context(Device(target, timeout=timeout))
+            device = stack.enter_context(Device(emu.port, timeout=timeout))
         result = nb.run(device, workload, tflite, model_name=str(model), window=window,
                         footprint=fp, progress=progress)
     summary = result.summary

@@ -1,0 +1,271 @@
+"""The bench without QEMU: ELF footprint against arm-none-eabi-size, summary/report files, and
+tools/bench.py end to end against the host build of the firmware (a tiny random-weight model,
+device outputs checked against the TFLM reference) and against the fake device."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from nanobench import report
+from nanobench.elfsize import classify_file, footprint
+from trainer.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = [sys.executable, str(REPO / "tools" / "bench.py")]
+ARM_GCC = shutil.which("arm-none-eabi-gcc")
+needs_arm = pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
+                               reason="no host gcc/make to build the host firmware")
+kCliTimeout = 300  # s: a hung bench fails the test instead of hanging the suite
+
+
+# ------------------------------------------------------------------------------ elfsize
+
+
+@pytest.fixture(scope="module")
+def arm_elf(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("elf")
+    (d / "lib" / "model").mkdir(parents=True)
+    (d / "lib" / "model" / "model_data.c").write_text(
+        "#include <stdint.h>\nconst uint8_t g_model[3000] = {1, 2, 3};\n")
+    (d / "main.c").write_text(
+        "#include <stdint.h>\n#include <string.h>\n"
+        "extern const uint8_t g_model[3000];\n"
+        "static uint8_t arena[4096];\nint counter = 5;\n"
+        "int main(void) { memcpy(arena, g_model, 100); return arena[3] + counter; }\n")
+    elf = d / "t.elf"
+    subprocess.run([ARM_GCC, "-mcpu=cortex-m4", "-mthumb", "-g", "-O1", "--specs=nosys.specs",
+                    str(d / "main.c"), str(d / "lib" / "model" / "model_data.c"), "-o", str(elf)],
+                   check=True, capture_output=True)
+    return elf
+
+
+@needs_arm
+def test_footprint_matches_arm_size(arm_elf):
+    """Totals equal binutils' Berkeley figures; the breakdown sums to them; the 3000-byte
+    model array and the 4096-byte arena land in the right parts."""
+    out = subprocess.run([ARM_GCC.replace("gcc", "size"), "-B", str(arm_elf)], check=True,
+                         capture_output=True, text=True).stdout.splitlines()[1].split()
+    text, data, bss = map(int, out[:3])
+    fp = footprint(arm_elf)
+    assert (fp.text_bytes, fp.data_bytes, fp.bss_bytes) == (text, data, bss)
+    assert fp.flash_bytes == text + data and fp.ram_bytes == data + bss
+    assert sum(v["flash"] for v in fp.breakdown.values()) == fp.flash_bytes
+    assert sum(v["ram"] for v in fp.breakdown.values()) == fp.ram_bytes
+    assert fp.attribution == "dwarf"
+    assert fp.breakdown["model"]["flash"] == 3000
+    assert fp.breakdown["application"]["ram"] >= 4096 + 4  # arena + counter
+    assert fp.breakdown["runtime"]["flash"] > 0  # memcpy and the C runtime from newlib
+    d = fp.as_dict()
+    assert d["flash_bytes"] == fp.flash_bytes and d["sections"][".text"]["kind"] == "text"
+
+
+@needs_arm
+def test_footprint_without_debug_info_uses_names(arm_elf, tmp_path):
+    stripped = tmp_path / "s.elf"
+    subprocess.run([ARM_GCC.replace("gcc", "objcopy"), "--strip-debug", str(arm_elf),
+                    str(stripped)], check=True)
+    fp = footprint(stripped)
+    assert fp.attribution == "symbols"
+    assert fp.breakdown["model"]["flash"] == 3000  # by the g_model name
+    assert fp.flash_bytes == footprint(arm_elf).flash_bytes
+
+
+def test_footprint_errors(tmp_path):
+    with pytest.raises(UserError, match="ELF not found"):
+        footprint(tmp_path / "nope.elf")
+    (tmp_path / "x.elf").write_bytes(b"not an elf at all")
+    with pytest.raises(UserError, match="not an ELF"):
+        footprint(tmp_path / "x.elf")
+
+
+def test_classify_file():
+    assert classify_file("/r/firmware/lib/model/model_aot.c") == "model"
+    assert classify_file("/r/firmware/lib/backend_aot/kernels_dsp.c") == "runtime"
+    assert classify_file("/r/firmware/lib/benchcore/core.c") == "application"
+    assert classify_file("../../../../newlib/libc/string/memcpy.c") == "runtime"
+
+
+# ------------------------------------------------------------------------------- report
+
+
+def _samples(n: int = 50) -> list[report.Sample]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        ref = tuple(int(v) for v in rng.integers(-128, 128, 10))
+        scores = ref if i % 10 else tuple((v + 1) % 128 for v in ref)  # 10 % disagree
+        label = int(np.argmax(ref)) if i % 5 else (int(np.argmax(ref)) + 1) % 10  # 80 % right
+        out.append(report.Sample(index=i, name=str(i), label=label,
+                                 prediction=int(np.argmax(scores)), scores=scores, reference=ref,
+                                 latency_ticks=1000 + i, latency=(1000 + i) * 40.0,
+                                 round_trip_ms=10.0 + i, retries=0))
+    return out
+
+
+def test_percentile_is_nearest_rank():
+    v = list(range(1, 101))
+    assert report.percentile(v, 50) == 50 and report.percentile(v, 99) == 99
+    assert report.percentile(v, 100) == 100 and report.percentile([7], 90) == 7
+    assert report.percentile([], 50) is None
+
+
+def test_summary_keys_and_figures():
+    samples = _samples()
+    info = {"board": "b", "backend": "aot", "arena_bytes": "100", "arena_used_bytes": "90",
+            "model_bytes": "9", "timer": "instructions", "stack_used_bytes": "12"}
+    fp = {"flash_bytes": 1000, "ram_bytes": 500, "breakdown": {}}
+    s = report.summarize(samples, info=info, latency_unit="instructions", errors=2, retries=3,
+                         lost=1, skipped=4, seconds=2.0, model_sha256="ab" * 32, footprint=fp)
+    assert list(s)[:len(report.SUMMARY_KEYS)] == list(report.SUMMARY_KEYS)
+    assert set(s["latency"]) == {"unit", "p50", "p90", "p99", "max"}
+    assert set(s["round_trip_ms"]) == {"p50", "p99"}
+    correct = sum(x.prediction == x.label for x in samples)
+    assert s["accuracy"] == correct / 50
+    assert s["agreement"] == sum(x.agrees for x in samples) / 50 == 0.9
+    assert s["n"] == 50 and s["lost"] == 1 and s["throughput_ips"] == 25.0
+    assert s["latency"]["max"] == 1049 * 40.0 and s["latency"]["unit"] == "instructions"
+    assert (s["errors"], s["retries"], s["skipped"]) == (2, 3, 4)
+    assert (s["flash_bytes"], s["ram_bytes"], s["arena_used_bytes"]) == (1000, 500, 90)
+    assert "latency_us" not in s
+    hw = report.summarize(samples, info=info, latency_unit="cycles", errors=0, retries=0, lost=0,
+                          skipped=0, seconds=1.0, model_sha256="x", clock_hz=64_000_000)
+    assert hw["latency_us"]["max"] == pytest.approx(1049 * 40.0 / 64.0)
+
+
+def test_write_run(tmp_path):
+    samples = _samples(30)
+    s = report.summarize(samples, info={"board": "b", "backend": "aot"},
+                         latency_unit="instructions", errors=0, retries=0, lost=0, skipped=0,
+                         seconds=1.0, model_sha256="cd" * 32)
+    paths = report.write_run(tmp_path / "run", samples, s, "test")
+    rows = list(csv.DictReader(paths["samples"].open()))
+    assert len(rows) == 30 and rows[3]["scores"] == " ".join(map(str, samples[3].scores))
+    assert json.loads(paths["summary"].read_text())["n"] == 30
+    md = paths["report"].read_text()
+    assert "instruction count" in md and "Disagreements" in md
+    for k in ("confusion", "latency"):
+        assert paths[k].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------- bench CLI, host build
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(tmp_path_factory) -> Path:
+    """A small random-weight int8 model (conv, pool, dense): exercises the same kernels as the
+    default model in a fraction of a second of conversion."""
+    import tensorflow as tf
+    import tf_keras
+    from tf_keras import layers
+
+    tf_keras.utils.set_random_seed(1)
+    model = tf_keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(4, 3, strides=2, activation="relu"),
+        layers.MaxPooling2D(),
+        layers.Flatten(),
+        layers.Dense(10),
+    ])
+    rng = np.random.default_rng(0)
+
+    def rep():
+        for _ in range(16):
+            yield [rng.random((1, 28, 28, 1), dtype=np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    path = tmp_path_factory.mktemp("tiny_bench") / "tiny.tflite"
+    path.write_bytes(conv.convert())
+    return path
+
+
+def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([*BENCH, *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=kCliTimeout, check=False)
+
+
+@needs_gcc
+def test_bench_host_build_agrees_with_reference(tiny_tflite, tmp_path):
+    r = run_bench("--emulate", "host", "--model", str(tiny_tflite), "--limit", "150",
+                  "--out", str(tmp_path / "run"), "-q")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert list(s)[:len(report.SUMMARY_KEYS)] == list(report.SUMMARY_KEYS)
+    assert s["n"] == 150 and s["lost"] == 0 and s["errors"] == 0
+    assert s["agreement"] == 1.0
+    # Bit-exact outputs give the reference's predictions, so the same accuracy.
+    assert s["accuracy"] == s["reference_accuracy"]
+    assert s["board"] == "host" and s["backend"] == "aot" and s["latency"]["unit"] == "us"
+    assert s["latency"]["p50"] > 0 and s["throughput_ips"] > 0
+    assert s["flash_bytes"] is None  # a host executable has no flash footprint
+    rows = list(csv.DictReader((tmp_path / "run" / "samples.csv").open()))
+    assert len(rows) == 150 and all(row["agrees"] == "1" for row in rows)
+    assert "agreement 1.0000" in r.stdout
+
+
+@needs_gcc
+def test_bench_images_folder_with_bad_files(tiny_tflite, tmp_path):
+    from PIL import Image
+
+    from trainer.data import load_mnist
+
+    mn = load_mnist()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(12):
+        # Dark digit on a light background, upscaled: what a photo of paper looks like.
+        img = Image.fromarray(255 - mn.x_test[i]).resize((112, 112), Image.BILINEAR)
+        img.save(photos / f"{mn.y_test[i]}_photo{i}.png")
+    (photos / "3_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    (photos / "4_empty.jpg").write_bytes(b"")
+    Image.fromarray(np.full((50, 50), 255, np.uint8)).save(photos / "5_blank.png")
+    r = run_bench("--emulate", "host", "--model", str(tiny_tflite), "--images", str(photos),
+                  "--out", str(tmp_path / "run"), "-q")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["n"] == 12 and s["skipped"] == 3 and s["agreement"] == 1.0
+    assert {f["name"] for f in s["skipped_files"]} == {"3_broken.png", "4_empty.jpg",
+                                                       "5_blank.png"}
+    names = [row["name"] for row in csv.DictReader((tmp_path / "run" / "samples.csv").open())]
+    assert sorted(names) == sorted(f"{mn.y_test[i]}_photo{i}.png" for i in range(12))
+
+
+def test_bench_refuses_another_model(tiny_tflite, tmp_path):
+    from test_client import FakeDevice
+
+    with FakeDevice() as fake:
+        r = run_bench("--port", fake.url, "--model", str(tiny_tflite), "--limit", "5",
+                      "--out", str(tmp_path / "run"), "-q")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0, r.stderr  # one line, no traceback
+    assert r.stderr.startswith("error: the device runs model 0123456789abcdef")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--port", "/dev/ttyNOPE0"], "error: no serial port at /dev/ttyNOPE0"),
+    ([], "error: give either --port URL"),
+    (["--port", "loop://", "--emulate", "host"], "error: give either --port URL"),
+    (["--port", "loop://", "--model", "missing.tflite"], "error: model not found"),
+    (["--port", "loop://", "--timeout", "0.2"], "error: device at loop:// echoes the requests back"),
+])
+def test_bench_user_errors_are_one_line(args, message, tiny_tflite):
+    model = [] if "--model" in args else ["--model", str(tiny_tflite)]
+    r = run_bench(*args, *model, "--limit", "3", "-q")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0, r.stderr
+    assert r.stderr.startswith(message), r.stderr
