@@ -92,6 +92,13 @@ def _chunks(data: bytes) -> int:
     return sum(1 for c in data.split(b"\x00")[:-1] if c)
 
 
+def _infer_frame(seq: int, image: np.ndarray) -> bytes:
+    """INFER for even, INFER_RLE for odd sequence numbers: both paths get fuzzed."""
+    if seq % 2:
+        return P.encode_request(P.INFER_RLE, seq, P.encode_pixels_rle(image))
+    return P.encode_request(P.INFER, seq, P.encode_pixels(image))
+
+
 def _check_resync(fw: FirmwareProc, build, images, garbage: bytes, seq: int,
                   send: Callable[[bytes], None] | None = None) -> list[P.Packet]:
     """Send garbage + delimiter, then one valid INFER; check one error per chunk, then the
@@ -100,17 +107,18 @@ def _check_resync(fw: FirmwareProc, build, images, garbage: bytes, seq: int,
     data = garbage + b"\x00"
     k = seq % len(images)
     (send or fw.send)(data)
-    fw.send(P.encode_request(P.INFER, seq, P.encode_pixels(images[k])))
+    fw.send(_infer_frame(seq, images[k]))
     want = _chunks(data) + 1
     ok = fw.wait(lambda evs: any(isinstance(e, P.Packet) and e.seq == seq
-                                 and e.type == P.INFER | P.REPLY_FLAG for e in evs), 15)
+                                 and not e.is_error for e in evs), 15)
     evs = fw.take()
     assert ok, f"no INFER reply after garbage of {len(garbage)} bytes; last events {evs[-3:]}"
     assert not [e for e in evs if not isinstance(e, P.Packet)], "device sent a non-frame"
     assert len(evs) == want, f"{len(evs)} replies for {want - 1} chunks + 1 request"
     errors, reply = evs[:-1], evs[-1]
     assert all(e.is_error and e.error_code in ERROR_CODES for e in errors), errors[:3]
-    assert reply.seq == seq and reply.type == P.INFER | P.REPLY_FLAG
+    assert reply.seq == seq
+    assert reply.type == (P.INFER_RLE if seq % 2 else P.INFER) | P.REPLY_FLAG
     got = P.decode_infer_reply(reply.body)
     assert got.scores == tuple(int(v) for v in expected[k])
     assert got.label == int(np.argmax(expected[k]))
@@ -162,8 +170,9 @@ def test_mutated_frames(device, build, images):
     rng = random.Random(2)
     kinds = []
     for i in range(60):
-        ptype = rng.choice([P.INFER, P.HELLO, P.STATS, P.SELFTEST])
-        body = P.encode_pixels(images[i % len(images)]) if ptype == P.INFER else b""
+        ptype = rng.choice([P.INFER, P.INFER_RLE, P.HELLO, P.STATS, P.SELFTEST])
+        body = {P.INFER: P.encode_pixels, P.INFER_RLE: P.encode_pixels_rle}.get(
+            ptype, lambda _: b"")(images[i % len(images)])
         frame = P.encode_request(ptype, 200 + i, body)
         mutated = _mutate(rng, frame)
         if mutated == frame[:-1]:
@@ -177,6 +186,13 @@ def test_mutated_frames(device, build, images):
 def test_valid_but_wrong_requests(device, build, images):
     cases = [
         (P.build_packet(0x42, 7, b""), P.ErrorCode.UNKNOWN_COMMAND, 7),
+        (P.build_packet(P.INFER_RLE, 13, b"\x00\xff\x00\xff\x00\xff\x00\x14"),
+         P.ErrorCode.INPUT_SIZE, 13),
+        (P.build_packet(P.INFER_RLE, 14, b"\x00\xff\x00\xff\x00\xff\x00\x12"),
+         P.ErrorCode.INPUT_SIZE, 14),
+        (P.build_packet(P.INFER_RLE, 15, b"\x05\x00"), P.ErrorCode.INPUT_SIZE, 15),
+        (P.build_packet(P.INFER_RLE, 16, b"\x00\x00"), P.ErrorCode.INPUT_SIZE, 16),
+        (P.build_packet(P.INFER_RLE, 17, b"\x01" * 785), P.ErrorCode.INPUT_SIZE, 17),
         (P.build_packet(P.INFER | P.REPLY_FLAG, 8, b""), P.ErrorCode.UNKNOWN_COMMAND, 8),
         (P.build_packet(P.INFER, 9, bytes(783)), P.ErrorCode.INPUT_SIZE, 9),
         (P.build_packet(P.INFER, 10, b""), P.ErrorCode.INPUT_SIZE, 10),
@@ -230,8 +246,7 @@ def test_slow_dribble(device, build, images):
 def test_burst_of_requests_then_stats(device, build, images):
     device.request(P.RESET, 900)
     n = 300
-    frames = [P.encode_request(P.INFER, 1000 + i, P.encode_pixels(images[i % N_IMAGES]))
-              for i in range(n)]
+    frames = [_infer_frame(1000 + i, images[i % N_IMAGES]) for i in range(n)]
     burst = b"".join(frames)
     noise = b"\x00\x05\x06\x00" + bytes(range(1, 200)) + b"\x00"
     device.send(burst + noise + frames[0])  # n + 1 requests, 2 noise chunks

@@ -22,8 +22,9 @@ def h(s: str) -> bytes:
 
 
 def test_vectors_cover_every_section() -> None:
-    for key in ("crc32", "cobs", "cobs_invalid", "packets", "packets_invalid", "streams"):
+    for key in ("crc32", "cobs", "cobs_invalid", "packets", "packets_invalid", "streams", "rle"):
         assert len(VECTORS[key]) >= 5, key
+    assert len(VECTORS["rle_invalid"]) >= 4
     assert VECTORS["max_body"] == P.MAX_BODY
 
 
@@ -63,6 +64,17 @@ def test_invalid_packet_vectors() -> None:
         with pytest.raises(P.ProtocolError) as e:
             P.parse_packet(h(v["packet"]))
         assert (e.value.code, e.value.seq) == (v["error"], v["seq"]), v["why"]
+
+
+def test_rle_vectors() -> None:
+    for v in VECTORS["rle"]:
+        px, rle = h(v["pixels"]), h(v["rle"])
+        assert P.encode_pixels_rle(px) == rle, v["kind"]
+        assert P.decode_pixels_rle(rle) == px
+    for v in VECTORS["rle_invalid"]:
+        with pytest.raises(P.ProtocolError) as e:
+            P.decode_pixels_rle(h(v["rle"]))
+        assert e.value.code == P.ErrorCode.INPUT_SIZE, v["why"]
 
 
 def _events(decoder: P.FrameDecoder, stream: bytes, chunking: str, rng: random.Random) -> list:
@@ -107,6 +119,8 @@ def _flatten(vectors: dict) -> str:
     for v in vectors["streams"]:
         evs = [f"f:{e['data']}" if e["kind"] == "frame" else e["kind"] for e in v["events"]]
         lines.append(" ".join(["stream", v["stream"], *evs]))
+    lines += [f"rle {v['pixels']} {v['rle']}" for v in vectors["rle"]]
+    lines += [f"rle_bad {v['rle']}" for v in vectors["rle_invalid"]]
     return "\n".join(lines) + "\n"
 
 

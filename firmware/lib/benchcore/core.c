@@ -220,6 +220,7 @@ static void handle_hello(uint16_t seq) {
   kv_u32(&t, "stack_used_bytes", (uint32_t)board_stack_used());
   kv_u32(&t, "max_body", PROTO_MAX_BODY);
   kv_u32(&t, "selftest_count", MODEL_SELFTEST_COUNT);
+  kv_u32(&t, "infer_rle", 1u); /* INFER_RLE (0x06) understood */
   send_packet(PROTO_HELLO | PROTO_REPLY_FLAG, seq, t.len);
 }
 
@@ -237,24 +238,45 @@ static void handle_stats(uint16_t seq) {
   send_packet(PROTO_STATS | PROTO_REPLY_FLAG, seq, t.len);
 }
 
-static void handle_infer(uint16_t seq, const uint8_t *body, size_t len) {
+static void send_input_size_error(uint16_t seq, size_t want, long got) {
+  char msg[48];
+  text_t t;
+  text_init(&t, msg, sizeof(msg));
+  text_str(&t, "expected ");
+  text_u32(&t, (uint32_t)want);
+  if (got < 0) {
+    text_str(&t, " pixels, bad run-length code");
+  } else {
+    text_str(&t, " pixels, got ");
+    text_u32(&t, (uint32_t)got);
+  }
+  send_error(seq, PROTO_ERR_INPUT_SIZE, msg);
+}
+
+/* INFER (raw pixels) and INFER_RLE (zero-run coded pixels): same reply, type | 0x80. */
+static void handle_infer(uint8_t type, uint16_t seq, const uint8_t *body, size_t len) {
   if (!g_ready) {
     send_error(seq, PROTO_ERR_NOT_READY, "backend failed to initialise");
     return;
   }
   size_t n_in = backend_input_bytes();
-  if (len != n_in) {
-    char msg[48];
-    text_t t;
-    text_init(&t, msg, sizeof(msg));
-    text_str(&t, "expected ");
-    text_u32(&t, (uint32_t)n_in);
-    text_str(&t, " input bytes, got ");
-    text_u32(&t, (uint32_t)len);
-    send_error(seq, PROTO_ERR_INPUT_SIZE, msg);
-    return;
+  int8_t *input = backend_input();
+  if (type == PROTO_INFER_RLE) {
+    /* Decode the pixels into the input tensor itself, then map them through the LUT in place:
+     * no second 784-byte buffer. */
+    long n = proto_rle_decode(body, len, (uint8_t *)input, n_in);
+    if (n != (long)n_in) {
+      send_input_size_error(seq, n_in, n);
+      return;
+    }
+    load_input((const uint8_t *)input, input, n_in);
+  } else {
+    if (len != n_in) {
+      send_input_size_error(seq, n_in, (long)len);
+      return;
+    }
+    load_input(body, input, n_in);
   }
-  load_input(body, backend_input(), n_in);
   /* Latency covers the backend's invoke only: input conversion and I/O are the host's
    * round_trip figure. */
   uint32_t t0 = board_ticks();
@@ -278,7 +300,7 @@ static void handle_infer(uint16_t seq, const uint8_t *body, size_t len) {
     g_count.latency_max = ticks;
   }
   ++g_count.inferences;
-  send_packet(PROTO_INFER | PROTO_REPLY_FLAG, seq, 2u + n_out + 4u);
+  send_packet((uint8_t)(type | PROTO_REPLY_FLAG), seq, 2u + n_out + 4u);
 }
 
 static void text_scores(text_t *t, const int8_t *v, size_t n) {
@@ -339,7 +361,8 @@ static void handle_packet(const proto_packet_t *p) {
       handle_hello(p->seq);
       break;
     case PROTO_INFER:
-      handle_infer(p->seq, p->body, p->body_len);
+    case PROTO_INFER_RLE:
+      handle_infer(p->type, p->seq, p->body, p->body_len);
       break;
     case PROTO_STATS:
       handle_stats(p->seq);

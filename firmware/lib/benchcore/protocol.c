@@ -120,6 +120,25 @@ int proto_parse_packet(const uint8_t *buf, size_t len, proto_packet_t *pkt, uint
   return 0;
 }
 
+long proto_rle_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_max) {
+  size_t n = 0;
+  for (size_t i = 0; i < len; ++i) {
+    if (in[i] != 0u) {
+      if (n >= out_max) {
+        return -1;
+      }
+      out[n++] = in[i];
+      continue;
+    }
+    if (++i >= len || in[i] == 0u || (size_t)in[i] > out_max - n) {
+      return -1;
+    }
+    memset(&out[n], 0, in[i]);
+    n += in[i];
+  }
+  return (long)n;
+}
+
 void proto_rx_init(proto_rx_t *rx) {
   rx->len = 0;
   rx->raw_len = 0;

@@ -32,13 +32,14 @@ extern "C" {
 /* Sequence number used in an error reply when the request's header could not be read. */
 #define PROTO_SEQ_NONE 0xFFFFu
 
-/* Packet types. Requests are 0x01..0x05; a reply is the request type | 0x80. */
+/* Packet types. Requests are 0x01..0x06; a reply is the request type | 0x80. */
 enum {
   PROTO_HELLO = 0x01,
   PROTO_INFER = 0x02,
   PROTO_STATS = 0x03,
   PROTO_RESET = 0x04,
   PROTO_SELFTEST = 0x05,
+  PROTO_INFER_RLE = 0x06, /* INFER with zero-run-length coded pixels (proto_rle_decode) */
   PROTO_REPLY_FLAG = 0x80,
   PROTO_ERROR = 0x7F,
 };
@@ -88,6 +89,13 @@ size_t proto_build_packet(uint8_t type, uint16_t seq, const uint8_t *body, size_
  * (BAD_LENGTH), CRC (BAD_CRC). The type is not checked here. *seq_out receives the packet's
  * sequence number when at least 4 bytes are there, else PROTO_SEQ_NONE. */
 int proto_parse_packet(const uint8_t *buf, size_t len, proto_packet_t *pkt, uint16_t *seq_out);
+
+/* Decodes an INFER_RLE body: each byte 1..255 is one pixel of that value; a 0x00 byte is
+ * followed by a count n (1..255) of zero pixels. MNIST digits are ~80 % background, so this
+ * cuts a request from 796 to ~206 bytes on the wire, and the link is the bottleneck (each byte
+ * costs ~15-25 us through QEMU's UART). Writes at most out_max pixels; returns the number of
+ * pixels, or -1 on a zero run of length 0, a missing count, or more than out_max pixels. */
+long proto_rle_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_max);
 
 /* Streaming frame receiver: takes bytes one at a time, COBS-decoding into a fixed buffer, and
  * reports a finished frame at each 0x00 delimiter. A frame longer than the buffer is dropped up

@@ -8,6 +8,8 @@
  *   packet <type> <seq> <body hex|-> <packet hex> <frame hex>
  *   packet_bad <packet hex|-> <error> <seq>
  *   stream <bytes hex> <event>...      event: f:<decoded hex> | framing | oversize
+ *   rle <pixels hex> <rle hex>
+ *   rle_bad <rle hex>
  * Prints one line per failure and ends with "protocol vectors: N passed, M failed".
  * Exit status 0 only when nothing failed. Host-only test code (uses malloc, getline).
  */
@@ -171,6 +173,24 @@ static void run_line(char *line, long lineno) {
     }
     check(ev == NULL, "stream: all expected events seen", lineno);
     free(bytes);
+  } else if (strcmp(kind, "rle") == 0) {
+    size_t n, m;
+    uint8_t *px = unhex(strtok_r(NULL, " \n", &save), &n);
+    uint8_t *rle = unhex(strtok_r(NULL, " \n", &save), &m);
+    uint8_t out[784];
+    check(proto_rle_decode(rle, m, out, sizeof(out)) == (long)n && memcmp(out, px, n) == 0,
+          "rle decode", lineno);
+    if (n > 0) {
+      check(proto_rle_decode(rle, m, out, n - 1) == -1, "rle decode respects out_max", lineno);
+    }
+    free(px);
+    free(rle);
+  } else if (strcmp(kind, "rle_bad") == 0) {
+    size_t m;
+    uint8_t *rle = unhex(strtok_r(NULL, " \n", &save), &m);
+    uint8_t out[784];
+    check(proto_rle_decode(rle, m, out, sizeof(out)) == -1, "rle_bad rejected", lineno);
+    free(rle);
   } else {
     check(0, "unknown record kind", lineno);
   }
