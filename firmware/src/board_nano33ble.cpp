@@ -86,8 +86,9 @@ extern "C" {
 
 void board_init(void) {
 #if defined(NANO_TFLM_SERIAL1)
-  // Constructed here, not at static-init time, so the mbed OS is up; never destroyed.
-  static mbed::UnbufferedSerial uart(SERIAL1_TX, SERIAL1_RX, NANO_TFLM_SERIAL_BAUD);
+  // Constructed here, not at static-init time, so the mbed OS is up; never destroyed. The pins
+  // are Serial1's (variant.cpp: D0/TX = P1_3, D1/RX = P1_10), named directly as variant.cpp does.
+  static mbed::UnbufferedSerial uart(P1_3, P1_10, NANO_TFLM_SERIAL_BAUD);
   g_uart = &uart;
   uart.attach(&on_uart_rx, mbed::SerialBase::RxIrq);
 #else

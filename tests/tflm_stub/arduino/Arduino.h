@@ -9,9 +9,6 @@
 #define F_CPU 64000000L
 
 typedef enum { P1_3 = 35, P1_10 = 42, NC = -1 } PinName;  // mbed PinNames.h (nRF52840)
-// pins_arduino.h: the Serial1 pins (TX = P1.03, RX = P1.10 on the Nano 33 BLE).
-#define SERIAL1_TX (P1_3)
-#define SERIAL1_RX (P1_10)
 
 unsigned long millis(void);
 unsigned long micros(void);
