@@ -35,6 +35,9 @@ Should Boot And Pass The Self-Test
     Create Terminal Tester      ${UART}    timeout=${TIMEOUT}
     # Any self-test mismatch prints "selftest: FAIL i/N ..."; fail at once instead of timing out.
     Register Failing Uart String    FAIL
+    # mbed's fault and error handlers print "++ MbedOS Fault Handler ++" / "++ MbedOS Error Info ++"
+    # on the same UART (its stdio console shares Serial1's pins).
+    Register Failing Uart String    ++ MbedOS
 
     Start Emulation
 
