@@ -36,7 +36,7 @@ Should Boot And Pass The Self-Test
     # Any self-test mismatch prints "selftest: FAIL i/N ..."; fail at once instead of timing out.
     Register Failing Uart String    FAIL
     # mbed's fault and error handlers print "++ MbedOS Fault Handler ++" / "++ MbedOS Error Info ++"
-    # on the same UART (its stdio console shares Serial1's pins).
+    # to mbed's stdio console; when that is this UART, a crash fails the test at once.
     Register Failing Uart String    ++ MbedOS
 
     Start Emulation
