@@ -412,3 +412,18 @@ def test_default_firmware_model_is_consistent():
 
         assert hashlib.sha256((d / name).read_bytes()).hexdigest() == entry["sha256"], name
     assert f'"{info.sha256[:16]}"' in (d / "model_meta.h").read_text()
+
+
+def test_export_cli(tiny, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["export", str(tiny.pc), "--out", str(tmp_path), "--backend",
+                               "tflm"])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and "--per-tensor-dense" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(main, ["inspect", str(tiny.pt)])
+    assert res.exit_code == 0 and "FULLY_CONNECTED" in res.output and "per-tensor" in res.output

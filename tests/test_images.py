@@ -234,3 +234,15 @@ def test_evaluate_folder_needs_a_model(folder):
 
     with pytest.raises(UserError, match="give a model"):
         evaluate_folder(folder)
+
+
+def test_images_cli(folder, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import main
+
+    runner = CliRunner()
+    res = runner.invoke(main, ["images", str(folder)])
+    assert res.exit_code == 2 and "error: give a model" in res.output
+    res = runner.invoke(main, ["images", str(tmp_path / "nope"), "--tflite", "x.tflite"])
+    assert res.exit_code == 2 and "not a folder" in res.output

@@ -228,3 +228,131 @@ def evaluate(tflite_path, keras_path, limit, json_path, data_dir, progress) -> N
     if json_path:
         _write_json(Path(json_path), res)
     click.echo(format_table([(path.stem, res)]))
+
+
+@main.command("inspect")
+@click.argument("tflite_path", type=click.Path(dir_okay=False))
+def inspect_cmd(tflite_path) -> None:
+    """Ops, quantization, params and MACs of a .tflite file."""
+    from trainer.tflite_info import inspect_file, summary
+
+    click.echo(summary(inspect_file(tflite_path)))
+
+
+@main.command("export")
+@click.argument("tflite_path", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder for model_data.{h,cc}, model_meta.h, model_selftest.h, manifest.json.")
+@click.option("--backend", type=click.Choice(["all", "tflm", "aot"]), default="all",
+              show_default=True, help="Which firmware backend(s) to generate for.")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False), default=None,
+              help="JSON file of metrics to record in the manifest (e.g. evaluate --json).")
+def export_cmd(tflite_path, out_dir, backend, metrics_path) -> None:
+    """Generate the firmware's model files from an int8 .tflite."""
+    from trainer.export import export
+
+    metrics = None
+    if metrics_path:
+        try:
+            metrics = json.loads(Path(metrics_path).read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"cannot read metrics {metrics_path}: {e}") from None
+    res = export(tflite_path, out_dir, backend=backend, metrics=metrics)
+    m = res.manifest
+    click.echo(f"{res.out_dir}: {', '.join(p.name for p in res.files)} (model "
+               f"{m['source']['sha256'][:16]}, {m['source']['bytes']} bytes, arena "
+               f"{m['arena']['recommended_bytes']} bytes, tflm_exact {m['tflm_exact']})")
+
+
+@main.command("images")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--keras", "keras_path", type=click.Path(dir_okay=False), default=None,
+              help="Float model (model.keras).")
+@click.option("--tflite", "tflite_path", type=click.Path(dir_okay=False), default=None,
+              help="int8 model, run through the TFLM reference.")
+@click.option("--sheet", type=click.Path(dir_okay=False), default=None,
+              help="Write a contact sheet PNG of the 28x28 images with label>prediction.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
+def images_cmd(directory, keras_path, tflite_path, sheet, json_path) -> None:
+    """Evaluate models on a folder of digit photos (3_name.png or 3/name.png)."""
+    from trainer.images import evaluate_folder
+
+    model = load_keras(keras_path) if keras_path else None
+    res = evaluate_folder(directory, model, tflite_path, sheet)
+    for name, reason in res["skipped_files"]:
+        click.echo(f"skipped {name}: {reason}")
+    for name, label, pf, p8 in res["rows"]:
+        wrong = [k for k, p in (("float", pf), ("int8", p8)) if p is not None and p != label]
+        if wrong:
+            click.echo(f"wrong   {name}: label {label}, float {pf}, int8 {p8}")
+
+    def pct(v):
+        return "-" if v is None else f"{v:.4f}"
+
+    click.echo(f"{res['images']} images, {res['skipped']} skipped; accuracy float "
+               f"{pct(res['float_accuracy'])}, int8 {pct(res['int8_accuracy'])}"
+               + (f"; sheet {res['sheet']}" if res["sheet"] else ""))
+    if json_path:
+        _write_json(Path(json_path), res)
+
+
+@main.command("synth")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--per-class", type=int, default=30, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def synth_cmd(out_dir, per_class, seed) -> None:
+    """Write a photo-like synthetic digit set (Debian fonts on uneven paper) as labeled files."""
+    from trainer.synth import find_fonts, make_set
+
+    fonts = find_fonts()
+    paths = make_set(out_dir, per_class=per_class, seed=seed, fonts=fonts)
+    click.echo(f"{out_dir}: {len(paths)} images from {len(fonts)} fonts")
+
+
+@main.command()
+@click.argument("study_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--study", "study_name", default=None,
+              help="A built-in study (trainer/studies/), e.g. seed.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output directory [runs/sweep-<study>].")
+@click.option("--dry-run", is_flag=True, help="List the runs, one line each, without training.")
+@click.option("--jobs", "-j", type=int, default=None,
+              help="Local worker processes [usable cores].")
+@click.option("--ray", "ray_address", default=None,
+              help="Run as Ray tasks: a cluster address, 'auto', or 'local' (new local instance).")
+@click.option("--seeds", type=int, default=None, help="Seeds per point (overrides the study).")
+@click.option("--report-only", is_flag=True, help="Only rewrite the report from stored runs.")
+@click.option("--port", default=None, help="Bench the Pareto points on this device (pyserial URL).")
+@click.option("--emulate", type=click.Choice(["qemu", "host"]), default=None,
+              help="Bench the Pareto points on an emulated device (latency).")
+@click.option("--progress/--no-progress", default=True)
+def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, report_only, port,
+          emulate, progress) -> None:
+    """Train a declarative grid of models (STUDY_FILE or --study), several seeds per point,
+    resumable, in parallel; writes OUT/report.md, summary.json and pareto.png."""
+    from trainer import sweep as sw
+
+    if bool(study_file) == bool(study_name):
+        raise UserError("give a study TOML file or --study NAME (one of "
+                        f"{', '.join(sw.builtin_studies())})")
+    st = sw.load_study(study_file or sw.builtin_study_path(study_name))
+    if seeds is not None:
+        st = sw.with_seeds(st, seeds)
+    out = Path(out_dir or f"runs/sweep-{st.name}")
+    if dry_run:
+        for point, seed in st.runs():
+            click.echo(sw.describe_run(point, seed, sw.load_record(out, point, seed) is not None))
+        click.echo(f"{len(st.points)} points x {len(st.seeds)} seeds = {len(st.runs())} runs")
+        return
+    res = None
+    if not report_only:
+        res = sw.run_sweep(st, out, jobs=jobs, ray_address=ray_address, progress=progress)
+        click.echo(f"sweep {st.name}: trained {len(res.trained)}, {len(res.skipped)} already "
+                   f"finished, {len(res.failed)} failed in {res.seconds:.0f} s")
+    if port or emulate:
+        sw.bench_pareto(st, out, port=port, emulate=emulate)
+    report = sw.write_report(st, out, res)
+    click.echo(f"report: {report}")
+    if res is not None and res.failed:
+        raise UserError(f"{len(res.failed)} run(s) failed (see the log above); rerun the same "
+                        "command to retry them")

@@ -297,14 +297,13 @@ def contact_sheet(images: np.ndarray, labels: np.ndarray, predictions: np.ndarra
     return path
 
 
-def predict_keras(model_path: str | Path, images: np.ndarray) -> np.ndarray:
-    """Float predictions (int64 (N,)) of a saved Keras model on uint8 (N,28,28) images."""
-    import tf_keras as keras
+def predict_keras(model, images: np.ndarray) -> np.ndarray:
+    """Float predictions (int64 (N,)) on uint8 (N,28,28) images; `model` is a keras.Model or the
+    path of one saved by `trainer train`."""
+    if isinstance(model, (str, Path)):
+        from trainer.cli import load_keras
 
-    try:
-        model = keras.models.load_model(model_path, compile=False)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load Keras model {model_path}: {str(exc).splitlines()[0]}") from None
+        model = load_keras(model)
     if len(images) == 0:
         return np.zeros((0,), np.int64)
     x = images.astype(np.float32)[..., None] / 255.0
@@ -325,21 +324,23 @@ def predict_tflite(model_path: str | Path, images: np.ndarray) -> np.ndarray:
     return np.argmax(out, axis=1).astype(np.int64)
 
 
-def evaluate_folder(directory: str | Path, keras_path: str | Path | None = None,
+def evaluate_folder(directory: str | Path, keras_model=None,
                     tflite_path: str | Path | None = None,
                     sheet: str | Path | None = None) -> dict:
     """Preprocess a folder and evaluate float (Keras) and/or int8 (TFLM reference) models.
+
+    keras_model: a keras.Model or a saved model's path (None: no float evaluation).
 
     Returns a dict: `images`, `skipped` (count), `skipped_files` [(name, reason)],
     `float_accuracy` / `int8_accuracy` (None without that model or without labeled images),
     `rows` [(name, label, float_pred, int8_pred)], `sheet` (path or None).
     """
-    if keras_path is None and tflite_path is None:
+    if keras_model is None and tflite_path is None:
         raise UserError("give a model: --keras model.keras and/or --tflite model.tflite")
     folder = load_folder(directory)
     preds: dict[str, np.ndarray | None] = {"float": None, "int8": None}
-    if keras_path is not None:
-        preds["float"] = predict_keras(keras_path, folder.images)
+    if keras_model is not None:
+        preds["float"] = predict_keras(keras_model, folder.images)
     if tflite_path is not None:
         preds["int8"] = predict_tflite(tflite_path, folder.images)
     result: dict = {"images": len(folder.names), "skipped": len(folder.skipped),
