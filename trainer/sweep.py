@@ -707,15 +707,96 @@ def aggregate(study: Study, out_dir: str | os.PathLike) -> dict[str, dict[str, A
         for f in _MEAN_FIELDS:
             vals = [float(r[f]) for r in recs if r.get(f) is not None]
             a[f], a[f + "_std"] = _mean_std(vals)
-        lat = [r["latency"] for r in recs if r.get("latency")]
-        if lat:
-            a["latency"] = lat[0]
+        for r in recs:
+            lat = _read_json(run_path(out_dir, point.key, r["seed"], ".latency.json"))
+            if lat:
+                a["latency"] = lat
+                break
         if recs:
             a["ops"] = recs[0].get("ops", [])
             a["test_images"] = recs[0].get("test_images")
             a["train_images"] = recs[0].get("train_images")
         agg[point.key] = a
     return agg
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def pareto_keys(agg: dict[str, dict[str, Any]]) -> list[str]:
+    """Keys of the points on either Pareto front: int8 accuracy vs int8 flatbuffer bytes, and
+    vs arena bytes."""
+    pts = [a for a in agg.values() if a["n"] and not math.isnan(a["int8_accuracy"])]
+    keys: list[str] = []
+    for xf in ("int8_bytes", "arena_bytes"):
+        for i in pareto_front([a[xf] for a in pts], [a["int8_accuracy"] for a in pts]):
+            if pts[i]["key"] not in keys:
+                keys.append(pts[i]["key"])
+    return keys
+
+
+def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = None,
+                 emulate: str | None = None, progress: bool = True) -> dict[str, dict]:
+    """On-device latency of the Pareto points, through the bench (nanobench).
+
+    ``emulate="qemu"``: each point's int8 model (its first stored seed) is exported, built into
+    the QEMU Cortex-M4 image and streamed ``study.latency_images`` MNIST test images; latency is
+    in instructions (icount). ``port``: a real board runs one model at a time, so only the
+    Pareto point whose sha256 matches the flashed model is benched (the others are listed).
+    Results go to ``runs/<key>-s<seed>.latency.json``; returns them by point key.
+    """
+    from nanobench import bench as nb
+    from nanobench.client import Device
+
+    out_dir = Path(out_dir)
+    agg = aggregate(study, out_dir)
+    workload = nb.mnist_workload(limit=study.latency_images)
+    done: dict[str, dict] = {}
+    flashed = None
+    if port:
+        with Device(port) as dev:
+            flashed = dev.hello().get("model_sha256", "").lower()
+    for key in pareto_keys(agg):
+        a = agg[key]
+        seed = a["seeds"][0]
+        tfl_path = run_path(out_dir, key, seed, ".tflite")
+        lat_path = run_path(out_dir, key, seed, ".latency.json")
+        label = a["labels"][0]
+        if not tfl_path.is_file():
+            log.warning("no stored model for %s (%s): rerun the sweep", label, tfl_path)
+            continue
+        tflite = tfl_path.read_bytes()
+        sha = hashlib.sha256(tflite).hexdigest()
+        if port and not (flashed and sha.startswith(flashed)):
+            log.warning("Pareto point %s: flash %s (sha256 %s) to bench it on %s", label,
+                        tfl_path, sha[:16], port)
+            continue
+        try:
+            if port:
+                with Device(port) as dev:
+                    res = nb.run(dev, workload, tflite, model_name=label, progress=progress)
+                where = port
+            else:
+                from nanobench import emulate as emu_mod
+
+                image = nb.build_image(emulate, tfl_path)
+                with emu_mod.emulate(emulate, image) as emu, Device(emu.port) as dev:
+                    res = nb.run(dev, workload, tflite, model_name=label, progress=progress)
+                where = f"--emulate {emulate}"
+        except UserError as e:
+            log.warning("cannot bench %s: %s", label, e)
+            continue
+        lat = dict(res.summary["latency"])
+        lat.update(images=len(workload.images), agreement=res.summary.get("agreement"),
+                   accuracy=res.summary.get("accuracy"), device=where, seed=seed,
+                   board=res.info.get("board"), backend=res.info.get("backend"))
+        write_json_atomic(lat_path, _nan_to_none(lat))
+        done[key] = lat
+    return done
 
 
 def _f(x: float, nd: int = 4) -> str:
@@ -842,9 +923,9 @@ def _zoo_table(g: Group, agg: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _latency_str(lat: dict[str, Any] | None) -> str:
-    if not lat:
+    if not lat or lat.get("p50") is None:
         return "—"
-    return f"{lat['p50']:,.0f} {lat['unit']} (p50)"
+    return f"{lat['p50']:,.0f} {lat['unit']} (p50, {lat.get('device', '?')})"
 
 
 def _all_points_table(study: Study, agg: dict[str, dict[str, Any]]) -> list[str]:
@@ -1109,6 +1190,17 @@ def write_report(study: Study, out_dir: str | os.PathLike,
                   ("Left: int8 flatbuffer bytes (what the model costs in flash); right: the TFLM "
                   "arena the reference interpreter planned (RAM for activations). Red lines: the "
                   "Nano 33 BLE's 1 MB flash and 256 KB RAM, shared with the firmware."), ""]
+        lines += [("Points on a Pareto front (latency: `python -m trainer sweep ... --emulate qemu` "
+                  "or `--port`):"), "",
+                  "| point | int8 acc | int8 flatbuffer B | arena B | MACs | latency |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for key in pareto_keys(agg):
+            a = agg[key]
+            lines.append(f"| {', '.join(a['labels'])} | "
+                         f"{_pm(a['int8_accuracy'], a['int8_accuracy_std'])} | "
+                         f"{_i(a['int8_bytes'])} | {_i(a['arena_bytes'])} | {_i(a['macs'])} | "
+                         f"{_latency_str(a.get('latency'))} |")
+        lines.append("")
     lines += ["## All points", ""] + _all_points_table(study, agg) + [""]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
