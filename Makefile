@@ -51,3 +51,11 @@ lint: venv
 
 clean:
 	rm -rf build runs .pytest_cache
+
+# Firmware builds of the default model (firmware/lib/model/); nanobench.firmware does the same
+# for any exported model folder. host: ASan/UBSan POSIX build; qemu: the mps2-an386 image.
+.PHONY: firmware-host firmware-qemu
+firmware-host:
+	$(MAKE) -C firmware/ports/host
+firmware-qemu:
+	$(MAKE) -f firmware/ports/qemu/firmware.mk
