@@ -37,7 +37,12 @@ ROBOT = ROOT / "tests" / "renode" / "nano33ble_selftest.robot"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 ENVS = ("nano33ble", "nano33ble_renode", "nano33ble_aot")
 HOST_CXX = shutil.which("g++")
+ARM_CXX = shutil.which("arm-none-eabi-g++")
 needs_cxx = pytest.mark.skipif(HOST_CXX is None, reason="host g++ not installed")
+needs_arm = pytest.mark.skipif(ARM_CXX is None, reason="arm-none-eabi-g++ not installed")
+# The nano33ble core's code generation flags (variants/ARDUINO_NANO33BLE/cxxflags.txt).
+ARM_FLAGS = ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=softfp", "-mfpu=fpv4-sp-d16",
+             "-fno-rtti", "-fno-exceptions", "-funsigned-char"]
 needs_model = pytest.mark.skipif(
     not (MODEL_DIR / "manifest.json").is_file(),
     reason="no committed model in firmware/lib/model (python -m trainer export writes it)")
@@ -359,6 +364,20 @@ def test_sketch_and_board_port_compile(defines):
     cmd = [HOST_CXX, "-std=gnu++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", *defines,
            f"-I{STUB / 'arduino'}", f"-I{STUB}", f"-I{ROOT / 'firmware/lib/benchcore'}",
            f"-I{ROOT / 'firmware/lib/backend_tflm'}", f"-I{ROOT / 'firmware/lib/backend_aot'}",
+           str(ROOT / "firmware/src/board_nano33ble.cpp"), str(ROOT / "firmware/src/main.cpp")]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+@needs_arm
+@needs_model
+def test_arduino_sources_compile_for_cortex_m4():
+    """The same sources with the board's compiler flavour (32-bit size_t, unsigned char)."""
+    cmd = [ARM_CXX, "-std=gnu++17", *ARM_FLAGS, "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
+           "-DNANO_TFLM_SERIAL1", "-DNANO_TFLM_TIMER_VIRTUAL_US",
+           f"-I{STUB / 'arduino'}", f"-I{STUB}", f"-I{ROOT / 'firmware/lib/benchcore'}",
+           f"-I{ROOT / 'firmware/lib/backend_tflm'}", f"-I{MODEL_DIR}",
+           str(ROOT / "firmware/lib/backend_tflm/backend_tflm.cpp"),
            str(ROOT / "firmware/src/board_nano33ble.cpp"), str(ROOT / "firmware/src/main.cpp")]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
