@@ -214,3 +214,49 @@ def build_image(kind: str, tflite_path: str | Path) -> Path:
         return firmware.build_host(model_dir_for(tflite_path), sanitize=False)
     raise UserError(f"cannot build an image for {kind!r} here: Renode runs the PlatformIO "
                     "build (pio run -e nano33ble_renode), pass it with --elf")
+
+
+def bench(*, port: str | None = None, emulate: str | None = None, model: str | Path,
+          limit: int | None = None, images: str | Path | None = None,
+          elf: str | Path | None = None, out: str | Path | None = None, window: int = 4,
+          timeout: float = 2.0, link: str = "pipe",
+          progress: bool = True) -> tuple[dict, dict[str, Path]]:
+    """One bench run as ``tools/bench.py`` does it: open ``port`` or build (unless ``elf`` is
+    given) and start the ``emulate`` device, stream the MNIST test set (first ``limit``) or the
+    photos in ``images``, check against the TFLM reference, write the report into ``out``
+    (default runs/<timestamp>/). Returns (summary, output paths)."""
+    import contextlib
+
+    from nanobench import emulate as emu_mod
+    from nanobench.elfsize import footprint
+
+    model = Path(model)
+    elf = Path(elf) if elf is not None else None
+    if (port is None) == (emulate is None):
+        raise UserError("give either --port URL (e.g. /dev/ttyACM0, socket://HOST:PORT) or "
+                        "--emulate qemu|renode|host")
+    if not model.is_file():
+        raise UserError(f"model not found: {model} (pass --model PATH.tflite)")
+    tflite = model.read_bytes()
+    with contextlib.ExitStack() as stack:
+        if port:  # open it first: a missing or busy port fails before any slow step
+            device = stack.enter_context(Device(port, timeout=timeout))
+        workload = folder_workload(images, limit) if images else mnist_workload(limit)
+        if emulate and elf is None:
+            elf = build_image(emulate, model)
+        fp = None
+        if elf is not None and emulate != "host":  # a host executable has no flash or RAM
+            fp = footprint(elf).as_dict()
+        if emulate:
+            emu = stack.enter_context(emu_mod.emulate(emulate, elf, link=link))
+            device = stack.enter_context(Device(emu.port, timeout=timeout))
+        result = run(device, workload, tflite, model_name=str(model), window=window,
+                     footprint=fp, progress=progress)
+    summary = result.summary
+    summary["emulator"] = emulate
+    summary["elf"] = str(elf) if elf else None
+    out = Path(out) if out else default_out_dir()
+    source = f"{workload.source}; model {model}; " + (f"--emulate {emulate}" if emulate
+                                                       else f"--port {port}")
+    paths = report.write_run(out, result.samples, summary, source)
+    return summary, paths

@@ -11,7 +11,6 @@ confusion.png, latency.png. The logic lives in nanobench (bench, client, emulate
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -25,48 +24,6 @@ from trainer.errors import UserError
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "model" / \
     "model_int8.tflite"
-
-
-def bench(port: str | None, emulate: str | None, model: Path, limit: int | None,
-          images: Path | None, elf: Path | None, out: Path | None, window: int, timeout: float,
-          link: str, progress: bool) -> dict:
-    """Wire nanobench together for one run; returns the summary dict."""
-    from nanobench import bench as nb
-    from nanobench import emulate as emu_mod
-    from nanobench import report
-    from nanobench.client import Device
-    from nanobench.elfsize import footprint
-
-    if (port is None) == (emulate is None):
-        raise UserError("give either --port URL (e.g. /dev/ttyACM0, socket://HOST:PORT) or "
-                        "--emulate qemu|renode|host")
-    if not model.is_file():
-        raise UserError(f"model not found: {model} (pass --model PATH.tflite)")
-    tflite = model.read_bytes()
-    with contextlib.ExitStack() as stack:
-        if port:  # open it first: a missing or busy port fails before any slow step
-            device = stack.enter_context(Device(port, timeout=timeout))
-        workload = nb.folder_workload(images, limit) if images else nb.mnist_workload(limit)
-        if emulate and elf is None:
-            elf = nb.build_image(emulate, model)
-        fp = None
-        if elf is not None and emulate != "host":  # a host executable has no flash or RAM
-            fp = footprint(elf).as_dict()
-        if emulate:
-            emu = stack.enter_context(emu_mod.emulate(emulate, elf, link=link))
-            device = stack.enter_context(Device(emu.port, timeout=timeout))
-        result = nb.run(device, workload, tflite, model_name=str(model), window=window,
-                        footprint=fp, progress=progress)
-    summary = result.summary
-    summary["emulator"] = emulate
-    summary["elf"] = str(elf) if elf else None
-    out = out or nb.default_out_dir()
-    source = f"{workload.source}; model {model}; " + (f"--emulate {emulate}" if emulate
-                                                       else f"--port {port}")
-    paths = report.write_run(out, result.samples, summary, source)
-    click.echo(report.format_summary(summary))
-    click.echo(f"report: {paths['report']}")
-    return summary
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,7 +42,7 @@ def bench(port: str | None, emulate: str | None, model: Path, limit: int | None,
               help="output folder [default: runs/<timestamp>/]")
 @click.option("--window", type=click.IntRange(min=1), default=4, show_default=True,
               help="requests in flight")
-@click.option("--timeout", type=float, default=2.0, show_default=True,
+@click.option("--timeout", type=float, default=3.0, show_default=True,
               help="seconds without a reply before a request is re-sent")
 @click.option("--link", type=click.Choice(["pipe", "tcp"]), default="pipe", show_default=True,
               help="QEMU/host link: stdio pipes or a loopback TCP port")
@@ -96,9 +53,15 @@ def main(port, emulate, model, limit, images, elf, out, window, timeout, link, q
     footprint."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from nanobench.bench import bench
+    from nanobench.report import format_summary
+
     try:
-        bench(port, emulate, model, limit, images, elf, out, window, timeout, link,
-              progress=not quiet)
+        summary, paths = bench(port=port, emulate=emulate, model=model, limit=limit,
+                               images=images, elf=elf, out=out, window=window, timeout=timeout,
+                               link=link, progress=not quiet)
+        click.echo(format_summary(summary))
+        click.echo(f"report: {paths['report']}")
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
