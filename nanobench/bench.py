@@ -20,6 +20,8 @@ from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
 
+kRenodeElf = Path(__file__).resolve().parents[1] / ".pio" / "build" / "nano33ble_renode" / \
+    "firmware.elf"
 kTimerUnits = {"cycles": "cycles", "instructions": "instructions", "us": "us"}
 
 
@@ -212,8 +214,13 @@ def build_image(kind: str, tflite_path: str | Path) -> Path:
     if kind == "host":
         # No sanitizers: this is for measuring; the fuzz tests build the sanitized one.
         return firmware.build_host(model_dir_for(tflite_path), sanitize=False)
-    raise UserError(f"cannot build an image for {kind!r} here: Renode runs the PlatformIO "
-                    "build (pio run -e nano33ble_renode), pass it with --elf")
+    if kind == "renode":
+        # Renode runs the real Nano 33 BLE firmware, which only PlatformIO builds.
+        if kRenodeElf.is_file():
+            return kRenodeElf
+        raise UserError(f"{kRenodeElf} not found: build it with `pio run -e nano33ble_renode` "
+                        "(for this model), or pass the ELF with --elf")
+    raise UserError(f"unknown emulator {kind!r}: choose qemu, renode or host")
 
 
 def bench(*, port: str | None = None, emulate: str | None = None, model: str | Path,

@@ -43,7 +43,8 @@ kRenode = "renode"
 # byte 0x01 (Ctrl-A) would eat protocol bytes. -icount shift=0: one instruction per virtual ns,
 # so timing is a deterministic instruction count.
 kQemuArgs = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "shift=0")
-kStartSeconds = 10.0  # how long a TCP emulator may take to listen
+kStartSeconds = 10.0  # how long QEMU or the host build may take to listen on TCP
+kRenodeStartSeconds = 90.0  # Renode (a .NET program) loads the platform before it listens
 kStderrKeep = 4000  # bytes of emulator stderr kept for error messages
 kRenodeScript = Path(__file__).resolve().parent.parent / "renode" / "nano33ble.resc"
 
@@ -176,22 +177,45 @@ def _stop(proc: subprocess.Popen) -> None:
                 stream.close()
 
 
-def _wait_listening(port: int, proc: subprocess.Popen, emu: Emulator, what: str) -> None:
-    deadline = time.monotonic() + kStartSeconds
+def _is_listening(port: int) -> bool:
+    """True when a socket listens on 127.0.0.1:port (or any address).
+
+    Linux: read /proc/net/tcp, so no probe connection is made (Renode's server socket terminal
+    serves one client; a probe could take its place). Elsewhere: a connect probe.
+    """
+    try:
+        with open("/proc/net/tcp") as fh:
+            lines = fh.readlines()[1:]
+    except OSError:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            return s.connect_ex(("127.0.0.1", port)) == 0
+    for line in lines:
+        fields = line.split()
+        local, state = fields[1], fields[3]
+        addr, _, hex_port = local.partition(":")
+        # 0A = TCP_LISTEN; 0100007F = 127.0.0.1 in host byte order, 00000000 = any.
+        if state == "0A" and int(hex_port, 16) == port and addr in ("0100007F", "00000000"):
+            return True
+    return False
+
+
+def _wait_listening(port: int, proc: subprocess.Popen, emu: Emulator, what: str,
+                    seconds: float = kStartSeconds) -> None:
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EmulatorError(f"{what} exited at start (code {proc.returncode}): "
                                 f"{emu.stderr_tail()[-300:] or 'no message'}")
-        with socket.socket() as s:
-            s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
+        if _is_listening(port):
+            return
         time.sleep(0.05)
-    raise EmulatorError(f"{what} did not listen on 127.0.0.1:{port} within {kStartSeconds:g} s")
+    raise EmulatorError(f"{what} did not listen on 127.0.0.1:{port} within {seconds:g} s")
 
 
 def start(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | None = None,
-          max_seconds: float | None = None, cwd: str | Path | None = None) -> Emulator:
+          max_seconds: float | None = None, cwd: str | Path | None = None,
+          start_seconds: float = kStartSeconds) -> Emulator:
     """Start ``cmd`` and return an Emulator whose port is the child's stdio (link "pipe") or
     ``socket://127.0.0.1:tcp_port`` once something listens there (link "tcp"). Call ``stop``
     afterwards (``run`` does both). ``max_seconds``: a watchdog kills the child after that long
@@ -217,7 +241,7 @@ def start(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | 
             emu.port = PipeSerial(proc, f"{kind} (stdio)", emu.stderr_tail)
         else:
             assert tcp_port is not None
-            _wait_listening(tcp_port, proc, emu, kind)
+            _wait_listening(tcp_port, proc, emu, kind, start_seconds)
             emu.port = f"socket://127.0.0.1:{tcp_port}"
     except BaseException:
         stop(emu)
@@ -235,9 +259,11 @@ def stop(emu: Emulator) -> None:
 
 @contextlib.contextmanager
 def run(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | None = None,
-        max_seconds: float | None = None, cwd: str | Path | None = None) -> Iterator[Emulator]:
+        max_seconds: float | None = None, cwd: str | Path | None = None,
+        start_seconds: float = kStartSeconds) -> Iterator[Emulator]:
     """``start`` as a context manager: the child is stopped when the block ends, however."""
-    emu = start(cmd, kind, link=link, tcp_port=tcp_port, max_seconds=max_seconds, cwd=cwd)
+    emu = start(cmd, kind, link=link, tcp_port=tcp_port, max_seconds=max_seconds, cwd=cwd,
+                start_seconds=start_seconds)
     try:
         yield emu
     finally:
@@ -295,11 +321,11 @@ def qemu(elf: str | Path, *, link: str = "pipe",
 def host(binary: str | Path, *, link: str = "pipe", args: Sequence[str] = (),
          max_seconds: float | None = None) -> Iterator[Emulator]:
     """The POSIX host build of the firmware on stdin/stdout (link "pipe"), or, for a build
-    that takes ``--port N``, on a TCP port (link "tcp")."""
+    that takes ``--tcp PORT``, on a TCP port (link "tcp")."""
     path = _check_elf(binary)
     if link == "tcp":
         port = free_port()
-        with run([str(path), "--port", str(port), *args], "host", link="tcp", tcp_port=port,
+        with run([str(path), "--tcp", str(port), *args], "host", link="tcp", tcp_port=port,
                  max_seconds=max_seconds) as emu:
             yield emu
     else:
@@ -329,7 +355,7 @@ def renode(elf: str | Path, *, max_seconds: float | None = None,
     path = _check_elf(elf)
     port = free_port()
     with run(renode_command(path, port, script), "renode", link="tcp", tcp_port=port,
-             max_seconds=max_seconds) as emu:
+             max_seconds=max_seconds, start_seconds=kRenodeStartSeconds) as emu:
         yield emu
 
 

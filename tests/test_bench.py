@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +270,50 @@ def test_bench_user_errors_are_one_line(args, message, tiny_tflite):
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0, r.stderr
     assert r.stderr.startswith(message), r.stderr
+
+
+# ------------------------------------------------------------------------------ emulate
+
+
+@pytest.fixture(scope="module")
+def standin_host():
+    from nanobench.firmware import build_host
+
+    return build_host(standin=True)
+
+
+@needs_gcc
+@pytest.mark.parametrize("link", ["pipe", "tcp"])
+def test_emulator_is_stopped_on_error(standin_host, link):
+    from nanobench import emulate
+    from nanobench.client import Device
+
+    with pytest.raises(RuntimeError, match="boom"), \
+            emulate.host(standin_host, link=link, max_seconds=60) as emu:
+        proc = emu.proc
+        with Device(emu.port, timeout=2.0) as dev:
+            assert dev.hello()["board"] == "host"
+        raise RuntimeError("boom")
+    assert proc.poll() is not None
+
+
+@needs_gcc
+def test_emulator_watchdog_turns_a_hang_into_an_error(standin_host):
+    from nanobench import emulate
+    from nanobench.client import Device, DeviceError
+
+    with emulate.host(standin_host, max_seconds=1.0) as emu:
+        dev = Device(emu.port, timeout=1.0)
+        dev.hello()
+        time.sleep(1.5)  # the watchdog kills the process meanwhile
+        with pytest.raises(DeviceError, match="exited"):
+            dev.stats()
+
+
+def test_missing_image_and_emulator_are_one_line(tmp_path):
+    from nanobench import emulate
+
+    with pytest.raises(UserError, match="firmware image not found"):
+        emulate.qemu(tmp_path / "none.elf").__enter__()
+    with pytest.raises(UserError, match="unknown emulator"):
+        emulate.emulate("bochs", tmp_path / "x")
