@@ -272,6 +272,8 @@ def lower_mean(p: Program, op: Op) -> Step:
     inner = int(np.prod(x.shape[axes[-1] + 1:]))
     try:
         base, th = probe.mean_thresholds(g, op, axes)
+    except RuntimeError:
+        raise refuse(op, "has no int8 kernel in the TFLM reference") from None
     except ValueError:
         raise refuse(op, "has an output that is not a monotone function of the sum") from None
     tn = p.const("mean_t", "int32_t", th if len(th) else np.zeros(1, np.int64))
@@ -285,20 +287,52 @@ def lower_mean(p: Program, op: Op) -> Step:
     return Step(op, [op.inputs[0]], [op.outputs[0]], 0, emit)
 
 
+def _binary_operands(op: Op, g: Graph) -> tuple[int, int, int]:
+    """(first, second, in2_stride): same-size operands, or tensor and scalar."""
+    a, b, out = _t(g, op.inputs[0]), _t(g, op.inputs[1]), _t(g, op.outputs[0])
+    if a.elements == out.elements and b.elements == out.elements:
+        return op.inputs[0], op.inputs[1], 1
+    if a.elements == out.elements and b.elements == 1:
+        return op.inputs[0], op.inputs[1], 0
+    if b.elements == out.elements and a.elements == 1:
+        return op.inputs[1], op.inputs[0], 0
+    raise refuse(op, "broadcasts between shapes other than tensor + scalar")
+
+
+def lower_mul(p: Program, op: Op) -> Step:
+    g = p.graph
+    out = _t(g, op.outputs[0])
+    _require_int8(op, g, [op.inputs[0], op.inputs[1], op.outputs[0]])
+    first, second, stride = _binary_operands(op, g)
+    t1, t2 = _t(g, first), _t(g, second)
+    # TFLM mul_common.cc: double(s1) * double(s2) / double(so).
+    m, sh = quant.quantize_multiplier(float(t1.scale[0]) * float(t2.scale[0])
+                                      / float(out.scale[0]))
+    lo, hi = _act(op, out)
+    reads = [i for i in (first, second) if not _t(g, i).is_constant]
+
+    def emit(ctx) -> str:
+        params = _struct("nt_mul_params", {
+            "count": out.elements, "in1_offset": -_zp(t1), "in2_offset": -_zp(t2),
+            "out_offset": _zp(out), "out_multiplier": m, "out_shift": sh, "act_min": lo,
+            "act_max": hi, "in2_stride": stride})
+        return ctx.call("nt_mul", params, [ctx.buf(first), ctx.buf(second)],
+                        ctx.buf(op.outputs[0]))
+
+    return Step(op, reads, [op.outputs[0]], 0, emit)
+
+
 def lower_add(p: Program, op: Op) -> Step:
     g = p.graph
-    a, b, out = _t(g, op.inputs[0]), _t(g, op.inputs[1]), _t(g, op.outputs[0])
+    out = _t(g, op.outputs[0])
     _require_int8(op, g, [op.inputs[0], op.inputs[1], op.outputs[0]])
-    if a.elements == out.elements and b.elements == out.elements:
-        first, second, stride = op.inputs[0], op.inputs[1], 1
-    elif a.elements == out.elements and b.elements == 1:
-        first, second, stride = op.inputs[0], op.inputs[1], 0
-    elif b.elements == out.elements and a.elements == 1:
-        first, second, stride = op.inputs[1], op.inputs[0], 0
-    else:
-        raise refuse(op, "broadcasts between shapes other than tensor + scalar")
+    first, second, stride = _binary_operands(op, g)
     t1, t2 = _t(g, first), _t(g, second)
     q = quant.add_params(_scale(t1), _scale(t2), _scale(out))
+    if max(q["in1_shift"], q["in2_shift"], q["out_shift"]) > 0:
+        # TFLM's int8 ADD only handles multipliers < 1 (it aborts otherwise); happens when the
+        # output range is tiny compared with the inputs' (e.g. a dead ReLU in calibration).
+        raise refuse(op, "needs a rescale factor >= 1 (output scale too small for its inputs)")
     lo, hi = _act(op, out)
     reads = [i for i in (first, second) if not _t(g, i).is_constant]
 
@@ -366,7 +400,10 @@ def lower_lut(p: Program, op: Op) -> Step:
     if len(acts) != 1 or len(op.outputs) != 1 or \
             _t(g, acts[0]).elements != _t(g, op.outputs[0]).elements:
         raise refuse(op, "is not a one-input elementwise op")
-    table = probe.elementwise_table(g, op)
+    try:
+        table = probe.elementwise_table(g, op)
+    except RuntimeError:
+        raise refuse(op, "has no int8 kernel in the TFLM reference") from None
     tn = p.const("lut", "int8_t", table)
     n = _t(g, op.outputs[0]).elements
 
@@ -380,7 +417,10 @@ def lower_move(p: Program, op: Op) -> Step:
     g = p.graph
     acts = [i for i in op.inputs if i >= 0 and not _t(g, i).is_constant]
     _require_int8(op, g, acts + op.outputs)
-    maps = probe.gather_maps(g, op)
+    try:
+        maps = probe.gather_maps(g, op)
+    except RuntimeError:
+        raise refuse(op, "has no int8 kernel in the TFLM reference") from None
     if maps is None:
         raise refuse(op, "is not a strided copy of its input")
     calls = []
@@ -426,6 +466,8 @@ def lower(g: Graph) -> Program:
             p.steps.append(lower_mean(p, op))
         elif name == "ADD":
             p.steps.append(lower_add(p, op))
+        elif name == "MUL":
+            p.steps.append(lower_mul(p, op))
         elif name == "SOFTMAX":
             p.steps.append(lower_softmax(p, op))
         elif name == "CONCATENATION":

@@ -207,6 +207,18 @@ typedef struct {
 
 int nt_add(const nt_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 
+/* TFLM int8 MUL (reference_integer_ops::MulElementwise): the product of the offset inputs,
+ * requantized with one multiplier (in1_scale * in2_scale / out_scale). in2_stride as nt_add. */
+typedef struct {
+    int32_t count;
+    int32_t in1_offset, in2_offset, out_offset;
+    int32_t out_multiplier, out_shift;
+    int32_t act_min, act_max;
+    int32_t in2_stride;
+} nt_mul_params;
+
+int nt_mul(const nt_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+
 /* ---- softmax ------------------------------------------------------------------------------- */
 
 /* TFLM int8 softmax (reference_ops::Softmax, fixed point, gemmlowp exp on negative values):
