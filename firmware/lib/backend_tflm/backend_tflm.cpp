@@ -1,7 +1,10 @@
 // TFLM interpreter glue: backend.h on top of the TFLite Micro Arduino library pinned in
-// platformio.ini. Every TFLM call below was checked against that library's headers
-// (tensorflow/tflite-micro-arduino-examples @ 2be8092d): MicroInterpreter without an error
-// reporter, MicroMutableOpResolver<N> default-constructed, no AllOpsResolver.
+// platformio.ini (tensorflow/tflite-micro-arduino-examples @ 2be8092d, TFLM of Feb 2023). Every
+// TFLM call below was checked against that library's headers (micro_interpreter.h,
+// schema_generated.h, core/c/common.h) and, for MicroMutableOpResolver, against tflite-micro's
+// header of that period (default-constructible in every version; the Add* methods used are
+// unchanged): MicroInterpreter without an error reporter, no AllOpsResolver.
+// tests/tflm_stub/ holds those signatures; tests/test_platformio.py compiles this file with them.
 //
 // The op resolver is not written by hand: MODEL_OPS(X) in the generated model_meta.h lists the
 // model's ops (one MicroMutableOpResolver method name each) and MODEL_OP_COUNT sizes the
