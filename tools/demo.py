@@ -59,14 +59,25 @@ class Trained:
     info: dict
 
 
+# Source files whose change makes a cached model stale even with an unchanged configuration.
+CODE_FILES = ("trainer/models.py", "trainer/augment.py")
+
+
+def training_key(cfg: Config) -> str:
+    """Cache key of a trained model: the model and train tables plus the model/augment code."""
+    files = [f for f in CODE_FILES if cfg.train.augment or not f.endswith("augment.py")]
+    code = "".join(_sha256((ROOT / f).read_bytes()) for f in files)
+    return _sha256((config_hash(cfg.model, cfg.train) + code).encode())[:16]
+
+
 def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
                    progress: bool = True) -> Trained:
-    """Train cfg.model with cfg.train, or load directory/model.keras if train.json has the same
-    configuration hash (model + train tables)."""
+    """Train cfg.model with cfg.train, or load directory/model.keras if its train.json has the
+    same training key (configuration + model/augment code, see `training_key`)."""
     from trainer.cli import load_keras
     from trainer.train import keras_accuracy, train
 
-    key = config_hash(cfg.model, cfg.train)
+    key = training_key(cfg)
     info_path = directory / "train.json"
     if not retrain and info_path.exists() and (directory / "model.keras").exists():
         info = json.loads(info_path.read_text())
@@ -74,7 +85,9 @@ def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
             log.info("reusing %s (config %s)", directory / "model.keras", key)
             return Trained(directory, load_keras(directory / "model.keras"), info)
         log.info("config changed (%s -> %s): retraining", info.get("config_hash"), key)
+    cpu0 = time.process_time()
     result = train(cfg.model, cfg.train, data, progress=progress)
+    cpu = time.process_time() - cpu0  # all threads of this process: robust to a busy machine
     directory.mkdir(parents=True, exist_ok=True)
     result.model.save(directory / "model.keras")
     info = {
@@ -84,6 +97,8 @@ def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
         "epochs": result.epochs,
         "seconds": round(result.seconds, 1),
         "seconds_per_epoch": round(result.seconds / max(result.epochs, 1), 2),
+        "cpu_seconds": round(cpu, 1),
+        "cpu_seconds_per_epoch": round(cpu / max(result.epochs, 1), 2),
         "history": result.history,
         "accuracy_float": keras_accuracy(result.model, data.x_test, data.y_test),
         "data_source": data.source,
@@ -96,7 +111,7 @@ def quantize_or_reuse(trained: Trained, cfg: Config, data) -> Path:
     """Full-int8 flatbuffer next to the Keras model, keyed by (train config, quant config)."""
     from trainer.quantize import to_int8
 
-    key = config_hash(cfg.model, cfg.train, cfg.quant)
+    key = training_key(cfg) + config_hash(cfg.quant)
     path = trained.directory / "model_int8.tflite"
     meta = trained.directory / "quant.json"
     if path.exists() and meta.exists() and json.loads(meta.read_text()).get("config_hash") == key:
