@@ -257,7 +257,20 @@ def export_cmd(tflite_path, out_dir, backend, metrics_path) -> None:
             metrics = json.loads(Path(metrics_path).read_text())
         except (OSError, ValueError) as e:
             raise UserError(f"cannot read metrics {metrics_path}: {e}") from None
-    res = export(tflite_path, out_dir, backend=backend, metrics=metrics)
+    # `trainer quantize` writes its record next to the model: keep its calibration facts.
+    calibration = None
+    record_path = Path(tflite_path).with_suffix(".json")
+    if record_path.is_file():
+        import hashlib
+
+        rec = json.loads(record_path.read_text())
+        if rec.get("sha256") == hashlib.sha256(Path(tflite_path).read_bytes()).hexdigest():
+            idx = rec.get("calibration_indices") or []
+            calibration = {
+                "quant": rec.get("quant"), "qat": rec.get("qat"), "count": len(idx),
+                "indices_sha256": hashlib.sha256(json.dumps(idx).encode()).hexdigest(),
+            }
+    res = export(tflite_path, out_dir, backend=backend, metrics=metrics, calibration=calibration)
     m = res.manifest
     click.echo(f"{res.out_dir}: {', '.join(p.name for p in res.files)} (model "
                f"{m['source']['sha256'][:16]}, {m['source']['bytes']} bytes, arena "
