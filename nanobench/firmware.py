@@ -89,13 +89,14 @@ def _make(args: list[str], what: str, out: Path) -> Path:
 
 
 def build_host(model_dir: str | Path | None = None, *, sanitize: bool = True,
-               standin: bool = False) -> Path:
+               standin: bool = False, defines: tuple[str, ...] = ()) -> Path:
     """Build the host firmware (``nano_tflm_host``: frames on stdin/stdout, ``--tcp PORT`` to
     listen on 127.0.0.1) for a model folder (default: the committed model) and return the
     executable's path. ``sanitize`` builds with ``-fsanitize=address,undefined`` (the default;
     sanitizer reports go to stderr and end the process). ``standin=True`` builds the TEST-ONLY
     stand-in backend of ``firmware/ports/host/standin`` instead of a model (``model_dir`` is
-    ignored)."""
+    ignored). ``defines`` are extra C macros (``NAME`` or ``NAME=VALUE``), e.g.
+    ``("NANO_TFLM_SELFTEST_AT_BOOT",)``; each set builds into its own folder."""
     _require_tool("gcc")
     if standin:
         mdir = STANDIN_DIR
@@ -107,8 +108,12 @@ def build_host(model_dir: str | Path | None = None, *, sanitize: bool = True,
         backend = "aot"
     if not sanitize:
         out_dir = out_dir.with_name(out_dir.name + "-nosan")
+    if defines:
+        key = hashlib.sha256(" ".join(sorted(defines)).encode()).hexdigest()[:8]
+        out_dir = out_dir.with_name(f"{out_dir.name}-d{key}")
     args = ["-C", str(HOST_DIR), f"BACKEND={backend}", f"MODEL_DIR={mdir}", f"BUILD={out_dir}",
-            f"SANITIZE={'address,undefined' if sanitize else ''}", "CC=gcc"]
+            f"SANITIZE={'address,undefined' if sanitize else ''}", "CC=gcc",
+            "EXTRA_CFLAGS=" + " ".join(f"-D{d}" for d in defines)]
     return _make(args, "the host firmware", out_dir / "nano_tflm_host")
 
 

@@ -269,3 +269,29 @@ def test_selftest_command(device):
     text = device.request(P.SELFTEST, 950).body.decode()
     assert text.startswith("selftest: pass ") and text.split()[-1].split("/")[0] == \
         text.split()[-1].split("/")[1], text
+
+
+def test_backend_failures_are_error_frames():
+    exe = firmware.build_host(standin=True, defines=("NANO_TFLM_STANDIN_FAIL_INVOKE",))
+    fw = FirmwareProc([str(exe)])
+    bad = bytes([0xEE]) + bytes(783)
+    r = fw.request(P.INFER, 1, bad)
+    assert (r.error_code, r.seq) == (P.ErrorCode.INVOKE, 1)
+    r = fw.request(P.INFER, 2, bytes(784))
+    assert r.type == P.INFER | P.REPLY_FLAG
+    stats = P.decode_info(fw.request(P.STATS, 3).body)
+    assert (stats["inferences"], stats["errors"]) == ("1", "1")
+    assert fw.close() == 0 and fw.stderr_text() == ""
+
+    exe = firmware.build_host(standin=True, defines=("NANO_TFLM_STANDIN_FAIL_INIT",
+                                                     "NANO_TFLM_SELFTEST_AT_BOOT"))
+    fw = FirmwareProc([str(exe)])
+    assert fw.wait(lambda evs: len(evs) >= 2, 10)
+    boot = fw.take()
+    assert boot[0].text.endswith(" error=backend-not-ready")
+    assert boot[1] == P.LogLine("selftest: FAIL backend not ready")
+    assert P.decode_info(fw.request(P.HELLO, 1).body)["ready"] == "0"
+    r = fw.request(P.INFER_RLE, 2, P.encode_pixels_rle(bytes(784)))
+    assert (r.error_code, r.seq) == (P.ErrorCode.NOT_READY, 2)
+    assert fw.request(P.SELFTEST, 3).body == b"selftest: FAIL backend not ready"
+    assert fw.close() == 0 and fw.stderr_text() == ""
