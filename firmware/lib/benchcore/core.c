@@ -28,7 +28,7 @@ typedef struct {
   uint32_t errors;     /* error replies sent */
   uint32_t rx_bytes;
   uint32_t frames_ok;  /* valid requests handled */
-  uint32_t frames_bad; /* framing, oversize, length, version or CRC errors */
+  uint32_t frames_bad; /* framing, oversize, length, version, CRC or unknown-type errors */
   uint32_t latency_min;
   uint32_t latency_max;
 } counters_t;
