@@ -9,14 +9,13 @@ Seeded: the same cases every run.
 
 from __future__ import annotations
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
 from trainer.aot.host import build_runner, run_runner
 from trainer.errors import UserError

@@ -1,0 +1,94 @@
+"""Whole-model agreement: each zoo model's generated AOT C (host gcc build, ASan/UBSan) against
+the TFLM reference interpreter on real MNIST test images. Agreement must be 1.0 (every int8
+output vector identical), and the offline-planned arena must not exceed TFLM's."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from trainer.aot import generate
+from trainer.aot.graph import load
+from trainer.aot.host import build_runner, run_runner
+
+RUNNER_C = Path(__file__).parent / "aot_harness" / "aot_runner.c"
+ZOO = ("seed_initial", "seed_final", "cnn", "mobilenet_v1", "shufflenet_v2")
+kImages = 300  # default suite; the slow test runs all 10,000
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+
+
+def _agreement(tfl: bytes, images: np.ndarray, out_dir: Path) -> tuple[float, object, int]:
+    from trainer.reference import Reference, input_lut
+
+    res = generate(tfl, out_dir)
+    exe = build_runner(out_dir, RUNNER_C)
+    g = load(tfl)
+    t_in = g.tensors[g.inputs[0]]
+    lut = input_lut(float(t_in.scale[0]), int(t_in.zero_point[0]))
+    x = lut[images.reshape(len(images), -1)]
+    ref = Reference(tfl)
+    want = ref.run(images).reshape(len(images), -1)
+    got = run_runner(exe, x, want.shape[1])
+    return float(np.mean(np.all(got == want, axis=1))), res, ref.arena_bytes
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model_agrees_with_tflm(name: str, tiny_tflite, mnist, tmp_path: Path) -> None:
+    tfl = tiny_tflite(name)
+    agreement, res, tflm_arena = _agreement(tfl, mnist.x_test[:kImages], tmp_path)
+    assert agreement == 1.0, f"{name}: agreement {agreement} on {kImages} images"
+    assert res.arena_bytes <= tflm_arena, f"{name}: arena {res.arena_bytes} > TFLM {tflm_arena}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ZOO)
+def test_zoo_model_agrees_on_full_test_set(name: str, tiny_tflite, mnist, tmp_path: Path) -> None:
+    agreement, _, _ = _agreement(tiny_tflite(name), mnist.x_test, tmp_path)
+    assert agreement == 1.0, f"{name}: agreement {agreement} on 10,000 images"
+
+
+def test_generated_code_is_deterministic_and_bannered(tiny_tflite, tmp_path: Path) -> None:
+    import hashlib
+
+    tfl = tiny_tflite("seed_final")
+    generate(tfl, tmp_path / "a")
+    generate(tfl, tmp_path / "b")
+    for f in ("model_aot.h", "model_aot.c"):
+        a, b = (tmp_path / "a" / f).read_text(), (tmp_path / "b" / f).read_text()
+        assert a == b
+        assert "do not edit" in a and hashlib.sha256(tfl).hexdigest() in a
+    src = (tmp_path / "a" / "model_aot.c").read_text()
+    # No dynamic allocation and no floating point in the generated int8 path.
+    for banned in ("malloc", "free(", "float", "double"):
+        assert banned not in src
+
+
+def test_unsupported_op_is_refused_with_one_line(tmp_path: Path) -> None:
+    import tensorflow as tf
+    import tf_keras as k
+
+    from trainer.errors import UserError
+
+    i = k.Input((6,), batch_size=1)
+    x = k.layers.Dense(4)(i)
+    x = k.layers.Lambda(lambda t: tf.math.reduce_max(t, axis=-1, keepdims=True))(x)
+    model = k.Model(i, x)
+
+    def rep():
+        for _ in range(8):
+            yield [np.random.default_rng(0).uniform(-1, 1, (1, 6)).astype(np.float32)]
+
+    c = tf.lite.TFLiteConverter.from_keras_model(model)
+    c.optimizations = [tf.lite.Optimize.DEFAULT]
+    c.representative_dataset = rep
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    c.inference_input_type = c.inference_output_type = tf.int8
+    with pytest.raises(UserError) as e:
+        generate(c.convert(), tmp_path)
+    msg = str(e.value)
+    assert "REDUCE_MAX" in msg and "tflm backend" in msg and "\n" not in msg
