@@ -162,35 +162,11 @@ def test_write_run(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_tflite(tmp_path_factory) -> Path:
-    """A small random-weight int8 model (conv, pool, dense): exercises the same kernels as the
-    default model in a fraction of a second of conversion."""
-    import tensorflow as tf
-    import tf_keras
-    from tf_keras import layers
-
-    tf_keras.utils.set_random_seed(1)
-    model = tf_keras.Sequential([
-        layers.Input((28, 28, 1)),
-        layers.Conv2D(4, 3, strides=2, activation="relu"),
-        layers.MaxPooling2D(),
-        layers.Flatten(),
-        layers.Dense(10),
-    ])
-    rng = np.random.default_rng(0)
-
-    def rep():
-        for _ in range(16):
-            yield [rng.random((1, 28, 28, 1), dtype=np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = rep
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    path = tmp_path_factory.mktemp("tiny_bench") / "tiny.tflite"
-    path.write_bytes(conv.convert())
+def bench_model(tiny_tflite, tmp_path_factory) -> Path:
+    """The conftest's briefly trained cnn (cached under build/test-cache) as a .tflite file:
+    real accuracy, so predictions that do not line up with labels would show."""
+    path = tmp_path_factory.mktemp("bench_model") / "cnn.tflite"
+    path.write_bytes(tiny_tflite("cnn", per_channel_dense=False))
     return path
 
 
@@ -200,8 +176,8 @@ def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 
 
 @needs_gcc
-def test_bench_host_build_agrees_with_reference(tiny_tflite, tmp_path):
-    r = run_bench("--emulate", "host", "--model", str(tiny_tflite), "--limit", "150",
+def test_bench_host_build_agrees_with_reference(bench_model, tmp_path):
+    r = run_bench("--emulate", "host", "--model", str(bench_model), "--limit", "150",
                   "--out", str(tmp_path / "run"), "-q")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -209,7 +185,7 @@ def test_bench_host_build_agrees_with_reference(tiny_tflite, tmp_path):
     assert s["n"] == 150 and s["lost"] == 0 and s["errors"] == 0
     assert s["agreement"] == 1.0
     # Bit-exact outputs give the reference's predictions, so the same accuracy.
-    assert s["accuracy"] == s["reference_accuracy"]
+    assert s["accuracy"] == s["reference_accuracy"] > 0.3  # chance is 0.1
     assert s["board"] == "host" and s["backend"] == "aot" and s["latency"]["unit"] == "us"
     assert s["latency"]["p50"] > 0 and s["throughput_ips"] > 0
     assert s["flash_bytes"] is None  # a host executable has no flash footprint
@@ -219,7 +195,7 @@ def test_bench_host_build_agrees_with_reference(tiny_tflite, tmp_path):
 
 
 @needs_gcc
-def test_bench_images_folder_with_bad_files(tiny_tflite, tmp_path):
+def test_bench_images_folder_with_bad_files(bench_model, tmp_path):
     from PIL import Image
 
     from trainer.data import load_mnist
@@ -234,7 +210,7 @@ def test_bench_images_folder_with_bad_files(tiny_tflite, tmp_path):
     (photos / "3_broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
     (photos / "4_empty.jpg").write_bytes(b"")
     Image.fromarray(np.full((50, 50), 255, np.uint8)).save(photos / "5_blank.png")
-    r = run_bench("--emulate", "host", "--model", str(tiny_tflite), "--images", str(photos),
+    r = run_bench("--emulate", "host", "--model", str(bench_model), "--images", str(photos),
                   "--out", str(tmp_path / "run"), "-q")
     assert r.returncode == 0, r.stderr[-2000:]
     s = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -245,11 +221,11 @@ def test_bench_images_folder_with_bad_files(tiny_tflite, tmp_path):
     assert sorted(names) == sorted(f"{mn.y_test[i]}_photo{i}.png" for i in range(12))
 
 
-def test_bench_refuses_another_model(tiny_tflite, tmp_path):
+def test_bench_refuses_another_model(bench_model, tmp_path):
     from test_client import FakeDevice
 
     with FakeDevice() as fake:
-        r = run_bench("--port", fake.url, "--model", str(tiny_tflite), "--limit", "5",
+        r = run_bench("--port", fake.url, "--model", str(bench_model), "--limit", "5",
                       "--out", str(tmp_path / "run"), "-q")
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0, r.stderr  # one line, no traceback
@@ -264,8 +240,8 @@ def test_bench_refuses_another_model(tiny_tflite, tmp_path):
     (["--port", "loop://", "--model", "missing.tflite"], "error: model not found"),
     (["--port", "loop://", "--timeout", "0.2"], "error: device at loop:// echoes the requests back"),
 ])
-def test_bench_user_errors_are_one_line(args, message, tiny_tflite):
-    model = [] if "--model" in args else ["--model", str(tiny_tflite)]
+def test_bench_user_errors_are_one_line(args, message, bench_model):
+    model = [] if "--model" in args else ["--model", str(bench_model)]
     r = run_bench(*args, *model, "--limit", "3", "-q")
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0, r.stderr
