@@ -24,6 +24,9 @@ ELEMENTWISE_OPS = ("LOGISTIC", "TANH", "ELU", "EXP", "RELU", "RELU6", "RELU_N1_T
 MOVE_OPS = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "GATHER", "PACK",
             "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND")
 ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+# Ops with a dedicated kernel in kernels.h.
+KERNEL_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D",
+              "AVERAGE_POOL_2D", "MEAN", "ADD", "MUL", "SOFTMAX", "CONCATENATION")
 
 
 def refuse(op: Op, why: str) -> UserError:
