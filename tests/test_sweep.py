@@ -255,6 +255,12 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
+def run_path_tflite(out: Path, recs: dict[str, dict]) -> Path:
+    """The int8 model stored beside the first record."""
+    rec = next(iter(recs.values()))
+    return sweep.run_path(out, rec["key"], rec["seed"], ".tflite")
+
+
 def _records(out: Path) -> dict[str, dict]:
     return {f.name: json.loads(f.read_text()) for f in sorted((out / "runs").glob("*.json"))}
 
@@ -318,7 +324,7 @@ def test_real_records_are_consistent(killed_and_resumed):
         assert rec["int8_gzip_bytes"] < rec["int8_bytes"]
         assert rec["arena_bytes"] > 0 and rec["test_images"] == 500
         assert abs(rec["int8_accuracy"] - rec["float_accuracy"]) < 0.03
-        assert rec["float_accuracy"] > 0.7  # 1 epoch on 3,000 images is well above chance
+        assert rec["float_accuracy"] > 0.3  # 1 epoch on 3,000 images: well above chance (0.1)
     report = (out / "report.md").read_text()
     assert "Seed table" not in report or "| variant |" in report
     assert "| 16 |" in report and "| 32 |" in report
@@ -328,11 +334,16 @@ def test_ray_local_instance_runs_the_tiny_study(tmp_path):
     pytest.importorskip("ray")
     import tomllib
 
-    st = sweep.parse_study(tomllib.loads(TINY_STUDY.replace("seeds = 2", "seeds = [7]")), "tiny")
+    # One run (Ray start-up and a worker importing TensorFlow dominate the time anyway).
+    text = (TINY_STUDY.replace("seeds = 2", "seeds = [7]").replace("3000", "1000")
+            .replace("test_images = 500", "test_images = 200")
+            .replace("[[16], [32]]", "[[16]]").replace('baseline = "32"', 'baseline = "16"'))
+    st = sweep.parse_study(tomllib.loads(text), "tiny")
     res = sweep.run_sweep(st, tmp_path, ray_address="local", progress=False)
     assert not res.failed, res.failed
     recs = _records(tmp_path)
-    assert len(recs) == 2 and {r["seed"] for r in recs.values()} == {7}
+    assert len(recs) == 1 and {r["seed"] for r in recs.values()} == {7}
+    assert run_path_tflite(tmp_path, recs).is_file()
     # Ray ran them in its own worker processes, not in this one.
     assert all(r["worker"]["pid"] != os.getpid() for r in recs.values())
     assert all(r["params"] == dense_params(r["options"]["hidden"]) for r in recs.values())

@@ -383,11 +383,14 @@ def gzip_bytes(blob: bytes) -> int:
 
 def run_point(options: dict[str, Any], seed: int, train_images: int | None = None,
               test_images: int | None = None) -> dict[str, Any]:
-    """Train one configuration with one seed and measure it. Returns the record (JSON-able).
+    """Train one configuration with one seed and measure it. Returns the record (JSON-able but
+    for the int8 flatbuffer under ``TFLITE_FIELD``, which the driver stores as a file).
 
     Float accuracy: Keras on the test images; int8 accuracy: the TFLM reference interpreter on
     the same images. Sizes in bytes; ``seed_metric`` = params + int8 flatbuffer KiB (the seed
-    study's "weight"), ``seed_metric_float`` the same with the float flatbuffer.
+    study's "weight"), ``seed_metric_float`` the same with the float flatbuffer. A model that
+    trains but cannot be converted (e.g. NaN weights from an exploding activation) keeps its
+    float accuracy; the int8 fields are None and ``int8_error`` says why.
     """
     import numpy as np
 
@@ -398,43 +401,52 @@ def run_point(options: dict[str, Any], seed: int, train_images: int | None = Non
     mcfg, tcfg, qcfg = make_configs(options, seed)
     result = train.train(mcfg, tcfg, data, progress=False)
     model = result.model
-    float_acc = train.keras_accuracy(model, data.x_test, data.y_test)
-    float_tfl = quantize.to_float(model)
-    t_q = time.monotonic()
-    int8_tfl = quantize.to_int8(model, data, qcfg)
-    quant_seconds = time.monotonic() - t_q
-    info = tflite_info.inspect(int8_tfl)
-    ref = reference.Reference(int8_tfl)
-    out = ref.run(data.x_test)
-    int8_acc = float(np.mean(np.argmax(out, axis=1) == data.y_test))
-    return {
+    rec: dict[str, Any] = {
         "version": RECORD_VERSION,
         "options": options,
         "seed": seed,
         "train_images": len(data.x_train),
         "test_images": len(data.y_test),
-        "float_accuracy": float_acc,
-        "int8_accuracy": int8_acc,
-        "params": int(info.params),
+        "float_accuracy": train.keras_accuracy(model, data.x_test, data.y_test),
         "keras_params": int(model.count_params()),
+        "sparsity": float(result.sparsity),
+        "train_seconds": float(result.seconds),
+        "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+    }
+    for f in ("int8_accuracy", "params", "macs", "float_bytes", "int8_bytes", "float_gzip_bytes",
+              "int8_gzip_bytes", "int8_sparsity", "arena_bytes", "seed_metric",
+              "seed_metric_float", "quantize_seconds"):
+        rec[f] = None
+    try:
+        float_tfl = quantize.to_float(model)
+        rec.update(float_bytes=len(float_tfl), float_gzip_bytes=gzip_bytes(float_tfl))
+        t_q = time.monotonic()
+        int8_tfl = quantize.to_int8(model, data, qcfg)
+        rec["quantize_seconds"] = time.monotonic() - t_q
+        info = tflite_info.inspect(int8_tfl)
+        ref = reference.Reference(int8_tfl)
+        out = ref.run(data.x_test)
+    except UserError as e:
+        log.warning("%s seed %d: no int8 model: %s", options, seed, e)
+        rec["int8_error"] = str(e)
+        rec["seconds"] = time.monotonic() - t0
+        return rec
+    rec.update({
+        "int8_accuracy": float(np.mean(np.argmax(out, axis=1) == data.y_test)),
+        "params": int(info.params),
         "macs": int(info.macs),
-        "float_bytes": len(float_tfl),
         "int8_bytes": len(int8_tfl),
-        "float_gzip_bytes": gzip_bytes(float_tfl),
         "int8_gzip_bytes": gzip_bytes(int8_tfl),
-        "sparsity": float(getattr(result, "sparsity", 0.0) or 0.0),
         "int8_sparsity": int8_weight_sparsity(info, int8_tfl),
         "arena_bytes": int(ref.arena_bytes),
         "seed_metric": int(info.params) + len(int8_tfl) / 1024.0,
         "seed_metric_float": int(info.params) + len(float_tfl) / 1024.0,
-        "train_seconds": float(result.seconds),
-        "quantize_seconds": quant_seconds,
         "seconds": time.monotonic() - t0,
         "ops": list(info.unique_ops),
-        "worker": {"host": socket.gethostname(), "pid": os.getpid()},
         "int8_sha256": hashlib.sha256(int8_tfl).hexdigest(),
         TFLITE_FIELD: int8_tfl,
-    }
+    })
+    return rec
 
 
 def int8_weight_sparsity(info, tflite_bytes: bytes) -> float:
@@ -683,7 +695,7 @@ def _run_ray(todo, fn, args, address: str, done) -> None:
 
 _MEAN_FIELDS = ("float_accuracy", "int8_accuracy", "params", "macs", "float_bytes", "int8_bytes",
                 "float_gzip_bytes", "int8_gzip_bytes", "sparsity", "int8_sparsity", "arena_bytes",
-                "seed_metric", "seed_metric_float", "train_seconds", "seconds")
+                "seed_metric", "seed_metric_float", "train_seconds", "seconds", "keras_params")
 
 
 def _mean_std(vals: list[float]) -> tuple[float, float]:
@@ -707,6 +719,7 @@ def aggregate(study: Study, out_dir: str | os.PathLike) -> dict[str, dict[str, A
         for f in _MEAN_FIELDS:
             vals = [float(r[f]) for r in recs if r.get(f) is not None]
             a[f], a[f + "_std"] = _mean_std(vals)
+        a["int8_errors"] = sorted({r["int8_error"] for r in recs if r.get("int8_error")})
         for r in recs:
             lat = _read_json(run_path(out_dir, point.key, r["seed"], ".latency.json"))
             if lat:
@@ -837,7 +850,7 @@ def _seed_table(g: Group, agg: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         f"Baseline: **{base_gp.label}**; seed baseline accuracy {_f(seed_b_acc)}, "
         f"ours {_pm(b['float_accuracy'], b['float_accuracy_std'])} (float, n={b['n']})."
-        + (f" Seed baseline params {_i(seed_b_params)}, ours {_i(b['params'])}."
+        + (f" Seed baseline params {_i(seed_b_params)}, ours {_i(b['keras_params'])}."
            if not math.isnan(seed_b_params) else ""),
         "",
         ("| variant | seed Δacc | our Δacc (mean ± std) | our − seed | Δ inside 2σ | seed acc | "
@@ -862,7 +875,7 @@ def _seed_table(g: Group, agg: dict[str, dict[str, Any]]) -> list[str]:
             f"{_pm(a['float_accuracy'], a['float_accuracy_std'])} | "
             f"{_yes(inside(seed_acc, a['float_accuracy'], a['float_accuracy_std']))} | "
             f"{_signed(seed_dp, 0) if not math.isnan(seed_dp) else '—'} | "
-            f"{_signed(a['params'] - b['params'], 0)} | "
+            f"{_signed(a['keras_params'] - b['keras_params'], 0)} | "
             f"{_pm(a['int8_accuracy'], a['int8_accuracy_std'])} |")
     return lines
 
@@ -1164,6 +1177,10 @@ def write_report(study: Study, out_dir: str | os.PathLike,
         if any(not agg[gp.key]["n"] for gp in g.points):
             missing = [gp.label for gp in g.points if not agg[gp.key]["n"]]
             lines += [f"Not trained yet: {', '.join(missing)}.", ""]
+        for gp in g.points:
+            if agg[gp.key].get("int8_errors"):
+                lines += [(f"{gp.label}: no int8 model for some seeds "
+                          f"({'; '.join(agg[gp.key]['int8_errors'])})."), ""]
         if g.report == "seed" and agg[(next((p for p in g.points if p.label == g.baseline),
                                             g.points[0])).key]["n"]:
             lines += _seed_table(g, agg)
