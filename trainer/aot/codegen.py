@@ -19,7 +19,7 @@ kAlign = 16  # arena offsets: 16 bytes, like TFLM's arena (and enough for word/S
 
 # Ops whose int8 output depends only on the input value: lowered to a 256-entry table.
 ELEMENTWISE_OPS = ("LOGISTIC", "TANH", "ELU", "EXP", "RELU", "RELU6", "RELU_N1_TO_1",
-                   "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "ABS", "NEG", "GELU", "PRELU_SCALAR")
+                   "LEAKY_RELU", "HARD_SWISH", "QUANTIZE", "ABS", "NEG", "GELU")
 # Ops that only move bytes: lowered to strided gathers after probing TFLM.
 MOVE_OPS = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "GATHER", "PACK",
             "UNPACK", "DEPTH_TO_SPACE", "SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND")
