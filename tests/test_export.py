@@ -427,3 +427,24 @@ def test_export_cli(tiny, tmp_path):
     assert len(res.output.strip().splitlines()) == 1
     res = runner.invoke(main, ["inspect", str(tiny.pt)])
     assert res.exit_code == 0 and "FULLY_CONNECTED" in res.output and "per-tensor" in res.output
+
+
+def test_export_all_backends_and_stale_files(tiny, images, tmp_path):
+    import trainer.export as ex
+
+    if ex._aot_module() is None:
+        pytest.skip("trainer.aot has no generate() in this checkout")
+    res = ex.export(tiny.pt, tmp_path, backend="all", selftest_images=images[0],
+                    selftest_labels=images[1])
+    names = {p.name for p in res.files}
+    assert {"model_aot.h", "model_aot.c", "model_data.cc"} <= names
+    assert res.manifest["backends"]["generated"] == ["tflm", "aot"]
+    # Re-exporting for one backend removes the other backend's files: never two models mixed.
+    ex.export(tiny.pt, tmp_path, backend="aot", selftest_images=images[0],
+              selftest_labels=images[1])
+    assert not (tmp_path / "model_data.cc").exists() and (tmp_path / "model_aot.c").exists()
+    # The AOT backend runs per-channel dense weights, so it is not refused there.
+    ex.export(tiny.pc, tmp_path / "pc", backend="aot", selftest_images=images[0],
+              selftest_labels=images[1])
+    man = json.loads((tmp_path / "pc" / "manifest.json").read_text())
+    assert man["tflm_exact"] is False

@@ -123,7 +123,7 @@ def quantize_or_reuse(trained: Trained, cfg: Config, data) -> Path:
         "config_hash": key,
         "quant": to_dict(cfg.quant),
         "calibration": {"source": "MNIST train", "count": len(idx), "seed": cfg.quant.calibration_seed,
-                        "indices_sha256": _sha256(idx.tobytes())},
+                        "indices_sha256": _sha256(json.dumps(idx.tolist()).encode())},
     }, indent=2) + "\n")
     return path
 
