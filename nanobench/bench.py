@@ -156,7 +156,7 @@ def run(device: Device, workload: Workload, tflite: bytes, *, model_name: str = 
         clock_hz=int(info["clock_hz"]) if info.get("clock_hz", "").isdigit() else None)
     summary["source"] = workload.source
     summary["window"] = window
-    summary["link"] = {"sent": counters.sent, "error_frames": counters.error_frames,
+    summary["link"] = {"infer_rle": info.get("infer_rle") == "1", "sent": counters.sent, "error_frames": counters.error_frames,
                        "bad_frames": counters.bad_frames, "timeouts": counters.timeouts,
                        "stale": counters.stale, "error_codes": counters.error_codes}
     summary["device_stats"] = stats
@@ -225,13 +225,16 @@ def build_image(kind: str, tflite_path: str | Path) -> Path:
 
 def bench(*, port: str | None = None, emulate: str | None = None, model: str | Path,
           limit: int | None = None, images: str | Path | None = None,
-          elf: str | Path | None = None, out: str | Path | None = None, window: int = 4,
+          elf: str | Path | None = None, out: str | Path | None = None,
+          window: int | None = None,
           timeout: float = 2.0, link: str = "pipe",
           progress: bool = True) -> tuple[dict, dict[str, Path]]:
     """One bench run as ``tools/bench.py`` does it: open ``port`` or build (unless ``elf`` is
     given) and start the ``emulate`` device, stream the MNIST test set (first ``limit``) or the
     photos in ``images``, check against the TFLM reference, write the report into ``out``
-    (default runs/<timestamp>/). Returns (summary, output paths)."""
+    (default runs/<timestamp>/). ``window``: requests in flight, default 4 under emulation
+    (QEMU's UART ring holds 4 plain requests) and 2 on a real port (the Arduino core's serial
+    buffer is small). Returns (summary, output paths)."""
     import contextlib
 
     from nanobench import emulate as emu_mod
@@ -245,6 +248,8 @@ def bench(*, port: str | None = None, emulate: str | None = None, model: str | P
     if not model.is_file():
         raise UserError(f"model not found: {model} (pass --model PATH.tflite)")
     tflite = model.read_bytes()
+    if window is None:
+        window = 4 if emulate else 2
     with contextlib.ExitStack() as stack:
         if port:  # open it first: a missing or busy port fails before any slow step
             device = stack.enter_context(Device(port, timeout=timeout))

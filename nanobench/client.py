@@ -351,9 +351,12 @@ class Device:
             return out
         raise AssertionError("infer_many yielded nothing")  # unreachable: one in, one out
 
-    def infer_many(self, images: Iterable[object], window: int = 8) -> Iterator[Inference | Lost]:
+    def infer_many(self, images: Iterable[object], window: int = 8,
+                   rle: bool | None = None) -> Iterator[Inference | Lost]:
         """Stream images with up to ``window`` requests in flight; yield one ``Inference`` or
-        ``Lost`` per image, in the order the device answers (``.index`` says which image)."""
+        ``Lost`` per image, in the order the device answers (``.index`` says which image).
+        ``rle``: send INFER_RLE (zero-run coded pixels); None = when HELLO said ``infer_rle=1``.
+        """
         if window < 1:
             raise ValueError("window must be >= 1")
         source = enumerate(images)
@@ -364,7 +367,8 @@ class Device:
         last_progress = time.monotonic()
         # INFER_RLE (zero-run coded pixels, ~4x fewer bytes on the link) when HELLO said the
         # firmware has it; the link, not the device, is the bottleneck under emulation.
-        rle = self.info.get("infer_rle") == "1"
+        if rle is None:
+            rle = self.info.get("infer_rle") == "1"
         ptype = proto.INFER_RLE if rle else proto.INFER
         encode = proto.encode_pixels_rle if rle else proto.encode_pixels
         want = ptype | proto.REPLY_FLAG

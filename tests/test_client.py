@@ -45,6 +45,7 @@ class Behaviour:
     text_only: bool = False  # an unrelated firmware printing text
     version: int = proto.VERSION  # version byte of the reply packets
     hello_proto: str = "1"
+    rle: bool = True  # understands INFER_RLE and says so in HELLO
     seed: int = 0
     info: dict = field(default_factory=lambda: {
         "fw": "0.1.0", "board": "fake", "backend": "aot", "model_sha256": "0123456789abcdef",
@@ -65,6 +66,7 @@ class FakeDevice:
         self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
         self.infer_frames = 0
         self.inferences = 0
+        self.request_types: set[int] = set()
         self.rng = random.Random(self.b.seed)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -128,7 +130,7 @@ class FakeDevice:
         if not isinstance(ev, proto.Packet):
             return b""
         if ev.type == proto.HELLO:
-            info = dict(b.info, proto=b.hello_proto)
+            info = dict(b.info, proto=b.hello_proto, infer_rle=str(int(b.rle)))
             text = "\n".join(f"{k}={v}" for k, v in info.items()).encode()
             return self._packet(proto.HELLO | proto.REPLY_FLAG, ev.seq, text)
         if ev.type == proto.STATS:
@@ -139,21 +141,29 @@ class FakeDevice:
             return self._packet(proto.RESET | proto.REPLY_FLAG, ev.seq, b"")
         if ev.type == proto.SELFTEST:
             return self._packet(proto.SELFTEST | proto.REPLY_FLAG, ev.seq, b"selftest: pass 3/3")
-        if ev.type != proto.INFER:
+        if ev.type not in (proto.INFER, proto.INFER_RLE) or (ev.type == proto.INFER_RLE
+                                                             and not b.rle):
             return self._packet(proto.ERROR, ev.seq, bytes([proto.ErrorCode.UNKNOWN_COMMAND]))
-        if len(ev.body) != proto.INPUT_PIXELS:
+        self.request_types.add(ev.type)
+        body = ev.body
+        if ev.type == proto.INFER_RLE:
+            try:
+                body = proto.decode_pixels_rle(body)
+            except proto.ProtocolError:
+                body = b""
+        if len(body) != proto.INPUT_PIXELS:
             return self._packet(proto.ERROR, ev.seq, bytes([proto.ErrorCode.INPUT_SIZE]))
         self.infer_frames += 1
         k = self.infer_frames
-        if b.black_hole is not None and ev.body[0] == b.black_hole:
+        if b.black_hole is not None and body[0] == b.black_hole:
             return b""
         if b.drop_every and k % b.drop_every == 0:
             return b""
         if b.error_every and k % b.error_every == 0:
             return self._packet(proto.ERROR, ev.seq, bytes([proto.ErrorCode.BAD_CRC]) + b"bad")
         self.inferences += 1
-        label, scores, ticks = fake_scores(ev.body)
-        out = self._packet(proto.INFER | proto.REPLY_FLAG, ev.seq,
+        label, scores, ticks = fake_scores(body)
+        out = self._packet(ev.type | proto.REPLY_FLAG, ev.seq,
                            proto.encode_infer_reply(label, scores, ticks))
         if b.corrupt_every and k % b.corrupt_every == 0:
             i = self.rng.randrange(1, len(out) - 1)
@@ -198,16 +208,19 @@ def test_hello_info_and_commands():
         assert dev.stats()["inferences"] == "0"
 
 
-@pytest.mark.parametrize("window", [1, 4, 16])
-def test_pipeline_clean_link(window):
+@pytest.mark.parametrize(("window", "rle"), [(1, True), (4, True), (16, True), (4, False)])
+def test_pipeline_clean_link(window, rle):
+    """RLE is used exactly when HELLO says the firmware has it."""
     x = images(120)
-    with FakeDevice() as fake, Device(fake.url, timeout=1.0) as dev:
+    x[:, 5:20, :] = 0  # runs of zeros, as in MNIST
+    with FakeDevice(Behaviour(rle=rle)) as fake, Device(fake.url, timeout=1.0) as dev:
         dev.hello()
         dev.reset_counters()
         done, lost = check_results(x, list(dev.infer_many(x, window=window)))
     assert len(done) == 120 and not lost
     assert dev.counters.retries == 0 and dev.counters.errors == 0
     assert dev.counters.sent == 120
+    assert fake.request_types == {proto.INFER_RLE if rle else proto.INFER}
 
 
 def test_pipeline_survives_a_bad_link():

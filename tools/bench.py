@@ -40,8 +40,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "mode
               help="firmware ELF: flash/RAM footprint (and the image --emulate runs)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="output folder [default: runs/<timestamp>/]")
-@click.option("--window", type=click.IntRange(min=1), default=4, show_default=True,
-              help="requests in flight")
+@click.option("--window", type=click.IntRange(min=1), default=None,
+              help="requests in flight [default: 4 emulated, 2 on a real port]")
 @click.option("--timeout", type=float, default=3.0, show_default=True,
               help="seconds without a reply before a request is re-sent")
 @click.option("--link", type=click.Choice(["pipe", "tcp"]), default="pipe", show_default=True,
