@@ -296,6 +296,8 @@ def describe_run(point: Point, seed: int, done: bool = False) -> str:
 # One run: train, convert, measure (executes in a worker process or a Ray task)
 
 
+_DENSE_MODELS = ("seed_initial", "seed_final")
+
 # A point may say ``model = "cnn"`` for the ModelConfig field ``name``.
 _ALIASES = {"model": "name"}
 
@@ -571,6 +573,9 @@ def run_sweep(study: Study, out_dir: str | os.PathLike, jobs: int | None = None,
             res.skipped.append((point.key, seed))
         else:
             todo.append((point, seed))
+    # Convolutional zoo models take several times longer than the dense ones: start them first
+    # so the pool does not end waiting on one long run (the order does not change any result).
+    todo.sort(key=lambda ps: ps[0].options.get("name") in _DENSE_MODELS)
     log.info("sweep %s: %d runs, %d already finished, %d to train", study.name,
              len(study.runs()), len(res.skipped), len(todo))
     if not todo:
@@ -1033,17 +1038,23 @@ def plot_pareto(study: Study, agg: dict[str, dict[str, Any]], path: Path) -> Pat
 def _summary_lines(study: Study, agg: dict[str, dict[str, Any]]) -> list[str]:
     by_label = {f"{g.name}/{p.label}": p.key for g in study.groups for p in g.points}
     lines = [
-        ("| model | seed weight (params + KiB) | ours, int8 (params + KiB) | ours, float | "
-        "seed acc | our float acc | our int8 acc |"),
-        "|---|---:|---:|---:|---:|---:|---:|",
+        ("Weight = params + flatbuffer KiB. *Seed file KiB* is the seed's weight minus our "
+         "parameter count for the same architecture, i.e. the file size the seed measured."),
+        "",
+        ("| model | seed weight | seed file KiB | ours, int8 weight | ours, float weight | "
+         "our int8 / float file KiB | seed acc | our float acc | our int8 acc |"),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in study.summary:
         a = agg.get(by_label.get(s.get("point", ""), ""), None)
         if a is None:
             continue
+        seed_w = s.get("seed_metric", math.nan)
         lines.append(
-            f"| {s.get('label', s['point'])} | {_f(s.get('seed_metric', math.nan), 1)} | "
+            f"| {s.get('label', s['point'])} | {_f(seed_w, 1)} | "
+            f"{_f(seed_w - a['keras_params'], 1)} | "
             f"{_f(a['seed_metric'], 1)} | {_f(a['seed_metric_float'], 1)} | "
+            f"{_f(a['int8_bytes'] / 1024, 1)} / {_f(a['float_bytes'] / 1024, 1)} | "
             f"{_f(s.get('seed_acc', math.nan))} | "
             f"{_pm(a['float_accuracy'], a['float_accuracy_std'])} | "
             f"{_pm(a['int8_accuracy'], a['int8_accuracy_std'])} |")
