@@ -65,20 +65,32 @@ def _convert(model, *, int8: bool = True, per_tensor_dense: bool = False) -> byt
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """A small untrained int8 model in three flavours (random weights are enough for export)."""
+    """A small untrained int8 model in three flavours (random weights are enough for export).
+
+    The converted files are cached under build/test-cache/ keyed by this file's model and
+    converter code and the TensorFlow version (conversion is the slow part).
+    """
+    import hashlib
+    import inspect as pyinspect
+
+    import tensorflow as tf
     import tf_keras
 
+    src = pyinspect.getsource(_tiny_keras) + pyinspect.getsource(_convert) + tf.__version__
+    cache = (Path(__file__).resolve().parents[1] / "build" / "test-cache"
+             / f"export-tiny-{hashlib.sha256(src.encode()).hexdigest()[:12]}")
     tf_keras.utils.set_random_seed(0)
     model = _tiny_keras()
-    d = tmp_path_factory.mktemp("tiny")
-    paths = {}
-    for name, kw in {
-        "pt": {"per_tensor_dense": True},
-        "pc": {"per_tensor_dense": False},
-        "float": {"int8": False},
-    }.items():
-        paths[name] = d / f"{name}.tflite"
-        paths[name].write_bytes(_convert(model, **kw))
+    flavours = {"pt": {"per_tensor_dense": True}, "pc": {"per_tensor_dense": False},
+                "float": {"int8": False}}
+    paths = {name: cache / f"{name}.tflite" for name in flavours}
+    if not all(p.exists() for p in paths.values()):
+        tmp = tmp_path_factory.mktemp("tiny")
+        for name, kw in flavours.items():
+            (tmp / f"{name}.tflite").write_bytes(_convert(model, **kw))
+        cache.mkdir(parents=True, exist_ok=True)
+        for name in flavours:
+            shutil.copyfile(tmp / f"{name}.tflite", paths[name])
     return types.SimpleNamespace(model=model, **paths)
 
 
