@@ -147,6 +147,7 @@ def folder(tmp_path):
     (tmp_path / "7").mkdir()
     photo.save(tmp_path / "7" / "d.png")
     Image.fromarray(_photo(ink)).convert("RGBA").save(tmp_path / "7_rgba.png")
+    Image.fromarray(_photo(ink).astype(np.uint16) * 257).save(tmp_path / "7_16bit.png")
     good = (tmp_path / "7_a.png").read_bytes()
     (tmp_path / "1_truncated.png").write_bytes(good[: len(good) // 2])
     (tmp_path / "2_empty.png").write_bytes(b"")
@@ -160,9 +161,10 @@ def folder(tmp_path):
 
 def test_load_folder_skips_bad_files_and_goes_on(folder, caplog):
     f = load_folder(folder)
-    assert sorted(f.names) == ["7/d.png", "7_a.png", "7_b.jpg", "7_c.bmp", "7_rgba.png"]
-    assert f.images.shape == (5, 28, 28) and f.images.dtype == np.uint8
-    assert list(f.labels) == [7] * 5
+    assert sorted(f.names) == ["7/d.png", "7_16bit.png", "7_a.png", "7_b.jpg", "7_c.bmp",
+                               "7_rgba.png"]
+    assert f.images.shape == (6, 28, 28) and f.images.dtype == np.uint8
+    assert list(f.labels) == [7] * 6
     reasons = dict(f.skipped)
     assert set(reasons) == {"1_truncated.png", "2_empty.png", "3_text.png", "unlabeled.png",
                             "4_blank.png"}
@@ -172,7 +174,7 @@ def test_load_folder_skips_bad_files_and_goes_on(folder, caplog):
     assert "no label" in reasons["unlabeled.png"]
     assert "no ink" in reasons["4_blank.png"]
     assert all("\n" not in r for r in reasons.values())
-    # The same photo saved as PNG, JPEG, BMP and RGBA preprocesses to nearly the same image.
+    # The same photo saved as PNG (8/16-bit, RGBA), JPEG and BMP gives nearly the same image.
     ref = f.images[f.names.index("7_a.png")].astype(int)
     for img in f.images:
         assert np.abs(img.astype(int) - ref).mean() < 6

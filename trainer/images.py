@@ -71,12 +71,21 @@ def _to_gray(img: Image.Image) -> np.ndarray:
         img = img.convert("RGBA")
         white = Image.new("RGBA", img.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, img)
-    gray = img.convert("L")
+    if img.mode.startswith("I") or img.mode == "F":
+        # 16/32-bit grayscale (e.g. 16-bit PNG scans): convert("L") would clip at 255.
+        a = np.asarray(img, dtype=np.float32)
+        full = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        if img.mode == "F" and a.max() <= 1.0:
+            full = 1.0
+        gray = Image.fromarray(np.clip(a / full, 0.0, 1.0).astype(np.float32), mode="F")
+    else:
+        gray = img.convert("L")
     scale = _WORK_SIDE / max(gray.size)
     if scale < 1:
         size = (max(1, round(gray.width * scale)), max(1, round(gray.height * scale)))
         gray = gray.resize(size, Image.Resampling.BOX)  # area average keeps thin strokes
-    return np.asarray(gray, dtype=np.float32) / 255.0
+    a = np.asarray(gray, dtype=np.float32)
+    return a if gray.mode == "F" else a / 255.0
 
 
 def _border(x: np.ndarray) -> np.ndarray:
