@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -347,3 +348,24 @@ def test_ray_local_instance_runs_the_tiny_study(tmp_path):
     # Ray ran them in its own worker processes, not in this one.
     assert all(r["worker"]["pid"] != os.getpid() for r in recs.values())
     assert all(r["params"] == dense_params(r["options"]["hidden"]) for r in recs.values())
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None
+                    or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="qemu-system-arm / arm-none-eabi-gcc not installed (make setup)")
+def test_pareto_points_get_latency_under_qemu(killed_and_resumed):
+    import tomllib
+
+    out = killed_and_resumed[0]
+    st = sweep.parse_study(tomllib.loads(TINY_STUDY), "tiny")
+    st.latency_images = 20
+    lat = sweep.bench_pareto(st, out, emulate="qemu", progress=False)
+    assert lat and set(lat) <= set(st.points)
+    for key, v in lat.items():
+        assert v["unit"] == "instructions" and v["p50"] > 0 and v["images"] == 20
+        # Device output vectors equal the TFLM reference's for every image.
+        assert v["agreement"] == 1.0
+        assert sweep.run_path(out, key, v["seed"], ".latency.json").is_file()
+    sweep.write_report(st, out)
+    assert "instructions (p50, --emulate qemu)" in (out / "report.md").read_text()
