@@ -607,8 +607,6 @@ def run_sweep(study: Study, out_dir: str | os.PathLike, jobs: int | None = None,
             for point, seed in todo:
                 try:
                     rec = fn(point.options, seed, *args)
-                except UserError:
-                    raise
                 except Exception as e:  # noqa: BLE001 (one run failing must not stop the rest)
                     done(point, seed, None, f"{type(e).__name__}: {e}")
                 else:
@@ -641,11 +639,7 @@ def _run_pool(todo, fn, args, jobs, done) -> None:
                 point, seed = pending.pop(fut)
                 try:
                     rec = fut.result()
-                except UserError:
-                    for f in pending:
-                        f.cancel()
-                    raise
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:  # noqa: BLE001 (one run failing must not stop the rest)
                     done(point, seed, None, f"{type(e).__name__}: {e}")
                 else:
                     done(point, seed, rec, None)
@@ -682,8 +676,6 @@ def _run_ray(todo, fn, args, address: str, done) -> None:
                     rec = ray.get(ref)
                 except ray.exceptions.RayTaskError as e:
                     cause = e.cause if getattr(e, "cause", None) else e
-                    if isinstance(cause, UserError):
-                        raise UserError(str(cause)) from None
                     done(point, seed, None, f"{type(cause).__name__}: {cause}")
                 except ray.exceptions.RayError as e:
                     done(point, seed, None, f"{type(e).__name__}: {e}")
