@@ -9,9 +9,13 @@ Steps (each a function, so later stages, e.g. the QEMU build and bench, append t
 3. evaluate float (Keras) and int8 (TFLM reference) on all 10,000 MNIST test images, and both
    on the photo-like synthetic digit set (trainer.synth, through trainer.images);
 4. export to build/default/export (and, with --update-firmware, to firmware/lib/model/);
-5. print the table.
+5. print the table;
+6. build the QEMU (Cortex-M4, mps2-an386) image for the exported model and bench it over the
+   MNIST test set exactly as `tools/bench.py --emulate qemu` does; print its summary
+   (report in runs/<timestamp>/).
 
 Usage: python tools/demo.py [--update-firmware] [--retrain] [--data-dir DIR] [--epochs N]
+                            [--no-bench] [--bench-limit N]
 """
 
 from __future__ import annotations
@@ -227,6 +231,23 @@ def run_trainer_stage(args) -> tuple[str, dict, Path]:
     return cfg.model.name, metrics, export_dir
 
 
+def run_bench_stage(export_dir: Path, limit: int | None = None) -> dict:
+    """Step 6: QEMU image for export_dir's model, bench over the first `limit` (default all)
+    MNIST test images; prints the summary and returns it (nanobench.bench.bench)."""
+    from nanobench.bench import bench
+    from nanobench.firmware import build_qemu
+    from nanobench.report import format_summary
+
+    elf = build_qemu(export_dir)
+    summary, paths = bench(emulate="qemu", model=export_dir / "model_int8.tflite", elf=elf,
+                           limit=limit)
+    print("\nOn the emulated Cortex-M4 (QEMU mps2-an386, AOT backend; latency is an "
+          "instruction count under -icount):")
+    print(format_summary(summary))
+    print(f"report: {paths['report']}")
+    return summary
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--update-firmware", action="store_true",
@@ -234,6 +255,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--retrain", action="store_true", help="train even if build/default matches")
     p.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    p.add_argument("--no-bench", action="store_true", help="skip the QEMU build and bench")
+    p.add_argument("--bench-limit", type=int, default=None,
+                   help="bench only the first N test images (default: all 10,000)")
     return p.parse_args(argv)
 
 
@@ -250,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nfloat/int8: MNIST test set ({metrics.get('test_images')} images); synth: "
           f"{metrics.get('synth_images')} photo-like digits (trainer.synth); arena: TFLM "
           f"reference, host. Generated files: {export_dir.relative_to(ROOT)}")
+    if not args.no_bench:
+        try:
+            run_bench_stage(export_dir, args.bench_limit)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
