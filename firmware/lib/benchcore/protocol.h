@@ -92,9 +92,10 @@ int proto_parse_packet(const uint8_t *buf, size_t len, proto_packet_t *pkt, uint
 
 /* Decodes an INFER_RLE body: each byte 1..255 is one pixel of that value; a 0x00 byte is
  * followed by a count n (1..255) of zero pixels. MNIST digits are ~80 % background, so this
- * cuts a request from 796 to ~216 bytes on the wire, and the link is the bottleneck (each byte
- * costs ~15-25 us through QEMU's UART). Writes at most out_max pixels; returns the number of
- * pixels, or -1 on a zero run of length 0, a missing count, or more than out_max pixels. */
+ * cuts a request from 796 to ~216 bytes on the wire, and under QEMU the link is the bottleneck
+ * (20-50 us of host time per received byte, measured). Writes at most out_max pixels; returns
+ * the number of pixels, or -1 on a zero run of length 0, a missing count, or more than out_max
+ * pixels. */
 long proto_rle_decode(const uint8_t *in, size_t len, uint8_t *out, size_t out_max);
 
 /* Streaming frame receiver: takes bytes one at a time, COBS-decoding into a fixed buffer, and
