@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,23 +112,45 @@ class Config:
     quant: QuantConfig = field(default_factory=QuantConfig)
 
 
+def _check_type(key: str, value: Any, hint: Any, where: str) -> None:
+    """UserError unless value fits the field's annotation (int where float is fine)."""
+    args = typing.get_args(hint) if typing.get_origin(hint) in (types.UnionType, typing.Union) \
+        else (hint,)
+    for t in args:
+        origin = typing.get_origin(t) or t
+        if t is type(None) and value is None:
+            return
+        if origin is tuple and isinstance(value, tuple) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return
+        if origin is bool and isinstance(value, bool):
+            return
+        if origin in (int, float) and isinstance(value, int | float) and not isinstance(
+            value, bool
+        ) and (origin is float or isinstance(value, int)):
+            return
+        if origin is str and isinstance(value, str):
+            return
+    names = " or ".join("none" if t is type(None) else getattr(t, "__name__", str(t)) for t in args)
+    raise UserError(f"{where}: {key} must be {names}, got {value!r}")
+
+
 def _coerce(cls: type, table: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(table) - set(fields))
     if unknown:
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
     values = {}
     for key, value in table.items():
         if isinstance(value, list):
             value = tuple(value)
-        default = fields[key].default
-        if default is not None and default is not dataclasses.MISSING:
-            want = type(default)
-            ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                value, ok = float(value), True
-            if not ok:
-                raise UserError(f"{where}: {key} must be {want.__name__}, got {value!r}")
+        _check_type(key, value, hints[key], where)
+        if isinstance(value, int) and not isinstance(value, bool) and float in typing.get_args(
+            hints[key]
+        ) + (hints[key],):
+            value = float(value)
         values[key] = value
     return cls(**values)
 

@@ -133,20 +133,19 @@ def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callba
 
 
 def weight_sparsity(model: keras.Model) -> float:
-    """Fraction of exactly-zero kernel weights over all Dense/Conv/DepthwiseConv layers (0..1)."""
+    """Fraction of exactly-zero kernel weights over all Dense/Conv/DepthwiseConv layers (0..1).
+
+    Reads the kernel variables by name, which works for plain models and inside tfmot's
+    pruning and QAT wrappers (where ``layer.kernel`` may be a fake-quantized tensor).
+    """
     zeros = total = 0
-    for layer in _flat_layers(model):
-        if isinstance(layer, _PRUNABLE):
-            k = layer.get_weights()[0]
+    for var in model.weights:
+        name = var.name.split(":")[0]
+        if name.endswith("kernel"):  # kernel, depthwise_kernel (not biases, BN, quant ranges)
+            k = var.numpy()
             zeros += int(np.sum(k == 0))
             total += k.size
     return zeros / total if total else 0.0
-
-
-def _flat_layers(model: keras.Model):
-    for layer in model.layers:
-        inner = getattr(layer, "layer", None)  # tfmot wrappers keep the wrapped layer here
-        yield inner if isinstance(inner, keras.layers.Layer) else layer
 
 
 def _prunable_clone(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int, epochs: int):
