@@ -29,23 +29,71 @@ static inline uint32_t ld32(const void *p) {
   return v;
 }
 
-/* TFLM MultiplyByQuantizedMultiplier. Multipliers from the generator are in [0, 2^31), so the
- * saturating case of SaturatingRoundingDoublingHighMul (both INT32_MIN) cannot occur; with the
- * nudge 2^30 for a >= 0 and 1 - 2^30 for a < 0 and truncating division, TFLM's high multiply
- * equals floor((a*b + 2^30) / 2^31), one SMULL and a 64-bit add. */
-static inline int32_t requant(int32_t acc, int32_t multiplier, int32_t shift) {
+/* TFLM MultiplyByQuantizedMultiplier (default double rounding), in one 64-bit sum.
+ * Multipliers from the generator are in [0, 2^31), so SaturatingRoundingDoublingHighMul's
+ * saturating case (both INT32_MIN) cannot occur, and with TFLM's nudge (2^30 for a >= 0,
+ * 1 - 2^30 for a < 0) and truncating division it equals H = floor(P / 2^31) with
+ * P = a*b + 2^30. RoundingDivideByPOT(H, e) for e >= 1 rounds half away from zero:
+ * floor((H + 2^(e-1) - [H < 0]) / 2^e), and since H < 0 exactly when P < 0 this is
+ * floor((P + 2^(30+e) - [P < 0] 2^31) / 2^(31+e)): no intermediate rounding, no overflow, and
+ * the shift by 31 + e >= 32 is the high word shifted by e - 1. (A negative multiplier, which
+ * the generator never emits, takes kernels.h's general nt_mul_q.) */
+static inline int32_t requant_nn(int32_t acc, int32_t multiplier, int32_t shift) {
 #ifdef NT_SINGLE_ROUNDING
   return nt_mul_q(acc, multiplier, shift);
 #else
-  if (multiplier < 0) {
-    return nt_mul_q(acc, multiplier, shift);
+  if (shift >= 0) {
+    const int32_t x = (int32_t)((uint32_t)acc << shift);
+    return (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
   }
-  const int32_t left = shift > 0 ? shift : 0;
-  const int32_t right = shift > 0 ? 0 : -shift;
-  const int32_t x = (int32_t)((uint32_t)acc << left);
-  const int32_t high = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
-  return nt_rdbpot(high, right);
+  /* e >= 1: P = acc * m + 2^30 (SMULL + add), then add n * 2^31 as a 64-bit value with
+   * n = -[P < 0] (low word n << 31, high word n), then 2^(30+e) = t << 30 with t = 2^e (low
+   * word t << 30, which is nonzero only for e = 1; high word t >> 2), and shift the high word
+   * right by e - 1. GCC does not find this sequence from the C form. */
+  const uint32_t t = 1u << (uint32_t)-shift;
+  const int32_t em1 = -shift - 1;
+  uint32_t lo;
+  int32_t hi;
+  uint32_t n;
+  __asm__("smull %[lo], %[hi], %[a], %[m]\n\t"
+          "adds %[lo], %[lo], #0x40000000\n\t"
+          "adc %[hi], %[hi], #0\n\t"
+          "asr %[n], %[hi], #31\n\t"
+          "adds %[lo], %[lo], %[n], lsl #31\n\t"
+          "adc %[hi], %[hi], %[n]\n\t"
+          "adds %[lo], %[lo], %[t], lsl #30\n\t"
+          "adc %[hi], %[hi], %[t], lsr #2\n\t"
+          : [lo] "=&r"(lo), [hi] "=&r"(hi), [n] "=&r"(n)
+          : [a] "r"(acc), [m] "r"(multiplier), [t] "r"(t)
+          : "cc");
+  (void)lo;
+  return hi >> em1;
 #endif
+}
+
+static inline int32_t requant(int32_t acc, int32_t multiplier, int32_t shift) {
+  return multiplier < 0 ? nt_mul_q(acc, multiplier, shift) : requant_nn(acc, multiplier, shift);
+}
+
+static inline int all_nonnegative(const int32_t *v, int32_t n) {
+  int32_t any = 0;
+  for (int32_t i = 0; i < n; i++) {
+    any |= v[i];
+  }
+  return any >= 0;
+}
+
+/* requant_nn + zero point + activation clamp. full_range (act_min = -128, act_max = 127, the
+ * usual case) clamps with one SSAT. */
+static inline int8_t finish_nn(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp,
+                               int full_range, int32_t act_min, int32_t act_max) {
+  int32_t v = requant_nn(acc, multiplier, shift) + out_zp;
+  if (full_range) {
+    return (int8_t)__ssat(v, 8);
+  }
+  v = v < act_min ? act_min : v;
+  v = v > act_max ? act_max : v;
+  return (int8_t)v;
 }
 
 static inline int8_t finish(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp,
@@ -54,6 +102,20 @@ static inline int8_t finish(int32_t acc, int32_t multiplier, int32_t shift, int3
   v = v < act_min ? act_min : v;
   v = v > act_max ? act_max : v;
   return (int8_t)v;
+}
+
+/* Small copies (im2col rows are often a few bytes): newlib-nano's memcpy goes byte by byte
+ * behind a call, this moves words with unaligned LDR/STR. */
+static inline void copy_small(int8_t *dst, const int8_t *src, int32_t n) {
+  for (; n >= 4; n -= 4) {
+    const uint32_t v = ld32(src);
+    memcpy(dst, &v, sizeof(v));
+    dst += 4;
+    src += 4;
+  }
+  for (; n > 0; n--) {
+    *dst++ = *src++;
+  }
 }
 
 /* Widen n int8 values (n a multiple of 4) to int16 in SMLAD lane order: each group of 4
@@ -114,6 +176,120 @@ static inline int32_t dot1_row(const int8_t *w, const uint32_t *x, int32_t quads
   return acc;
 }
 
+
+/* ---- hand-scheduled inner loops ------------------------------------------------------------
+ * Under -icount the cost is the instruction count, and GCC 12 neither folds the ROR into SXTB16
+ * nor keeps four row pointers, four accumulators and the activations in registers (it spills),
+ * so the two hottest loops are written in assembly. Both follow the AAPCS (r4-r11 saved).
+ *
+ * nt_dsp_dot2_k8(x, w0, w1, n8, acc): acc[r] += sum_{k < 8 n8} x[k] * wr[k] for rows w0, w1.
+ *   x: widened activations, 4 words per 8 inputs (widen_q4 order), word aligned;
+ *   w0, w1: int8 rows, word aligned (LDRD); n8 >= 1. 19 instructions per 16 MACs, loop
+ *   unrolled twice.
+ * nt_dsp_dot2x2_k4(cols, w0, w1, n4, acc): two columns a, b interleaved per quad as words
+ *   (a02, a13, b02, b13); acc = {row0.a, row0.b, row1.a, row1.b}; rows w0, w1 any alignment
+ *   (LDR); n4 >= 1. 15 instructions per 16 MACs, loop unrolled twice. */
+__asm__(
+    "  .text\n"
+    "  .syntax unified\n"
+    "  .thumb\n"
+    "  .macro NT_DOT2_K8\n"
+    "  ldmia r0!, {r4-r7}\n"
+    "  ldrd r8, r9, [r1], #8\n"
+    "  sxtb16 r10, r8\n"
+    "  smlad r11, r10, r4, r11\n"
+    "  sxtb16 r10, r8, ror #8\n"
+    "  smlad r11, r10, r5, r11\n"
+    "  sxtb16 r10, r9\n"
+    "  smlad r11, r10, r6, r11\n"
+    "  sxtb16 r10, r9, ror #8\n"
+    "  smlad r11, r10, r7, r11\n"
+    "  ldrd r8, r9, [r2], #8\n"
+    "  sxtb16 r10, r8\n"
+    "  smlad r12, r10, r4, r12\n"
+    "  sxtb16 r10, r8, ror #8\n"
+    "  smlad r12, r10, r5, r12\n"
+    "  sxtb16 r10, r9\n"
+    "  smlad r12, r10, r6, r12\n"
+    "  sxtb16 r10, r9, ror #8\n"
+    "  smlad r12, r10, r7, r12\n"
+    "  .endm\n"
+    "  .macro NT_DOT2X2_K4\n"
+    "  ldmia r0!, {r4-r7}\n"
+    "  ldr r8, [r1], #4\n"
+    "  sxtb16 r9, r8\n"
+    "  smlad r10, r9, r4, r10\n"
+    "  smlad r11, r9, r6, r11\n"
+    "  sxtb16 r9, r8, ror #8\n"
+    "  smlad r10, r9, r5, r10\n"
+    "  smlad r11, r9, r7, r11\n"
+    "  ldr r8, [r2], #4\n"
+    "  sxtb16 r9, r8\n"
+    "  smlad r12, r9, r4, r12\n"
+    "  smlad lr, r9, r6, lr\n"
+    "  sxtb16 r9, r8, ror #8\n"
+    "  smlad r12, r9, r5, r12\n"
+    "  smlad lr, r9, r7, lr\n"
+    "  .endm\n"
+    "\n"
+    "  .section .text.nt_dsp_dot2_k8,\"ax\",%progbits\n"
+    "  .align 2\n"
+    "  .global nt_dsp_dot2_k8\n"
+    "  .hidden nt_dsp_dot2_k8\n"
+    "  .type nt_dsp_dot2_k8, %function\n"
+    "  .thumb_func\n"
+    "nt_dsp_dot2_k8:\n"
+    "  push {r4-r11, lr}\n"
+    "  ldr lr, [sp, #36]\n"
+    "  ldrd r11, r12, [lr]\n"
+    "  lsrs r3, r3, #1\n"
+    "  bcc 1f\n"
+    "  NT_DOT2_K8\n"
+    "  cmp r3, #0\n"
+    "  beq 2f\n"
+    "1:\n"
+    "  NT_DOT2_K8\n"
+    "  NT_DOT2_K8\n"
+    "  subs r3, r3, #1\n"
+    "  bne 1b\n"
+    "2:\n"
+    "  strd r11, r12, [lr]\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size nt_dsp_dot2_k8, .-nt_dsp_dot2_k8\n"
+    "\n"
+    "  .section .text.nt_dsp_dot2x2_k4,\"ax\",%progbits\n"
+    "  .align 2\n"
+    "  .global nt_dsp_dot2x2_k4\n"
+    "  .hidden nt_dsp_dot2x2_k4\n"
+    "  .type nt_dsp_dot2x2_k4, %function\n"
+    "  .thumb_func\n"
+    "nt_dsp_dot2x2_k4:\n"
+    "  push {r4-r11, lr}\n"
+    "  ldr lr, [sp, #36]\n"
+    "  push {lr}\n"
+    "  ldm lr, {r10, r11, r12, lr}\n"
+    "  lsrs r3, r3, #1\n"
+    "  bcc 1f\n"
+    "  NT_DOT2X2_K4\n"
+    "  cmp r3, #0\n"
+    "  beq 2f\n"
+    "1:\n"
+    "  NT_DOT2X2_K4\n"
+    "  NT_DOT2X2_K4\n"
+    "  subs r3, r3, #1\n"
+    "  bne 1b\n"
+    "2:\n"
+    "  pop {r9}\n"
+    "  stm r9, {r10, r11, r12, lr}\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size nt_dsp_dot2x2_k4, .-nt_dsp_dot2x2_k4\n"
+    "  .text\n");
+
+void nt_dsp_dot2_k8(const uint32_t *x, const int8_t *w0, const int8_t *w1, uint32_t n8,
+                    int32_t acc[2]);
+void nt_dsp_dot2x2_k4(const uint32_t *cols, const int8_t *w0, const int8_t *w1, uint32_t n4,
+                      int32_t acc[4]);
+
 /* ---- fully connected ----------------------------------------------------------------------- */
 
 int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
@@ -134,6 +310,26 @@ int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out)
     int8_t *row_out = out + (size_t)b * p->out_features;
     widen_q4(row_in, body, x);
     int32_t o = 0;
+    /* Rows start on word boundaries when the array does and depth % 4 == 0: the LDRD loop. */
+    const int32_t n8 = depth >> 3;
+    if (n8 > 0 && (depth & 3) == 0 && ((uintptr_t)p->weights & 3u) == 0) {
+      for (; o + 2 <= p->out_features; o += 2) {
+        const int8_t *w0 = p->weights + (size_t)o * depth;
+        const int8_t *w1 = w0 + depth;
+        int32_t acc[2] = {p->bias_folded[o], p->bias_folded[o + 1]};
+        nt_dsp_dot2_k8(x, w0, w1, (uint32_t)n8, acc);
+        if (depth & 4) { /* one quad left: depth % 4 == 0 here, so no single taps */
+          acc[0] = dot1_row(w0 + 8 * n8, x + 4 * n8, 1, acc[0]);
+          acc[1] = dot1_row(w1 + 8 * n8, x + 4 * n8, 1, acc[1]);
+        }
+        const int32_t c0 = pc ? o : 0;
+        const int32_t c1 = pc ? o + 1 : 0;
+        row_out[o] = finish(acc[0], p->multiplier[c0], p->shift[c0], p->out_zp, p->act_min,
+                            p->act_max);
+        row_out[o + 1] = finish(acc[1], p->multiplier[c1], p->shift[c1], p->out_zp,
+                                p->act_min, p->act_max);
+      }
+    }
     for (; o + 4 <= p->out_features; o += 4) {
       const int8_t *w = p->weights + (size_t)o * depth;
       int32_t acc[4] = {p->bias_folded[o], p->bias_folded[o + 1], p->bias_folded[o + 2],
@@ -173,19 +369,30 @@ static void im2col_patch(const nt_conv_params *p, const int8_t *in, int32_t oy, 
   const int32_t y0 = oy * p->stride_h - p->pad_top;
   const int32_t x0 = ox * p->stride_w - p->pad_left;
   const int contiguous = p->dil_w == 1 && x0 >= 0 && x0 + p->k_w <= p->in_w;
+  if (contiguous && y0 >= 0 && y0 + (p->k_h - 1) * p->dil_h < p->in_h) {
+    /* The whole window is inside the image (every pixel of a VALID conv): rows only. */
+    const int8_t *src = in + ((size_t)y0 * p->in_w + x0) * in_c;
+    const int32_t src_step = p->dil_h * p->in_w * in_c;
+    for (int32_t ky = 0; ky < p->k_h; ky++) {
+      copy_small(patch, src, row_bytes);
+      patch += row_bytes;
+      src += src_step;
+    }
+    return;
+  }
   for (int32_t ky = 0; ky < p->k_h; ky++) {
     const int32_t y = y0 + ky * p->dil_h;
     if (y < 0 || y >= p->in_h) {
       memset(patch, (int)(int8_t)p->in_zp, (size_t)row_bytes);
     } else if (contiguous) {
-      memcpy(patch, in + ((size_t)y * p->in_w + x0) * in_c, (size_t)row_bytes);
+      copy_small(patch, in + ((size_t)y * p->in_w + x0) * in_c, row_bytes);
     } else {
       for (int32_t kx = 0; kx < p->k_w; kx++) {
         const int32_t xx = x0 + kx * p->dil_w;
         if (xx < 0 || xx >= p->in_w) {
           memset(patch + kx * in_c, (int)(int8_t)p->in_zp, (size_t)in_c);
         } else {
-          memcpy(patch + kx * in_c, in + ((size_t)y * p->in_w + xx) * in_c, (size_t)in_c);
+          copy_small(patch + kx * in_c, in + ((size_t)y * p->in_w + xx) * in_c, in_c);
         }
       }
     }
@@ -226,12 +433,129 @@ static inline void dot2x2(const int8_t *w0, const int8_t *w1, const uint32_t *ca
   acc[3] = a11;
 }
 
+/* Widen two int8 patches into one interleaved column block: per quad q the words
+ * (a02, a13, b02, b13) that nt_dsp_dot2x2_k4 loads with one LDM. */
+static void widen2_q4(const int8_t *a, const int8_t *b, int32_t n, uint32_t *dst) {
+  for (int32_t k = 0; k < n; k += 4) {
+    const uint32_t va = ld32(a + k);
+    const uint32_t vb = ld32(b + k);
+    dst[0] = __sxtb16(va);
+    dst[1] = __sxtb16(ror32(va, 8));
+    dst[2] = __sxtb16(vb);
+    dst[3] = __sxtb16(ror32(vb, 8));
+    dst += 4;
+  }
+}
+
+/* One row against one column of an interleaved block (col points at its first word pair). */
+static inline int32_t dot1_cols(const int8_t *w, const uint32_t *col, int32_t quads,
+                                int32_t acc) {
+  for (int32_t q = 0; q < quads; q++) {
+    const uint32_t v = ld32(w);
+    w += 4;
+    acc = __smlad(__sxtb16(v), col[0], acc);
+    acc = __smlad(__sxtb16(ror32(v, 8)), col[1], acc);
+    col += 4;
+  }
+  return acc;
+}
+
+/* Patches up to this many taps are gathered on the stack (two of them) and widened into an
+ * interleaved block in the scratch (4 * depth bytes, of which 4 * body are used); larger ones
+ * take the path below that stages them in the scratch itself. */
+enum { kStackPatchMax = 256 };
+
+static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+  /* Everything the loops need is copied to locals first: the int8 output stores may alias any
+   * object as far as C is concerned, so GCC would otherwise reload p's fields after each one. */
+  const int32_t depth = p->k_h * p->k_w * p->in_c;
+  const int32_t quads = depth >> 2;
+  const int32_t body = quads << 2;
+  const int32_t out_c = p->out_c;
+  const int32_t out_w = p->out_w;
+  const int32_t pixels = p->out_h * out_w;
+  const int32_t cstep = p->per_channel != 0 ? 1 : 0;
+  const int32_t out_zp = p->out_zp;
+  const int32_t act_min = p->act_min;
+  const int32_t act_max = p->act_max;
+  const int full = act_min == -128 && act_max == 127;
+  const int8_t *const weights = p->weights;
+  const int32_t *const bias = p->bias_folded;
+  const int32_t *const mult = p->multiplier;
+  const int32_t *const shift = p->shift;
+  uint32_t *const cols = (uint32_t *)p->scratch;
+  int8_t pa[kStackPatchMax] __attribute__((aligned(4)));
+  int8_t pb[kStackPatchMax] __attribute__((aligned(4)));
+  for (int32_t b = 0; b < p->batches; b++) {
+    const int8_t *img = in + (size_t)b * p->in_h * p->in_w * p->in_c;
+    int8_t *dst = out + (size_t)b * pixels * out_c;
+    for (int32_t pix = 0; pix < pixels; pix += 2) {
+      const int two = pix + 1 < pixels;
+      im2col_patch(p, img, pix / out_w, pix % out_w, pa);
+      /* A lone last pixel is paired with itself; its b results are not stored. */
+      const int8_t *pbp = pa;
+      if (two) {
+        im2col_patch(p, img, (pix + 1) / out_w, (pix + 1) % out_w, pb);
+        pbp = pb;
+      }
+      widen2_q4(pa, pbp, body, cols);
+      int8_t *oa = dst + (size_t)pix * out_c;
+      int8_t *ob = two ? oa + out_c : oa; /* lone pixel: b results land on a's, then a's */
+      int32_t o = 0;
+      for (; o + 2 <= out_c; o += 2) {
+        const int8_t *w0 = weights + (size_t)o * depth;
+        const int8_t *w1 = w0 + depth;
+        int32_t acc[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
+        nt_dsp_dot2x2_k4(cols, w0, w1, (uint32_t)quads, acc);
+        /* In registers from here: acc itself had to live in memory for the call. */
+        int32_t a0 = acc[0], b0 = acc[1], a1 = acc[2], b1 = acc[3];
+        for (int32_t k = body; k < depth; k++) {
+          const int32_t xa = pa[k], xb = pbp[k], v0 = w0[k], v1 = w1[k];
+          a0 += xa * v0;
+          b0 += xb * v0;
+          a1 += xa * v1;
+          b1 += xb * v1;
+        }
+        const int32_t c0 = o * cstep;
+        const int32_t c1 = (o + 1) * cstep;
+        const int32_t m0 = mult[c0], s0 = shift[c0], m1 = mult[c1], s1 = shift[c1];
+        const int8_t r0b = finish_nn(b0, m0, s0, out_zp, full, act_min, act_max);
+        const int8_t r1b = finish_nn(b1, m1, s1, out_zp, full, act_min, act_max);
+        const int8_t r0a = finish_nn(a0, m0, s0, out_zp, full, act_min, act_max);
+        const int8_t r1a = finish_nn(a1, m1, s1, out_zp, full, act_min, act_max);
+        ob[o] = r0b;
+        ob[o + 1] = r1b;
+        oa[o] = r0a;
+        oa[o + 1] = r1a;
+      }
+      if (o < out_c) {
+        const int8_t *w = weights + (size_t)o * depth;
+        const int32_t c = o * cstep;
+        int32_t acc_a = dot1_cols(w, cols, quads, bias[o]);
+        int32_t acc_b = dot1_cols(w, cols + 2, quads, bias[o]);
+        for (int32_t k = body; k < depth; k++) {
+          acc_a += (int32_t)pa[k] * w[k];
+          acc_b += (int32_t)pbp[k] * w[k];
+        }
+        ob[o] = finish_nn(acc_b, mult[c], shift[c], out_zp, full, act_min, act_max);
+        oa[o] = finish_nn(acc_a, mult[c], shift[c], out_zp, full, act_min, act_max);
+      }
+    }
+  }
+  return NT_OK;
+}
+
 int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
   if (p->weight_layout != NT_LAYOUT_TFLITE) {
     return NT_ERR_LAYOUT;
   }
   if (p->scratch == NULL) {
     return NT_ERR_PARAM;
+  }
+  const int32_t taps = p->k_h * p->k_w * p->in_c;
+  if (taps >= 4 && taps <= kStackPatchMax &&
+      all_nonnegative(p->multiplier, p->per_channel ? p->out_c : 1)) {
+    return conv2d_interleaved(p, in, out);
   }
   const int32_t depth = p->k_h * p->k_w * p->in_c;
   const int32_t quads = depth >> 2;

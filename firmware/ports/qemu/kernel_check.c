@@ -26,7 +26,9 @@ static int32_t rnd_range(int32_t lo, int32_t hi) { return lo + (int32_t)(rnd() %
 
 enum { kMaxBuf = 24 * 1024, kMaxCh = 64 };
 static int8_t s_in[kMaxBuf];
-static int8_t s_w[kMaxBuf];
+/* Weights sit at s_w_base + 0 (word aligned: the LDRD paths) or + 1 (the LDR paths). */
+static int8_t s_w_base[kMaxBuf + 4] __attribute__((aligned(16)));
+static int8_t *s_w = s_w_base;
 static int8_t s_out_dsp[kMaxBuf];
 #ifdef NT_CHECK_C99
 static int8_t s_out_c99[kMaxBuf];
@@ -96,6 +98,7 @@ static int compare(const char *name, int32_t idx, int32_t n) {
 
 static int check_fc(int32_t idx) {
   nt_fc_params p;
+  s_w = s_w_base + (idx & 1);
   memset(&p, 0, sizeof(p));
   p.batches = rnd_range(1, 3);
   p.in_features = idx < 4 ? 784 / (idx + 1) : rnd_range(1, 300);
@@ -136,7 +139,8 @@ static void conv_shape(nt_conv_params *p, int depthwise) {
   p->batches = rnd_range(1, 2);
   p->in_h = rnd_range(1, 12);
   p->in_w = rnd_range(1, 12);
-  p->in_c = depthwise ? rnd_range(1, 20) : rnd_range(1, 9);
+  /* One conv in four gets more than 256 taps (the kernel's scratch-staged path). */
+  p->in_c = depthwise ? rnd_range(1, 20) : (rnd() % 4u == 0 ? rnd_range(12, 40) : rnd_range(1, 9));
   p->depth_multiplier = 1;
   p->out_c = depthwise ? p->in_c : rnd_range(1, 17);
   p->k_h = rnd_range(1, 5);
@@ -173,6 +177,7 @@ static void conv_shape(nt_conv_params *p, int depthwise) {
 
 static int check_conv(int32_t idx, int depthwise) {
   nt_conv_params p;
+  s_w = s_w_base + ((idx >> 1) & 1);
   conv_shape(&p, depthwise);
   if (idx == 0 && !depthwise) { /* the cnn model's first layer: 28x28x1, 5x5, 8 ch, valid */
     p.batches = 1; p.in_h = 28; p.in_w = 28; p.in_c = 1; p.out_c = 8; p.k_h = 5; p.k_w = 5;
