@@ -42,6 +42,7 @@ class ModelConfig:
     dropout: dropout rate before the classifier (0 disables it).
     width: width multiplier for channel counts (conv models round to multiples of 8).
     filters: conv channel counts; None = the model's default.
+    repeats: basic units per stage after the downsampling unit (shufflenet_v2; default 1).
     """
 
     name: str = "cnn"
@@ -50,6 +51,7 @@ class ModelConfig:
     dropout: float | None = None
     width: float = 1.0
     filters: tuple[int, ...] | None = None
+    repeats: int | None = None
 
 
 @dataclass(frozen=True)

@@ -231,12 +231,12 @@ def _shuffle_unit(x, out_ch: int, stride: int, act: str, name: str):
     return ChannelShuffle(name=f"{name}_shuffle")(x)
 
 
-@register("shufflenet_v2", epochs=6)
+@register("shufflenet_v2", epochs=5)
 def shufflenet_v2(cfg: ModelConfig) -> keras.Model:
     """A small ShuffleNet v2: stem Conv 3x3/2 (24), two stages, Conv 1x1 (128), average pool.
 
-    Stage channels (48, 96), each a stride-2 unit followed by 2 basic units (channel split,
-    branch, concat, shuffle); 28 -> 14 -> 7 -> 4. cfg.filters overrides
+    Stage channels (48, 96), each a stride-2 unit followed by cfg.repeats (default 1) basic
+    units (channel split, branch, concat, shuffle); 28 -> 14 -> 7 -> 4. cfg.filters overrides
     (stem, stage1, stage2, last conv); cfg.width scales them (rounded to multiples of 16 so the
     halves stay multiples of 8).
     """
@@ -248,9 +248,10 @@ def shufflenet_v2(cfg: ModelConfig) -> keras.Model:
     stages = [max(16, round(c * cfg.width / 16.0) * 16) for c in chans[1:3]]
     inp = keras.Input(INPUT_SHAPE, name="image")
     x = _conv_bn_relu(inp, stem, 3, stride=2, act=act, name="stem")
+    repeats = cfg.repeats if cfg.repeats is not None else 1
     for s, c in enumerate(stages):
         x = _shuffle_unit(x, c, 2, act, f"s{s}u0")
-        for u in range(1, 3):
+        for u in range(1, 1 + repeats):
             x = _shuffle_unit(x, c, 1, act, f"s{s}u{u}")
     x = _conv_bn_relu(x, _ch(chans[3], cfg.width), 1, act=act, name="last")
     out = _head(x, cfg, 0.1, "head")
