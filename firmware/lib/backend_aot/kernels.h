@@ -170,7 +170,10 @@ typedef struct {
 /* Average: sum over valid taps, divided by the count of valid taps, rounding half away from
  * zero (TFLM reference AveragePool int8). */
 int nt_avg_pool(const nt_pool_params *p, const int8_t *in, int8_t *out);
-int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out);
+/* Max pool has a DSP variant too (SSUB8/SEL, four channels per instruction; added by the
+ * Cortex-M4 kernels work because the c99 pool was ~1/6 of cnn's instructions): the generated
+ * code calls nt_max_pool, dispatched below like the other three. */
+int nt_max_pool_c99(const nt_pool_params *p, const int8_t *in, int8_t *out);
 
 /* ---- mean over axes ------------------------------------------------------------------------ */
 
@@ -277,6 +280,10 @@ static inline int nt_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *o
 static inline int nt_depthwise_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *out) {
     return nt_depthwise_conv2d_dsp(p, in, out);
 }
+int nt_max_pool_dsp(const nt_pool_params *p, const int8_t *in, int8_t *out);
+static inline int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
+    return nt_max_pool_dsp(p, in, out);
+}
 #else
 #define NANO_TFLM_KERNELS_VARIANT "c99"
 static inline int nt_fully_connected(const nt_fc_params *p, const int8_t *in, int8_t *out) {
@@ -287,6 +294,9 @@ static inline int nt_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *o
 }
 static inline int nt_depthwise_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *out) {
     return nt_depthwise_conv2d_c99(p, in, out);
+}
+static inline int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
+    return nt_max_pool_c99(p, in, out);
 }
 #endif
 

@@ -172,7 +172,7 @@ int nt_avg_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
     return pool(p, in, out, 0);
 }
 
-int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
+int nt_max_pool_c99(const nt_pool_params *p, const int8_t *in, int8_t *out) {
     return pool(p, in, out, 1);
 }
 

@@ -1,4 +1,5 @@
-/* Differential check of the DSP kernels (kernels_dsp.c) under QEMU: random shapes, strides,
+/* Differential check of the DSP kernels (kernels_dsp.c: fully connected, conv2d, depthwise,
+ * max pool) under QEMU: random shapes, strides,
  * padding, dilation, zero points and per-channel requantization; each case runs the DSP variant,
  * the c99 variant (when built with NT_CHECK_C99) and a naive reference written here from the
  * kernels.h contract, and compares the int8 outputs byte for byte. Prints one line per failing
@@ -228,6 +229,62 @@ static int check_conv(int32_t idx, int depthwise) {
   return compare(depthwise ? "depthwise" : "conv", idx, n);
 }
 
+static int check_pool(int32_t idx) {
+  nt_pool_params p;
+  memset(&p, 0, sizeof(p));
+  p.batches = rnd_range(1, 2);
+  p.in_h = rnd_range(1, 14);
+  p.in_w = rnd_range(1, 14);
+  p.channels = rnd_range(1, 19);
+  p.filter_h = rnd_range(1, 3);
+  p.filter_w = rnd_range(1, 3);
+  p.stride_h = rnd_range(1, 3);
+  p.stride_w = rnd_range(1, 3);
+  if (rnd() & 1u) { /* SAME */
+    p.out_h = (p.in_h + p.stride_h - 1) / p.stride_h;
+    p.out_w = (p.in_w + p.stride_w - 1) / p.stride_w;
+    const int32_t ph = (p.out_h - 1) * p.stride_h + p.filter_h - p.in_h;
+    const int32_t pw = (p.out_w - 1) * p.stride_w + p.filter_w - p.in_w;
+    p.pad_top = ph > 0 ? ph / 2 : 0;
+    p.pad_left = pw > 0 ? pw / 2 : 0;
+  } else {
+    if (p.in_h < p.filter_h) p.in_h = p.filter_h;
+    if (p.in_w < p.filter_w) p.in_w = p.filter_w;
+    p.out_h = (p.in_h - p.filter_h) / p.stride_h + 1;
+    p.out_w = (p.in_w - p.filter_w) / p.stride_w + 1;
+  }
+  act(&p.act_min, &p.act_max, rnd_range(-128, 127));
+  fill(s_in, p.batches * p.in_h * p.in_w * p.channels);
+  for (int32_t b = 0; b < p.batches; b++) {
+    for (int32_t oy = 0; oy < p.out_h; oy++) {
+      for (int32_t ox = 0; ox < p.out_w; ox++) {
+        for (int32_t c = 0; c < p.channels; c++) {
+          int32_t m = -1000;
+          for (int32_t fy = 0; fy < p.filter_h; fy++) {
+            for (int32_t fx = 0; fx < p.filter_w; fx++) {
+              const int32_t y = oy * p.stride_h - p.pad_top + fy;
+              const int32_t x = ox * p.stride_w - p.pad_left + fx;
+              if (y >= 0 && y < p.in_h && x >= 0 && x < p.in_w) {
+                const int32_t v = s_in[((b * p.in_h + y) * p.in_w + x) * p.channels + c];
+                m = v > m ? v : m;
+              }
+            }
+          }
+          s_out_ref[((b * p.out_h + oy) * p.out_w + ox) * p.channels + c] =
+              (int8_t)nt_clamp(m, p.act_min, p.act_max);
+        }
+      }
+    }
+  }
+  const int32_t n = p.batches * p.out_h * p.out_w * p.channels;
+  memset(s_out_dsp, 0x55, (size_t)n);
+  if (nt_max_pool_dsp(&p, s_in, s_out_dsp) != NT_OK) return 1;
+#ifdef NT_CHECK_C99
+  if (nt_max_pool_c99(&p, s_in, s_out_c99) != NT_OK) return 1;
+#endif
+  return compare("max_pool", idx, n);
+}
+
 int main(void) {
   board_init();
   int32_t fails = 0;
@@ -236,7 +293,8 @@ int main(void) {
     fails += check_fc(i);
     fails += check_conv(i, 0);
     fails += check_conv(i, 1);
-    total += 3;
+    fails += check_pool(i);
+    total += 4;
   }
   put(fails ? "kernel_check: FAIL " : "kernel_check: pass ");
   put_i(fails ? fails : total);
