@@ -52,6 +52,29 @@ def test_zoo_model_agrees_on_full_test_set(name: str, tiny_tflite, mnist, tmp_pa
     assert agreement == 1.0, f"{name}: agreement {agreement} on 10,000 images"
 
 
+@pytest.mark.parametrize("act", ("elu", "sigmoid", "softmax", "tanh", "softplus", "exponential"))
+def test_seed_study_activation(act: str, mnist, tmp_path: Path) -> None:
+    """The seed study's hidden activations (relu is covered by the zoo test). Untrained weights
+    are enough: the point is the op sequence the converter emits for each activation."""
+    from trainer.config import ModelConfig, QuantConfig
+    from trainer.errors import UserError
+    from trainer.models import build
+    from trainer.quantize import to_int8
+    from trainer.reference import Reference
+
+    tfl = to_int8(build(ModelConfig(name="seed_final", activation=act)), mnist,
+                  QuantConfig(calibration_count=100))
+    try:
+        agreement, _, _ = _agreement(tfl, mnist.x_test[:200], tmp_path)
+    except UserError as e:
+        # Refused only when TFLM itself cannot run the model (EXP has no int8 kernel).
+        assert "neither the aot nor the tflm backend" in str(e)
+        with pytest.raises((RuntimeError, UserError)):
+            Reference(tfl).run(mnist.x_test[:1])
+        return
+    assert agreement == 1.0, f"seed_final/{act}: agreement {agreement}"
+
+
 def test_generated_code_is_deterministic_and_bannered(tiny_tflite, tmp_path: Path) -> None:
     import hashlib
 

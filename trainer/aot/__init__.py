@@ -20,7 +20,7 @@ __all__ = ["KERNELS_DIR", "SUPPORTED_OPS", "AotResult", "generate"]
 # Ops the generator lowers (trainer.export checks a model's ops against this list first).
 # Elementwise and data-movement ops are accepted when TFLM has an int8 kernel for them;
 # generate() still refuses an op whose options it cannot reproduce exactly.
-SUPPORTED_OPS = frozenset(KERNEL_OPS + ALIAS_OPS + ELEMENTWISE_OPS + MOVE_OPS)
+SUPPORTED_OPS = frozenset((*KERNEL_OPS, *ALIAS_OPS, *ELEMENTWISE_OPS, *MOVE_OPS, "DEQUANTIZE"))
 
 # The C kernels the generated code links against (kernels.h, kernels_c99.c, kernels_dsp.c).
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "firmware" / "lib" / "backend_aot"

@@ -406,7 +406,7 @@ def lower_lut(p: Program, op: Op) -> Step:
     try:
         table = probe.elementwise_table(g, op)
     except RuntimeError:
-        raise refuse(op, "has no int8 kernel in the TFLM reference") from None
+        raise no_tflm_kernel(op) from None
     tn = p.const("lut", "int8_t", table)
     n = _t(g, op.outputs[0]).elements
 
@@ -445,6 +445,58 @@ def lower_move(p: Program, op: Op) -> Step:
     return Step(op, acts, list(op.outputs), 0, emit)
 
 
+def _consumers(g: Graph, t: int) -> list[Op]:
+    return [o for o in g.ops if t in o.inputs]
+
+
+def float_chain(g: Graph, start: Op) -> list[Op] | None:
+    """DEQUANTIZE (int8 -> float) followed by single-input float elementwise ops and a QUANTIZE
+    back to int8, each tensor consumed only by the next op: an int8 -> int8 function of one
+    value (the converter emits this for activations it has no int8 kernel for, e.g. ELU)."""
+    chain = [start]
+    n = _t(g, start.outputs[0]).elements
+    while True:
+        last = chain[-1]
+        out = last.outputs[0]
+        if len(last.outputs) != 1 or out in g.outputs or _t(g, out).elements != n:
+            return None
+        if last is not start and last.name == "QUANTIZE" and _t(g, out).dtype == "int8":
+            return chain
+        users = _consumers(g, out)
+        if len(users) != 1 or len(chain) > 8:
+            return None
+        nxt = users[0]
+        acts = [i for i in nxt.inputs if i >= 0 and not _t(g, i).is_constant]
+        if acts != [out]:
+            return None
+        chain.append(nxt)
+
+
+def lower_chain(p: Program, chain: list[Op]) -> Step:
+    g = p.graph
+    src, dst = chain[0].inputs[0], chain[-1].outputs[0]
+    names = "+".join(o.name for o in chain)
+    try:
+        table = probe.chain_table(g, chain)
+    except RuntimeError:
+        raise no_tflm_kernel(chain[1]) from None
+    tn = p.const("lut", "int8_t", table)
+    n = _t(g, dst).elements
+    first = chain[0]
+
+    def emit(ctx) -> str:
+        return (f"/* {names} */ NT_CHECK(nt_lut({tn}, {ctx.buf(src)}, {ctx.buf(dst)}, {n}));")
+
+    return Step(first, [src], [dst], 0, emit)
+
+
+def no_tflm_kernel(op: Op) -> UserError:
+    """Neither backend can run it: TFLM itself has no kernel for the op in this form."""
+    return UserError(f"op {op.name} (operator {op.index}) has no int8 kernel in TFLM: neither "
+                     "the aot nor the tflm backend can run this model; choose another "
+                     "activation or layer")
+
+
 def lower(g: Graph) -> Program:
     """Lower every op to kernel calls (or buffer aliases). Raises UserError naming the first op
     the AOT backend cannot reproduce exactly."""
@@ -457,9 +509,19 @@ def lower(g: Graph) -> Program:
     if len(g.inputs) != 1 or len(g.outputs) != 1:
         raise UserError("the AOT backend supports one input and one output; "
                         "use the tflm backend")
+    skip: set[int] = set()
     for op in g.ops:
         name = op.name
-        if name == "FULLY_CONNECTED":
+        if op.index in skip:
+            continue
+        if name == "DEQUANTIZE":
+            chain = float_chain(g, op)
+            if chain is None:
+                raise refuse(op, "produces a float tensor that does not return to int8 through "
+                             "elementwise ops")
+            skip.update(o.index for o in chain)
+            p.steps.append(lower_chain(p, chain))
+        elif name == "FULLY_CONNECTED":
             p.steps.append(lower_fc(p, op))
         elif name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             p.steps.append(lower_conv(p, op, name == "DEPTHWISE_CONV_2D"))

@@ -128,6 +128,13 @@ def single_op_model(graph: Graph, op: Op, shapes: dict[int, tuple[int, ...]]) ->
     """A .tflite holding only `op` (same options, quantization and constant inputs), with the
     activation tensors resized to `shapes` (tensor index -> new shape). Used to probe the TFLM
     reference for the exact output of value-wise ops at generation time."""
+    return sub_model(graph, [op], shapes)
+
+
+def sub_model(graph: Graph, ops: list[Op], shapes: dict[int, tuple[int, ...]]) -> bytes:
+    """A .tflite holding the chain `ops` (in order; same options, quantization and constant
+    inputs). Its inputs are the non-constant tensors the chain reads but does not produce, its
+    output the last op's outputs; tensors in `shapes` are resized."""
     import flatbuffers
 
     s = schema()
@@ -136,36 +143,49 @@ def single_op_model(graph: Graph, op: Op, shapes: dict[int, tuple[int, ...]]) ->
     m = s.ModelT()
     m.version = 3
     m.description = "nano-tflm aot probe"
-    m.operatorCodes = [copy.deepcopy(src.operatorCodes[op.opcode_index])]
-    empty = s.BufferT()
-    m.buffers = [empty]
+    m.operatorCodes = []
+    code_map: dict[int, int] = {}
+    m.buffers = [s.BufferT()]
     nsg = s.SubGraphT()
     nsg.tensors = []
     remap: dict[int, int] = {}
-    for ti in list(op.inputs) + list(op.outputs):
-        if ti < 0 or ti in remap:
-            continue
-        t = copy.deepcopy(sg.tensors[ti])
-        t.shapeSignature = None
-        if ti in shapes:
-            t.shape = list(shapes[ti])
-        if graph.tensors[ti].is_constant:
-            m.buffers.append(copy.deepcopy(src.buffers[sg.tensors[ti].buffer]))
-            t.buffer = len(m.buffers) - 1
-        else:
-            t.buffer = 0
-        remap[ti] = len(nsg.tensors)
-        nsg.tensors.append(t)
-    no = s.OperatorT()
-    no.opcodeIndex = 0
-    no.inputs = [remap[i] if i >= 0 else -1 for i in op.inputs]
-    no.outputs = [remap[i] for i in op.outputs]
-    srco = sg.operators[op.index]
-    no.builtinOptionsType = srco.builtinOptionsType
-    no.builtinOptions = copy.deepcopy(srco.builtinOptions)
-    nsg.operators = [no]
-    nsg.inputs = [remap[i] for i in op.inputs if i >= 0 and not graph.tensors[i].is_constant]
-    nsg.outputs = [remap[i] for i in op.outputs]
+    produced = {t for o in ops for t in o.outputs}
+    for o in ops:
+        for ti in list(o.inputs) + list(o.outputs):
+            if ti < 0 or ti in remap:
+                continue
+            t = copy.deepcopy(sg.tensors[ti])
+            t.shapeSignature = None
+            if ti in shapes:
+                t.shape = list(shapes[ti])
+            if graph.tensors[ti].is_constant:
+                m.buffers.append(copy.deepcopy(src.buffers[sg.tensors[ti].buffer]))
+                t.buffer = len(m.buffers) - 1
+            else:
+                t.buffer = 0
+            remap[ti] = len(nsg.tensors)
+            nsg.tensors.append(t)
+    nsg.operators = []
+    for o in ops:
+        if o.opcode_index not in code_map:
+            code_map[o.opcode_index] = len(m.operatorCodes)
+            m.operatorCodes.append(copy.deepcopy(src.operatorCodes[o.opcode_index]))
+        no = s.OperatorT()
+        no.opcodeIndex = code_map[o.opcode_index]
+        no.inputs = [remap[i] if i >= 0 else -1 for i in o.inputs]
+        no.outputs = [remap[i] for i in o.outputs]
+        srco = sg.operators[o.index]
+        no.builtinOptionsType = srco.builtinOptionsType
+        no.builtinOptions = copy.deepcopy(srco.builtinOptions)
+        nsg.operators.append(no)
+    ins: list[int] = []
+    for o in ops:
+        for i in o.inputs:
+            if i >= 0 and not graph.tensors[i].is_constant and i not in produced and \
+                    remap[i] not in ins:
+                ins.append(remap[i])
+    nsg.inputs = ins
+    nsg.outputs = [remap[i] for i in ops[-1].outputs]
     m.subgraphs = [nsg]
     b = flatbuffers.Builder(1024)
     b.Finish(m.Pack(b), file_identifier=b"TFL3")

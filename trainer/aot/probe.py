@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.aot.graph import Graph, Op, single_op_model
+from trainer.aot.graph import Graph, Op, single_op_model, sub_model
 
 
 def _run(model: bytes, inputs: list[np.ndarray], n_outputs: int) -> list[np.ndarray]:
@@ -33,6 +33,19 @@ def elementwise_table(graph: Graph, op: Op) -> np.ndarray:
     src = next(i for i in op.inputs if i >= 0 and not graph.tensors[i].is_constant)
     dst = op.outputs[0]
     model = single_op_model(graph, op, {src: (1, 256), dst: (1, 256)})
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    y = _run(model, [x], 1)[0].reshape(256).astype(np.int8)
+    table = np.zeros(256, dtype=np.int8)
+    table[x.reshape(256).view(np.uint8)] = y
+    return table
+
+
+def chain_table(graph: Graph, ops: list[Op]) -> np.ndarray:
+    """int8[256] for an elementwise chain int8 -> ... -> int8 (e.g. DEQUANTIZE, ELU in float,
+    QUANTIZE): TFLM's output for each input value, every tensor of the chain resized to 256."""
+    shapes = {t: (1, 256) for o in ops for t in list(o.inputs) + list(o.outputs)
+              if t >= 0 and not graph.tensors[t].is_constant}
+    model = sub_model(graph, ops, shapes)
     x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
     y = _run(model, [x], 1)[0].reshape(256).astype(np.int8)
     table = np.zeros(256, dtype=np.int8)
