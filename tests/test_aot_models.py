@@ -45,6 +45,13 @@ def test_zoo_model_agrees_with_tflm(name: str, tiny_tflite, mnist, tmp_path: Pat
     assert res.arena_bytes <= tflm_arena, f"{name}: arena {res.arena_bytes} > TFLM {tflm_arena}"
 
 
+def test_per_tensor_dense_agrees_with_tflm(tiny_tflite, mnist, tmp_path: Path) -> None:
+    """Per-tensor FULLY_CONNECTED (TFLM takes the input*filter scale product in float32)."""
+    tfl = tiny_tflite("seed_final", per_channel_dense=False)
+    agreement, _, _ = _agreement(tfl, mnist.x_test[:kImages], tmp_path)
+    assert agreement == 1.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_model_agrees_on_full_test_set(name: str, tiny_tflite, mnist, tmp_path: Path) -> None:
