@@ -50,8 +50,8 @@ static inline int32_t requant_nn(int32_t acc, int32_t multiplier, int32_t shift)
    * n = -[P < 0] (low word n << 31, high word n), then 2^(30+e) = t << 30 with t = 2^e (low
    * word t << 30, which is nonzero only for e = 1; high word t >> 2), and shift the high word
    * right by e - 1. GCC does not find this sequence from the C form. */
-  const uint32_t t = 1u << (uint32_t)-shift;
-  const int32_t em1 = -shift - 1;
+  const int32_t em1 = ~shift; /* e - 1 = -shift - 1 */
+  const uint32_t t = 2u << em1; /* 2^e */
   uint32_t lo;
   int32_t hi;
   uint32_t n;
@@ -71,29 +71,61 @@ static inline int32_t requant_nn(int32_t acc, int32_t multiplier, int32_t shift)
 #endif
 }
 
+/* requant_nn for multipliers that are 0 or in [2^30, 2^31) (what TFLM's QuantizeMultiplier and
+ * the generator produce): then P = acc * m + 2^30 < 0 exactly when acc < 0, except for
+ * acc = -1, m = 2^30 where P = 0, whose result is 0 either way (checked exhaustively on edge
+ * values and on 3M random cases against the reference formula). So the sign correction comes
+ * from acc, known before the multiply, and the constant 2^30 + 2^(30+e) is the SMLAL's initial
+ * value: 3 instructions after the constant. */
+static inline int32_t requant_norm(int32_t acc, int32_t multiplier, int32_t shift) {
+#ifdef NT_SINGLE_ROUNDING
+  return nt_mul_q(acc, multiplier, shift);
+#else
+  if (shift >= 0) {
+    const int32_t x = (int32_t)((uint32_t)acc << shift);
+    return (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31);
+  }
+  const int32_t em1 = ~shift;                 /* e - 1 */
+  const uint32_t t = 2u << em1;               /* 2^e */
+  uint32_t lo = 0x40000000u + (t << 30);      /* 2^30 + low word of 2^(30+e) (e = 1 only) */
+  int32_t hi = (int32_t)(t >> 2);             /* high word of 2^(30+e) */
+  const int32_t sgn = acc >> 31;
+  __asm__("smlal %[lo], %[hi], %[a], %[m]\n\t"
+          "adds %[lo], %[lo], %[s], lsl #31\n\t"
+          "adc %[hi], %[hi], %[s]\n\t"
+          : [lo] "+&r"(lo), [hi] "+&r"(hi)
+          : [a] "r"(acc), [m] "r"(multiplier), [s] "r"(sgn)
+          : "cc");
+  return hi >> em1;
+#endif
+}
+
+static inline int multipliers_normal(const int32_t *v, int32_t n) {
+  for (int32_t i = 0; i < n; i++) {
+    if (v[i] != 0 && v[i] < (1 << 30)) {
+      return 0;
+    }
+  }
+  return 1;
+}
+
 static inline int32_t requant(int32_t acc, int32_t multiplier, int32_t shift) {
   return multiplier < 0 ? nt_mul_q(acc, multiplier, shift) : requant_nn(acc, multiplier, shift);
 }
 
-static inline int all_nonnegative(const int32_t *v, int32_t n) {
-  int32_t any = 0;
-  for (int32_t i = 0; i < n; i++) {
-    any |= v[i];
-  }
-  return any >= 0;
-}
-
 /* requant_nn + zero point + activation clamp. full_range (act_min = -128, act_max = 127, the
  * usual case) clamps with one SSAT. */
-static inline int8_t finish_nn(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp,
-                               int full_range, int32_t act_min, int32_t act_max) {
-  int32_t v = requant_nn(acc, multiplier, shift) + out_zp;
+static inline int32_t finish_norm(int32_t acc, int32_t multiplier, int32_t shift,
+                                  int32_t out_zp, int full_range, int32_t act_min,
+                                  int32_t act_max) {
+  /* Returns int32 in [-128, 127]: the byte store truncates, no sign extension needed. */
+  int32_t v = requant_norm(acc, multiplier, shift) + out_zp;
   if (full_range) {
-    return (int8_t)__ssat(v, 8);
+    return __ssat(v, 8);
   }
   v = v < act_min ? act_min : v;
   v = v > act_max ? act_max : v;
-  return (int8_t)v;
+  return v;
 }
 
 static inline int8_t finish(int32_t acc, int32_t multiplier, int32_t shift, int32_t out_zp,
@@ -283,12 +315,146 @@ __asm__(
     "  stm r9, {r10, r11, r12, lr}\n"
     "  pop {r4-r11, pc}\n"
     "  .size nt_dsp_dot2x2_k4, .-nt_dsp_dot2x2_k4\n"
+    "\n"
+    "  .section .text.nt_dsp_conv_pairs,\"ax\",%progbits\n"
+    "  .align 2\n"
+    "  .global nt_dsp_conv_pairs\n"
+    "  .hidden nt_dsp_conv_pairs\n"
+    "  .type nt_dsp_conv_pairs, %function\n"
+    "  .thumb_func\n"
+    "nt_dsp_conv_pairs:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, #16\n"
+    /* locals: [sp] cols, [sp+4] rows left (pairs), [sp+8] depth - 4 n4 + depth (row skip),
+     * [sp+12] n4; args after the 9 saved registers: [sp+52] n4, [sp+56] bias, [sp+60] buf */
+    "  str r0, [sp]\n"
+    "  str r3, [sp, #4]\n"
+    "  ldr r4, [sp, #52]\n"
+    "  str r4, [sp, #12]\n"
+    "  sub r5, r2, r4, lsl #2\n"
+    "  add r5, r5, r2\n"
+    "  str r5, [sp, #8]\n"
+    "  add r2, r1, r2\n"
+    "3:\n"
+    "  ldr r9, [sp, #56]\n"
+    "  ldmia r9!, {r10, r12}\n"
+    "  str r9, [sp, #56]\n"
+    "  mov r11, r10\n"
+    "  mov lr, r12\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r3, [sp, #12]\n"
+    "  lsrs r3, r3, #1\n"
+    "  bcc 1f\n"
+    "  NT_DOT2X2_K4\n"
+    "  cmp r3, #0\n"
+    "  beq 2f\n"
+    "1:\n"
+    "  NT_DOT2X2_K4\n"
+    "  NT_DOT2X2_K4\n"
+    "  subs r3, r3, #1\n"
+    "  bne 1b\n"
+    "2:\n"
+    "  ldr r9, [sp, #60]\n"
+    "  stmia r9!, {r10, r11, r12, lr}\n"
+    "  str r9, [sp, #60]\n"
+    "  ldr r3, [sp, #8]\n"
+    "  add r1, r1, r3\n"
+    "  add r2, r2, r3\n"
+    "  ldr r3, [sp, #4]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #4]\n"
+    "  bne 3b\n"
+    "  add sp, #16\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size nt_dsp_conv_pairs, .-nt_dsp_conv_pairs\n"
+    "\n"
+    "  .section .text.nt_dsp_requant_cols_ssat,\"ax\",%progbits\n"
+    "  .align 2\n"
+    "  .global nt_dsp_requant_cols_ssat\n"
+    "  .hidden nt_dsp_requant_cols_ssat\n"
+    "  .type nt_dsp_requant_cols_ssat, %function\n"
+    "  .thumb_func\n"
+    "nt_dsp_requant_cols_ssat:\n"
+    "  push {r4-r11, lr}\n"
+    "  ldr r4, [sp, #36]\n"
+    "  ldr r5, [sp, #40]\n"
+    "  ldr r6, [sp, #44]\n"
+    "1:\n"
+    "  ldr r7, [r1], #4\n"
+    "  ldr r8, [r2], #4\n"
+    "  cmp r8, #0\n"
+    "  bge 6f\n"
+    "  mvn r8, r8\n"
+    "  mov r11, #2\n"
+    "  lsl r11, r11, r8\n"
+    "  lsl r12, r11, #30\n"
+    "  add r12, r12, #0x40000000\n"
+    "  lsr r11, r11, #2\n"
+    "  ldr r9, [r0, #4]\n"
+    "  mov lr, r12\n"
+    "  mov r10, r11\n"
+    "  smlal lr, r10, r9, r7\n"
+    "  asr r9, r9, #31\n"
+    "  adds lr, lr, r9, lsl #31\n"
+    "  adc r10, r10, r9\n"
+    "  asr r10, r10, r8\n"
+    "  add r10, r10, r3\n"
+    "  ssat r10, #8, r10\n"
+    "  strb r10, [r5, r6]\n"
+    "  ldr r9, [r0], #8\n"
+    "  smlal r12, r11, r9, r7\n"
+    "  asr r9, r9, #31\n"
+    "  adds r12, r12, r9, lsl #31\n"
+    "  adc r11, r11, r9\n"
+    "  asr r11, r11, r8\n"
+    "  add r11, r11, r3\n"
+    "  ssat r11, #8, r11\n"
+    "  strb r11, [r5], #1\n"
+    "  subs r4, r4, #1\n"
+    "  bne 1b\n"
+    "  pop {r4-r11, pc}\n"
+    "6:\n"
+    "  ldr r9, [r0, #4]\n"
+    "  lsl r9, r9, r8\n"
+    "  mov lr, #0x40000000\n"
+    "  mov r10, #0\n"
+    "  smlal lr, r10, r9, r7\n"
+    "  lsr lr, lr, #31\n"
+    "  orr r10, lr, r10, lsl #1\n"
+    "  add r10, r10, r3\n"
+    "  ssat r10, #8, r10\n"
+    "  strb r10, [r5, r6]\n"
+    "  ldr r9, [r0], #8\n"
+    "  lsl r9, r9, r8\n"
+    "  mov lr, #0x40000000\n"
+    "  mov r10, #0\n"
+    "  smlal lr, r10, r9, r7\n"
+    "  lsr lr, lr, #31\n"
+    "  orr r10, lr, r10, lsl #1\n"
+    "  add r10, r10, r3\n"
+    "  ssat r10, #8, r10\n"
+    "  strb r10, [r5], #1\n"
+    "  subs r4, r4, #1\n"
+    "  bne 1b\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size nt_dsp_requant_cols_ssat, .-nt_dsp_requant_cols_ssat\n"
     "  .text\n");
 
 void nt_dsp_dot2_k8(const uint32_t *x, const int8_t *w0, const int8_t *w1, uint32_t n8,
                     int32_t acc[2]);
 void nt_dsp_dot2x2_k4(const uint32_t *cols, const int8_t *w0, const int8_t *w1, uint32_t n4,
                       int32_t acc[4]);
+/* For each of `pairs` row pairs (rows 2i, 2i+1 of w, `depth` bytes apart), starting from
+ * acc = bias[2i], bias[2i], bias[2i+1], bias[2i+1], accumulates n4 quads of the interleaved
+ * two-column block and appends {row0.a, row0.b, row1.a, row1.b} to buf: buf[2o] is output
+ * channel o of column a, buf[2o + 1] of column b. pairs >= 1, n4 >= 1. */
+/* requant_norm + out_zp + SSAT #8 for n >= 1 channels of a pixel pair: acc[2o] (column a) to
+ * oa[o], acc[2o + 1] (column b) to oa[b_off + o]; mult/shift per channel, multipliers 0 or in
+ * [2^30, 2^31) (the caller checks). The same arithmetic as requant_norm, in registers. */
+void nt_dsp_requant_cols_ssat(const int32_t *acc, const int32_t *mult, const int32_t *shift,
+                              int32_t out_zp, int32_t n, int8_t *oa, int32_t b_off);
+void nt_dsp_conv_pairs(const uint32_t *cols, const int8_t *w, int32_t depth, uint32_t pairs,
+                       uint32_t n4, const int32_t *bias, int32_t *buf);
 
 /* ---- fully connected ----------------------------------------------------------------------- */
 
@@ -463,7 +629,82 @@ static inline int32_t dot1_cols(const int8_t *w, const uint32_t *col, int32_t qu
 /* Patches up to this many taps are gathered on the stack (two of them) and widened into an
  * interleaved block in the scratch (4 * depth bytes, of which 4 * body are used); larger ones
  * take the path below that stages them in the scratch itself. */
-enum { kStackPatchMax = 256 };
+enum { kStackPatchMax = 256, kStackOutMax = 128 };
+
+/* Halfword pack (PKHBT): low 16 bits of lo, low 16 bits of hi in the top half. */
+static inline uint32_t pack16(int32_t lo, int32_t hi) {
+  uint32_t r;
+  __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(lo), "r"(hi));
+  return r;
+}
+
+/* For pixels whose window lies inside the image, the interleaved block is gathered straight
+ * from the image through a table of tap offsets (tap k of the OHWI order sits at window origin
+ * + off[k]), skipping the int8 staging copy: two offsets per word load, one LDRSB per tap and one
+ * PKHBT per pair of taps. */
+static inline void gather2_q4(const int8_t *ba, const int8_t *bb, const uint16_t *off,
+                              int32_t quads, uint32_t *dst) {
+  const uint32_t *o = (const uint32_t *)off;
+  for (int32_t q = 0; q < quads; q++) {
+    const uint32_t o01 = o[0];
+    const uint32_t o23 = o[1];
+    o += 2;
+    const uint32_t k0 = o01 & 0xFFFFu, k1 = o01 >> 16, k2 = o23 & 0xFFFFu, k3 = o23 >> 16;
+    dst[0] = pack16(ba[k0], ba[k2]);
+    dst[1] = pack16(ba[k1], ba[k3]);
+    dst[2] = pack16(bb[k0], bb[k2]);
+    dst[3] = pack16(bb[k1], bb[k3]);
+    dst += 4;
+  }
+}
+
+static inline int window_inside(const nt_conv_params *p, int32_t oy, int32_t ox) {
+  const int32_t y0 = oy * p->stride_h - p->pad_top;
+  const int32_t x0 = ox * p->stride_w - p->pad_left;
+  return y0 >= 0 && x0 >= 0 && y0 + (p->k_h - 1) * p->dil_h < p->in_h &&
+         x0 + (p->k_w - 1) * p->dil_w < p->in_w;
+}
+
+/* Requantize the raw accumulators of a pixel pair (acc[2o] column a, acc[2o + 1] column b;
+ * per-channel constants): column a to oa[o], column b to oa[b_off + o], with a general
+ * activation clamp (the SSAT case is nt_dsp_requant_cols_ssat). */
+static __attribute__((noinline)) void requant_cols_clamp(const int32_t *acc,
+                                                         const int32_t *mult,
+                                                         const int32_t *shift, int32_t out_zp,
+                                                         int32_t act_min, int32_t act_max,
+                                                         int32_t n, int8_t *oa, int32_t b_off) {
+  for (int32_t o = 0; o < n; o++) {
+    const int32_t m = mult[o], sh = shift[o];
+    const int32_t va = acc[2 * o], vb = acc[2 * o + 1];
+    oa[b_off + o] = (int8_t)nt_clamp(requant_norm(vb, m, sh) + out_zp, act_min, act_max);
+    oa[o] = (int8_t)nt_clamp(requant_norm(va, m, sh) + out_zp, act_min, act_max);
+  }
+}
+
+/* Adds the up to 3 taps past the last whole quad: activations ta (column a), tb (column b),
+ * weights at w + o * depth. */
+static __attribute__((noinline)) void add_tail_taps(int32_t *acc, const int8_t *w, int32_t depth,
+                                                    int32_t tail, const int8_t *ta,
+                                                    const int8_t *tb, int32_t n) {
+  if (tail == 1) { /* e.g. 5x5x1 kernels: one tap, a straight loop */
+    const int32_t a0 = ta[0], b0 = tb[0];
+    for (int32_t o = 0; o < n; o++, w += depth) {
+      const int32_t wv = w[0];
+      acc[2 * o] += a0 * wv;
+      acc[2 * o + 1] += b0 * wv;
+    }
+    return;
+  }
+  for (int32_t o = 0; o < n; o++, w += depth) {
+    int32_t va = acc[2 * o], vb = acc[2 * o + 1];
+    for (int32_t k = 0; k < tail; k++) {
+      va += (int32_t)ta[k] * w[k];
+      vb += (int32_t)tb[k] * w[k];
+    }
+    acc[2 * o] = va;
+    acc[2 * o + 1] = vb;
+  }
+}
 
 static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t *out) {
   /* Everything the loops need is copied to locals first: the int8 output stores may alias any
@@ -474,7 +715,6 @@ static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t 
   const int32_t out_c = p->out_c;
   const int32_t out_w = p->out_w;
   const int32_t pixels = p->out_h * out_w;
-  const int32_t cstep = p->per_channel != 0 ? 1 : 0;
   const int32_t out_zp = p->out_zp;
   const int32_t act_min = p->act_min;
   const int32_t act_max = p->act_max;
@@ -486,59 +726,72 @@ static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t 
   uint32_t *const cols = (uint32_t *)p->scratch;
   int8_t pa[kStackPatchMax] __attribute__((aligned(4)));
   int8_t pb[kStackPatchMax] __attribute__((aligned(4)));
+  /* Tap offsets from the window origin, in OHWI tap order (the caller checked they fit). */
+  uint16_t off[kStackPatchMax] __attribute__((aligned(4)));
+  /* Raw accumulators of one pixel pair, channel-major: acc[2o] column a, acc[2o + 1] b. */
+  int32_t acc[2 * kStackOutMax] __attribute__((aligned(8)));
+  const int32_t tail = depth - body;
+  {
+    int32_t k = 0;
+    for (int32_t ky = 0; ky < p->k_h; ky++) {
+      for (int32_t kx = 0; kx < p->k_w; kx++) {
+        for (int32_t c = 0; c < p->in_c; c++) {
+          off[k++] = (uint16_t)(((ky * p->dil_h * p->in_w) + kx * p->dil_w) * p->in_c + c);
+        }
+      }
+    }
+  }
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *img = in + (size_t)b * p->in_h * p->in_w * p->in_c;
     int8_t *dst = out + (size_t)b * pixels * out_c;
     for (int32_t pix = 0; pix < pixels; pix += 2) {
       const int two = pix + 1 < pixels;
-      im2col_patch(p, img, pix / out_w, pix % out_w, pa);
+      const int32_t oya = pix / out_w, oxa = pix % out_w;
+      const int32_t oyb = two ? (pix + 1) / out_w : oya, oxb = two ? (pix + 1) % out_w : oxa;
       /* A lone last pixel is paired with itself; its b results are not stored. */
-      const int8_t *pbp = pa;
-      if (two) {
-        im2col_patch(p, img, (pix + 1) / out_w, (pix + 1) % out_w, pb);
+      const int8_t *pbp;
+      if (window_inside(p, oya, oxa) && window_inside(p, oyb, oxb)) {
+        const int8_t *ba =
+            img + ((size_t)(oya * p->stride_h - p->pad_top) * p->in_w + (oxa * p->stride_w -
+                                                                        p->pad_left)) * p->in_c;
+        const int8_t *bb =
+            img + ((size_t)(oyb * p->stride_h - p->pad_top) * p->in_w + (oxb * p->stride_w -
+                                                                        p->pad_left)) * p->in_c;
+        gather2_q4(ba, bb, off, quads, cols);
+        for (int32_t k = body; k < depth; k++) { /* the up to 3 taps past the last quad */
+          pa[k] = ba[off[k]];
+          pb[k] = bb[off[k]];
+        }
         pbp = pb;
+      } else {
+        im2col_patch(p, img, oya, oxa, pa);
+        pbp = pa;
+        if (two) {
+          im2col_patch(p, img, oyb, oxb, pb);
+          pbp = pb;
+        }
+        widen2_q4(pa, pbp, body, cols);
       }
-      widen2_q4(pa, pbp, body, cols);
       int8_t *oa = dst + (size_t)pix * out_c;
       int8_t *ob = two ? oa + out_c : oa; /* lone pixel: b results land on a's, then a's */
-      int32_t o = 0;
-      for (; o + 2 <= out_c; o += 2) {
-        const int8_t *w0 = weights + (size_t)o * depth;
-        const int8_t *w1 = w0 + depth;
-        int32_t acc[4] = {bias[o], bias[o], bias[o + 1], bias[o + 1]};
-        nt_dsp_dot2x2_k4(cols, w0, w1, (uint32_t)quads, acc);
-        /* In registers from here: acc itself had to live in memory for the call. */
-        int32_t a0 = acc[0], b0 = acc[1], a1 = acc[2], b1 = acc[3];
-        for (int32_t k = body; k < depth; k++) {
-          const int32_t xa = pa[k], xb = pbp[k], v0 = w0[k], v1 = w1[k];
-          a0 += xa * v0;
-          b0 += xb * v0;
-          a1 += xa * v1;
-          b1 += xb * v1;
-        }
-        const int32_t c0 = o * cstep;
-        const int32_t c1 = (o + 1) * cstep;
-        const int32_t m0 = mult[c0], s0 = shift[c0], m1 = mult[c1], s1 = shift[c1];
-        const int8_t r0b = finish_nn(b0, m0, s0, out_zp, full, act_min, act_max);
-        const int8_t r1b = finish_nn(b1, m1, s1, out_zp, full, act_min, act_max);
-        const int8_t r0a = finish_nn(a0, m0, s0, out_zp, full, act_min, act_max);
-        const int8_t r1a = finish_nn(a1, m1, s1, out_zp, full, act_min, act_max);
-        ob[o] = r0b;
-        ob[o + 1] = r1b;
-        oa[o] = r0a;
-        oa[o + 1] = r1a;
+      const int32_t pairs = out_c >> 1;
+      if (pairs > 0) {
+        nt_dsp_conv_pairs(cols, weights, depth, (uint32_t)pairs, (uint32_t)quads, bias, acc);
       }
-      if (o < out_c) {
+      if (out_c & 1) {
+        const int32_t o = out_c - 1;
         const int8_t *w = weights + (size_t)o * depth;
-        const int32_t c = o * cstep;
-        int32_t acc_a = dot1_cols(w, cols, quads, bias[o]);
-        int32_t acc_b = dot1_cols(w, cols + 2, quads, bias[o]);
-        for (int32_t k = body; k < depth; k++) {
-          acc_a += (int32_t)pa[k] * w[k];
-          acc_b += (int32_t)pbp[k] * w[k];
-        }
-        ob[o] = finish_nn(acc_b, mult[c], shift[c], out_zp, full, act_min, act_max);
-        oa[o] = finish_nn(acc_a, mult[c], shift[c], out_zp, full, act_min, act_max);
+        acc[2 * o] = dot1_cols(w, cols, quads, bias[o]);
+        acc[2 * o + 1] = dot1_cols(w, cols + 2, quads, bias[o]);
+      }
+      if (tail > 0) {
+        add_tail_taps(acc, weights + body, depth, tail, pa + body, pbp + body, out_c);
+      }
+      if (full) {
+        nt_dsp_requant_cols_ssat(acc, mult, shift, out_zp, out_c, oa, (int32_t)(ob - oa));
+      } else {
+        requant_cols_clamp(acc, mult, shift, out_zp, act_min, act_max, out_c, oa,
+                           (int32_t)(ob - oa));
       }
     }
   }
@@ -553,8 +806,11 @@ int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
     return NT_ERR_PARAM;
   }
   const int32_t taps = p->k_h * p->k_w * p->in_c;
-  if (taps >= 4 && taps <= kStackPatchMax &&
-      all_nonnegative(p->multiplier, p->per_channel ? p->out_c : 1)) {
+  const int32_t max_off =
+      (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) * p->in_c + p->in_c - 1;
+  if (taps >= 4 && taps <= kStackPatchMax && max_off < 65536 && p->out_c <= kStackOutMax &&
+      p->per_channel != 0 &&
+      multipliers_normal(p->multiplier, p->per_channel ? p->out_c : 1)) {
     return conv2d_interleaved(p, in, out);
   }
   const int32_t depth = p->k_h * p->k_w * p->in_c;
