@@ -112,3 +112,10 @@ def tiny_tflite(tiny_zoo):
 def tiny_keras(tiny_zoo):
     """Factory: tiny_keras("cnn") -> the float keras.Model behind tiny_tflite("cnn")."""
     return tiny_zoo.keras
+
+
+def pytest_addoption(parser):
+    """`-m hardware --port URL`: the end-to-end bench checks on a flashed board."""
+    parser.addoption("--port", default=None,
+                     help="pyserial URL of a board flashed with the default firmware "
+                          "(for -m hardware), e.g. /dev/ttyACM0")

@@ -293,3 +293,21 @@ def test_missing_image_and_emulator_are_one_line(tmp_path):
         emulate.qemu(tmp_path / "none.elf").__enter__()
     with pytest.raises(UserError, match="unknown emulator"):
         emulate.emulate("bochs", tmp_path / "x")
+
+
+# ------------------------------------------------------------------------------ hardware
+
+
+@pytest.mark.hardware
+def test_board_matches_the_reference(request, tmp_path):
+    """A Nano 33 BLE flashed with the default model (pio run -t upload): 1,000 MNIST test
+    images, agreement 1.0, accuracy within 0.5 points of the reference, nothing lost."""
+    port = request.config.getoption("--port")
+    if not port:
+        pytest.skip("needs --port URL of a flashed board (pytest -m hardware --port ...)")
+    r = run_bench("--port", port, "--limit", "1000", "--out", str(tmp_path / "run"), "-q")
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["n"] == 1000 and s["lost"] == 0 and s["agreement"] == 1.0
+    assert abs(s["accuracy"] - s["reference_accuracy"]) <= 0.005
+    assert s["latency"]["p50"] > 0 and s["arena_used_bytes"] > 0
