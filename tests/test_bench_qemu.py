@@ -95,3 +95,25 @@ def test_qemu_latency_and_footprint(qemu_run):
     assert sum(v["ram"] for v in bd.values()) == s["ram_bytes"]
     for name in ("report.md", "confusion.png", "latency.png"):
         assert (out / name).stat().st_size > 0
+
+
+def test_qemu_over_tcp(mnist):
+    """The TCP chardev link (free loopback port, nodelay) carries the same protocol: self-test,
+    then 100 images pipelined, every output vector equal to the reference's; QEMU is gone
+    after the block."""
+    from nanobench import emulate, firmware
+    from nanobench.client import Device, Inference
+    from trainer.reference import Reference
+
+    elf = firmware.build_qemu()
+    ref = Reference(DEFAULT_MODEL.read_bytes()).run(mnist.x_test[:100])
+    with emulate.qemu(elf, link="tcp", max_seconds=kTimeout) as emu:
+        assert emu.port.startswith("socket://127.0.0.1:")
+        with Device(emu.port, timeout=5.0) as dev:
+            assert dev.hello()["board"] == "qemu-mps2-an386"
+            assert dev.selftest()[0]
+            out = list(dev.infer_many(mnist.x_test[:100], window=4))
+    assert emu.proc.poll() is not None
+    assert all(isinstance(r, Inference) for r in out) and len(out) == 100
+    got = np.array([r.scores for r in sorted(out, key=lambda r: r.index)], dtype=np.int8)
+    np.testing.assert_array_equal(got, ref)
