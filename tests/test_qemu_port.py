@@ -4,11 +4,13 @@ calibration against a loop of known instruction count."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -137,3 +139,87 @@ def test_uart_echo_both_ways(qemu: Qemu) -> None:
     used, size = map(int, re.search(r"stack_used=(\d+) stack_size=(\d+)", text).groups())
     assert 0 < used < size == 16384
     assert qemu.proc.wait(timeout=10) == 0  # semihosting exit status
+
+
+# ---- the DSP kernels and whole models on the emulated Cortex-M4 ------------------------------
+
+def _aot_bench():
+    """tools/aot_bench.py as a module (tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("aot_bench", ROOT / "tools" / "aot_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["aot_bench"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dsp_kernels_bit_exact_with_c99_and_reference(tmp_path: Path) -> None:
+    """kernel_check.c: random fc/conv/depthwise/max-pool cases, DSP vs c99 vs a naive reference
+    from the kernels.h contract, byte for byte, on QEMU."""
+    kernels = ROOT / "firmware" / "lib" / "backend_aot"
+    elf = tmp_path / "kernel_check.elf"
+    subprocess.run(
+        ["make", "-s", "-C", str(PORT), f"MAIN={PORT / 'kernel_check.c'}",
+         f"SRCS={kernels / 'kernels_dsp.c'} {kernels / 'kernels_c99.c'}",
+         f"INCLUDES={kernels}", "DEFINES=NT_CHECK_C99 NT_CHECK_CASES=150", f"OUT={elf}"],
+        check=True, capture_output=True, timeout=300)
+    r = subprocess.run(["qemu-system-arm", *QEMU_ARGS, "-kernel", str(elf)],
+                       check=False, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
+    text = r.stdout.decode("ascii", "replace")
+    assert "kernel_check: pass 600/600 (dsp, c99, reference)" in text, text[-2000:]
+    assert r.returncode == 0
+
+
+DEFAULT_MODEL = ROOT / "firmware" / "lib" / "model" / "model_int8.tflite"
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="no committed default model")
+def test_whole_model_bit_exact_with_tflm_on_qemu(tmp_path: Path) -> None:
+    """The committed default model's generated code, built for the Cortex-M4 with the DSP
+    kernels (300 MNIST test images) and the c99 kernels (50), gives exactly the TFLM reference
+    interpreter's int8 output vectors; the DSP build also executes fewer instructions."""
+    from trainer.data import load_mnist
+
+    bench = _aot_bench()
+    x = load_mnist().x_test
+    rows = {}
+    for variant, n in (("dsp", 300), ("c99", 50)):
+        prep = bench.prepare("default", DEFAULT_MODEL, x[:n], tmp_path / variant)
+        row = bench.bench_one(prep, variant, tmp_path / variant, timeout=600)
+        assert row.images == n
+        assert row.agreement == 1.0, (variant, row)
+        assert row.arena_bytes <= row.tflm_arena_bytes
+        rows[variant] = row
+    assert rows["dsp"].instructions < rows["c99"].instructions
+    assert rows["dsp"].macs == rows["c99"].macs > 0
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="no committed default model")
+def test_aot_bench_cli_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "aot_bench.py"), "--tflite", str(DEFAULT_MODEL),
+         "--images", "5", "--variants", "dsp", "--json", str(out), "--work", str(tmp_path)],
+        check=False, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1
+    row = rows[0]
+    for key in ("model", "variant", "macs", "instructions", "instructions_per_mac",
+                "flash_bytes", "arena_bytes", "tflm_arena_bytes", "agreement"):
+        assert key in row
+    assert row["variant"] == "dsp" and row["agreement"] == 1.0
+    assert row["instructions_per_mac"] == pytest.approx(row["instructions"] / row["macs"],
+                                                        abs=1e-3)
+    assert "instr/MAC" in r.stdout
+
+
+def test_aot_bench_missing_model_is_one_line_error(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "aot_bench.py"), "--models", "no_such_model",
+         "--build-dir", str(tmp_path)],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: no ")

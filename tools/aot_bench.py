@@ -89,8 +89,6 @@ def find_models(names: tuple[str, ...], tflite_paths: tuple[str, ...],
                 build_dir: Path) -> list[tuple[str, Path]]:
     """(name, path) of each model to run. With neither names nor paths: every zoo model that has
     build/<name>/model_int8.tflite. Raises UserError for a named model that is missing."""
-    from trainer.models import REGISTRY
-
     found: list[tuple[str, Path]] = []
     for name in names:
         path = build_dir / name / "model_int8.tflite"
@@ -105,6 +103,8 @@ def find_models(names: tuple[str, ...], tflite_paths: tuple[str, ...],
         name = path.parent.name if path.name == "model_int8.tflite" else path.stem
         found.append((name, path))
     if not names and not tflite_paths:
+        from trainer.models import REGISTRY  # imports TensorFlow: only when listing the zoo
+
         found = [(n, build_dir / n / "model_int8.tflite") for n in REGISTRY
                  if (build_dir / n / "model_int8.tflite").is_file()]
         if not found:
