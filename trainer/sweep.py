@@ -538,10 +538,22 @@ def _pool_init() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+def _guarded(fn: RunFn, options: dict[str, Any], seed: int, train_images: int | None,
+             test_images: int | None) -> dict[str, Any]:
+    """Run ``fn`` in a worker; an exception comes back as a record with ``_failed`` (one line)
+    and ``_traceback``, so the driver can log it and keep the traceback beside the records."""
+    try:
+        return fn(options, seed, train_images, test_images)
+    except Exception as e:  # noqa: BLE001 (reported by the driver; the other runs go on)
+        import traceback
+
+        return {"_failed": f"{type(e).__name__}: {e}", "_traceback": traceback.format_exc()}
+
+
 def _ray_run(fn: RunFn, options: dict[str, Any], seed: int, train_images: int | None,
              test_images: int | None) -> dict[str, Any]:
     _pool_init()
-    return fn(options, seed, train_images, test_images)
+    return _guarded(fn, options, seed, train_images, test_images)
 
 
 def default_jobs() -> int:
@@ -585,6 +597,11 @@ def run_sweep(study: Study, out_dir: str | os.PathLike, jobs: int | None = None,
     bar = _progress(len(todo), progress, study.name)
 
     def done(point: Point, seed: int, rec: dict[str, Any] | None, err: str | None) -> None:
+        if rec is not None and "_failed" in rec:
+            err = rec["_failed"]
+            tb_path = run_path(out_dir, point.key, seed, ".error.txt")
+            write_bytes_atomic(tb_path, rec.get("_traceback", err).encode())
+            err = f"{err} (traceback: {tb_path})"
         if err is not None:
             log.error("run %s seed %d (%s) failed: %s", point.key, seed, point.labels[0], err)
             res.failed.append((point.key, seed, err))
@@ -605,12 +622,7 @@ def run_sweep(study: Study, out_dir: str | os.PathLike, jobs: int | None = None,
             _run_ray(todo, fn, args, ray_address, done)
         elif (jobs or default_jobs()) <= 1:
             for point, seed in todo:
-                try:
-                    rec = fn(point.options, seed, *args)
-                except Exception as e:  # noqa: BLE001 (one run failing must not stop the rest)
-                    done(point, seed, None, f"{type(e).__name__}: {e}")
-                else:
-                    done(point, seed, rec, None)
+                done(point, seed, _guarded(fn, point.options, seed, *args), None)
         else:
             _run_pool(todo, fn, args, jobs or default_jobs(), done)
     finally:
@@ -632,7 +644,7 @@ def _run_pool(todo, fn, args, jobs, done) -> None:
     ctx = mp.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx,
                              initializer=_pool_init) as pool:
-        pending = {pool.submit(fn, p.options, s, *args): (p, s) for p, s in todo}
+        pending = {pool.submit(_guarded, fn, p.options, s, *args): (p, s) for p, s in todo}
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
