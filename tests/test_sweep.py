@@ -185,6 +185,8 @@ def test_run_resume_failures_and_atomic_records(tmp_path):
     r4 = sweep.run_sweep(bad, tmp_path / "bad", jobs=1, run_fn=fake_run, progress=False)
     assert len(r4.failed) == 2 and len(r4.trained) == 4
     assert "RuntimeError: boom" in r4.failed[0][2]
+    tracebacks = list((tmp_path / "bad" / "runs").glob("*.error.txt"))
+    assert len(tracebacks) == 2 and "Traceback" in tracebacks[0].read_text()
 
 
 def test_report_tables_checks_and_pareto(tmp_path):

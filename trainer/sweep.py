@@ -613,6 +613,7 @@ def run_sweep(study: Study, out_dir: str | os.PathLike, jobs: int | None = None,
             rec.update(key=point.key, labels=point.labels, sweep_id=sweep_id,
                        finished_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
             write_json_atomic(run_path(out_dir, point.key, seed), rec)
+            run_path(out_dir, point.key, seed, ".error.txt").unlink(missing_ok=True)
             res.trained.append((point.key, seed))
         bar.update(1)
 
