@@ -238,10 +238,12 @@ class Device:
         attempts = 1 + self.retries if attempts is None else attempts
         want = ptype | proto.REPLY_FLAG
         last = "no reply"
+        sent: set[int] = set()  # a late reply to an earlier attempt is as good as any
         for attempt in range(attempts):
             if attempt:
                 self.counters.retries += 1
             seq = self._next_seq()
+            sent.add(seq)
             self._write(proto.encode_request(ptype, seq, body))
             self.counters.sent += 1
             deadline = time.monotonic() + timeout
@@ -250,7 +252,7 @@ class Device:
                     if pkt.type in proto.REQUEST_TYPES:
                         self._echoes += 1  # our own request came back: a loopback
                         continue
-                    if pkt.seq != seq:
+                    if pkt.seq not in sent:
                         self.counters.stale += 1
                         continue
                     if pkt.type == want:
@@ -260,7 +262,9 @@ class Device:
                         self._count_error(pkt)
                         self._raise_fatal(pkt)
                         last = f"{proto.error_name(pkt.error_code)} {pkt.error_message}".strip()
-                        break
+                        if pkt.seq == seq:
+                            break  # the latest attempt failed: re-send now
+                        continue
                     self.counters.stale += 1
                 else:
                     continue

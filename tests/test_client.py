@@ -339,3 +339,12 @@ def test_loop_url_opens():
         with pytest.raises(DeviceError, match="echoes the requests back"):
             dev.hello()
         assert dev.counters.sent == 1
+
+
+def test_late_reply_to_an_earlier_attempt_is_accepted():
+    """Every reply comes 0.4 s late, after the 0.25 s timeout: the re-sent HELLO's first
+    reply still answers it (the old attempt's sequence number is remembered)."""
+    with FakeDevice(Behaviour(delay_s=0.4)) as fake, \
+            Device(fake.url, timeout=0.25, retries=3) as dev:
+        assert dev.hello()["board"] == "fake"
+        assert dev.counters.retries >= 1 and dev.counters.replies == 1
