@@ -100,9 +100,8 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
     import dataclasses
 
     from trainer import config as cfgmod
-    from trainer import models
     from trainer.data import load_mnist
-    from trainer.train import keras_accuracy
+    from trainer.train import keras_accuracy, resolve
     from trainer.train import train as run_train
 
     cfg = cfgmod.load_toml(config_path) if config_path else cfgmod.Config()
@@ -115,9 +114,7 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
              "seed": seed, "train_limit": train_limit, "augment": augment,
              "prune_sparsity": prune_sparsity, "qat": qat}
     overrides = {k: v for k, v in given.items() if v is not None}
-    tcfg = dataclasses.replace(cfg.train, **overrides)
-    if mcfg.name not in models.REGISTRY:
-        raise UserError(f"unknown model {mcfg.name!r}; choose one of {', '.join(models.REGISTRY)}")
+    tcfg = resolve(mcfg, dataclasses.replace(cfg.train, **overrides))
     data = load_mnist(data_dir)
     result = run_train(mcfg, tcfg, data, progress=progress)
     out = Path(out_dir)

@@ -58,7 +58,8 @@ class ModelConfig:
 class TrainConfig:
     """A training run.
 
-    epochs: None = the model's default. train_limit: use only the first N training images
+    epochs, batch_size, learning_rate: None = the model's default (trainer.models.TRAIN_DEFAULTS;
+    tuned per model, recorded resolved in train.json). train_limit: use only the first N training images
     (None = all 60,000). validation_count: images held out from the end of the training set for
     validation metrics (0 = none). prune_sparsity: target fraction of zero weights reached with a
     polynomial schedule from prune_begin_epoch to prune_end_fraction of the run (None = no
@@ -67,9 +68,9 @@ class TrainConfig:
     """
 
     epochs: int | None = None
-    batch_size: int = 128
+    batch_size: int | None = None
     optimizer: str = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     lr_schedule: str = "cosine"
     seed: int = 0
     train_limit: int | None = None

@@ -8,6 +8,7 @@ achieved weight sparsity. With ``train_cfg.qat`` it then fine-tunes with tfmot's
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -168,6 +169,17 @@ def _prunable_clone(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int, 
     return keras.models.clone_model(model, clone_function=wrap)
 
 
+def resolve(model_cfg: ModelConfig, train_cfg: TrainConfig) -> TrainConfig:
+    """train_cfg with epochs/batch_size/learning_rate left at None taken from the model's
+    defaults (models.TRAIN_DEFAULTS)."""
+    if model_cfg.name not in models.REGISTRY:
+        raise UserError(f"unknown model {model_cfg.name!r}; choose one of "
+                        f"{', '.join(models.REGISTRY)}")
+    defaults = models.TRAIN_DEFAULTS[model_cfg.name]
+    fill = {k: v for k, v in defaults.items() if getattr(train_cfg, k) is None}
+    return dataclasses.replace(train_cfg, **fill)
+
+
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Mnist,
           progress: bool = True) -> TrainResult:
     """Build and train a zoo model. Returns TrainResult (see its docstring).
@@ -176,9 +188,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, data: Mnist,
     the last validation_count of those held out. Pruning wraps Dense/Conv kernels with
     prune_low_magnitude (schedule in TrainConfig) and strips the wrappers afterwards.
     """
+    train_cfg = resolve(model_cfg, train_cfg)
     keras.utils.set_random_seed(train_cfg.seed)
-    epochs = train_cfg.epochs if train_cfg.epochs is not None else models.DEFAULT_EPOCHS.get(
-        model_cfg.name, 5)
+    epochs = train_cfg.epochs
     if epochs < 0 or train_cfg.batch_size <= 0:
         raise UserError(f"epochs must be >= 0 and batch_size > 0 (got {epochs}, "
                         f"{train_cfg.batch_size})")
@@ -261,6 +273,7 @@ def qat_model(model: keras.Model, preserve_sparsity: bool = False) -> keras.Mode
 def qat_finetune(result: TrainResult, data: Mnist, train_cfg: TrainConfig,
                  progress: bool = True, preserve_sparsity: bool = False) -> TrainResult:
     """QAT fine-tuning of result.model in place: qat_epochs at qat_learning_rate (cosine)."""
+    train_cfg = dataclasses.replace(train_cfg, batch_size=train_cfg.batch_size or 128)
     x, y, val = _split(data, train_cfg)
     try:
         model = qat_model(result.model, preserve_sparsity)
