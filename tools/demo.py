@@ -63,15 +63,22 @@ class Trained:
     info: dict
 
 
-# Source files whose change makes a cached model stale even with an unchanged configuration.
-CODE_FILES = ("trainer/models.py", "trainer/augment.py")
-
-
 def training_key(cfg: Config) -> str:
-    """Cache key of a trained model: the model and train tables plus the model/augment code."""
-    files = [f for f in CODE_FILES if cfg.train.augment or not f.endswith("augment.py")]
-    code = "".join(_sha256((ROOT / f).read_bytes()) for f in files)
-    return _sha256((config_hash(cfg.model, cfg.train) + code).encode())[:16]
+    """Cache key of a trained model: the model table, the resolved train table (per-model
+    defaults filled in), the built architecture (Keras JSON: layers, widths, BatchNorm momentum,
+    ...) and, when augmenting, trainer/augment.py's source. Edits to other zoo models do not
+    invalidate it; edits to the training loop itself (trainer/train.py) are not tracked."""
+    from trainer import models
+    from trainer.train import resolve
+
+    parts = [
+        json.dumps(to_dict(cfg.model), sort_keys=True),
+        json.dumps(to_dict(resolve(cfg.model, cfg.train)), sort_keys=True),
+        models.build(cfg.model).to_json(),
+    ]
+    if cfg.train.augment:
+        parts.append(_sha256((ROOT / "trainer" / "augment.py").read_bytes()))
+    return _sha256("\n".join(parts).encode())[:16]
 
 
 def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
@@ -79,7 +86,7 @@ def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
     """Train cfg.model with cfg.train, or load directory/model.keras if its train.json has the
     same training key (configuration + model/augment code, see `training_key`)."""
     from trainer.cli import load_keras
-    from trainer.train import keras_accuracy, train
+    from trainer.train import keras_accuracy, resolve, train
 
     key = training_key(cfg)
     info_path = directory / "train.json"
@@ -97,7 +104,7 @@ def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
     info = {
         "config_hash": key,
         "model": to_dict(cfg.model),
-        "train": to_dict(cfg.train),
+        "train": to_dict(resolve(cfg.model, cfg.train)),
         "epochs": result.epochs,
         "seconds": round(result.seconds, 1),
         "seconds_per_epoch": round(result.seconds / max(result.epochs, 1), 2),
