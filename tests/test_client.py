@@ -94,10 +94,7 @@ class FakeDevice:
         except OSError:
             return
         conn.settimeout(0.05)
-        if not self.b.silent:
-            # After the client's open(), which drains the socket (pyserial's socket:// does).
-            time.sleep(0.05)
-            conn.sendall(self.b.text_only and b"Hello from Blink!\r\n" or self.b.boot)
+        booted = False
         dec = proto.FrameDecoder()
         with conn:
             while not self._stop.is_set():
@@ -109,6 +106,11 @@ class FakeDevice:
                     return
                 if not data:
                     return
+                if not booted and not self.b.silent:
+                    # The boot line goes out once the client has spoken: pyserial's socket://
+                    # open() drains the socket, so an earlier one could be dropped.
+                    booted = True
+                    conn.sendall(self.b.text_only and b"Hello from Blink!\r\n" or self.b.boot)
                 for ev in dec.feed(data):
                     out = self._answer(ev)
                     if out:
