@@ -244,3 +244,19 @@ def test_cli_user_errors_are_one_line(tmp_path, args, msg, monkeypatch):
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(msg), r.output
     assert "Traceback" not in r.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "min_int8", "max_bytes"),
+    [("seed_final", 0.970, 64 * 1024), ("cnn", 0.990, 64 * 1024),
+     ("mobilenet_v1", 0.980, 300 * 1024), ("shufflenet_v2", 0.980, 300 * 1024)],
+)
+def test_full_size_must_show(mnist, name, min_int8, max_bytes):
+    """Issue 2's must-show on all 60k/10k images with the default training (minutes each)."""
+    r = train(ModelConfig(name=name), TrainConfig(), mnist, progress=False)
+    tflite = quantize.to_int8(r.model, mnist)
+    res = evaluate(tflite, mnist, r.model, progress=False)
+    assert res["accuracy_int8"] >= min_int8
+    assert res["drop_points"] <= 0.5
+    assert res["flatbuffer_bytes"] <= max_bytes and res["arena_bytes"] <= 100 * 1024
