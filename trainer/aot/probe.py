@@ -64,26 +64,32 @@ def mean_thresholds(graph: Graph, op: Op, reduce_axes: list[int]) -> tuple[int, 
     sums = np.arange(-128 * n, 127 * n + 1, dtype=np.int64)
     k = len(sums)
     # Probe tensor: outer dims 1, reduced dims as in the model, inner dims collapsed into the
-    # last one (k columns, one per possible sum), so TFLM takes the same code path (same rank,
+    # last one (one column per possible sum), so TFLM takes the same code path (same rank,
     # same axes) as in the model.
-    pshape = [1] * len(shape)
-    for a in reduce_axes:
-        pshape[a] = shape[a]
     last = len(shape) - 1
     if last in reduce_axes:
         raise ValueError("mean over the last axis")
-    pshape[last] = k
-    base = np.floor_divide(sums, n)
-    rem = sums - base * n
-    cols = np.stack([base + (r < rem) for r in range(n)])  # (n, k): column sums == sums
-    x = cols.reshape([shape[a] for a in reduce_axes] + [k]).astype(np.int8)
-    x = x.reshape(pshape)
     keep = bool(getattr(op.options, "keepDims", False))
-    oshape = [1 if i in reduce_axes else pshape[i] for i in range(len(pshape))]
-    if not keep:
-        oshape = [d for i, d in enumerate(oshape) if i not in reduce_axes]
-    model = single_op_model(graph, op, {src: tuple(pshape), dst: tuple(oshape)})
-    y = _run(model, [x], 1)[0].reshape(k).astype(np.int32)
+    # Columns per probe run: keeps one probe tensor under ~4 M elements for large reductions.
+    chunk = max(1, (4 << 20) // n)
+    ys = []
+    for c0 in range(0, k, chunk):
+        part = sums[c0:c0 + chunk]
+        kc = len(part)
+        pshape = [1] * len(shape)
+        for a in reduce_axes:
+            pshape[a] = shape[a]
+        pshape[last] = kc
+        base = np.floor_divide(part, n)
+        rem = part - base * n
+        cols = np.stack([base + (r < rem) for r in range(n)])  # (n, kc): column sums == part
+        x = cols.reshape([shape[a] for a in reduce_axes] + [kc]).astype(np.int8).reshape(pshape)
+        oshape = [1 if i in reduce_axes else pshape[i] for i in range(len(pshape))]
+        if not keep:
+            oshape = [d for i, d in enumerate(oshape) if i not in reduce_axes]
+        model = single_op_model(graph, op, {src: tuple(pshape), dst: tuple(oshape)})
+        ys.append(_run(model, [x], 1)[0].reshape(kc).astype(np.int32))
+    y = np.concatenate(ys)
     if np.any(np.diff(y) < 0):
         raise ValueError("not monotone")
     lo = int(y[0])
