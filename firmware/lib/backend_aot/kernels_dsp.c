@@ -1,15 +1,24 @@
-/* Cortex-M4 DSP (SIMD) variants of the hot kernels: fully connected, conv2d, depthwise conv2d.
+/* Cortex-M4 DSP (SIMD) variants of the hot kernels: fully connected, conv2d, depthwise conv2d
+ * and max pool.
  *
  * Bit-exact with the c99 variants (kernels_c99.c) and TFLM: integer sums are exact whatever the
- * order, and requantization is the same function. Only the instruction count differs, which is
- * what QEMU's -icount measures, so the loops are shaped to execute few instructions per MAC:
+ * order, and requantization computes the same function (the algebra is in requant_nn and
+ * requant_norm). Only the instruction count differs, which is what QEMU's -icount measures, so
+ * the loops are shaped to execute few instructions per MAC:
  * - int8 pairs are split with SXTB16 (lanes 0 and 2) and SXTB16 ROR #8 (lanes 1 and 3), and two
  *   products are accumulated per SMLAD;
- * - activations are widened once into int16 scratch in that same (x0,x2),(x1,x3) lane order, so
- *   the inner loop loads 4 of them with one LDRD and shares them across several output rows;
+ * - activations are widened once into int16 scratch in that same (x0,x2),(x1,x3) lane order and
+ *   shared across output rows: fully connected runs 2 rows x 8 inputs per step (one LDM of
+ *   activations, one LDRD of weights per row: 19 instructions per 16 MACs); conv runs 2 output
+ *   pixels x 2 channels x 4 taps (one LDM, one LDR per row: 15 per 16 MACs) on an im2col block
+ *   gathered straight from the image through a tap-offset table when the window is inside it;
+ * - the three hottest loops (and the conv requantization) are in assembly, because GCC 12 does
+ *   not fold the ROR into SXTB16 and spills the accumulators and row pointers;
  * - the input zero point is already folded into bias_folded by the generator (kernels.h), and
  *   padding taps are filled with in_zp, so the inner loops have no zero-point arithmetic.
- * Reads the NT_LAYOUT_TFLITE weight layout (any other returns NT_ERR_LAYOUT).
+ * Reads the NT_LAYOUT_TFLITE weight layout (any other returns NT_ERR_LAYOUT). The conv fast path
+ * keeps two 256-byte patches, a 512-byte offset table and 1 KiB of accumulators on the stack
+ * (about 2 KiB); larger kernels take the scratch-staged path.
  */
 #include "kernels.h"
 
@@ -18,11 +27,10 @@
 #include <arm_acle.h>
 #include <string.h>
 
-/* Unaligned 32-bit load: the Cortex-M4 does unaligned LDR in hardware and GCC emits one LDR. */
-/* GCC 12's arm_acle.h has no __ror; this form compiles to a rotate that folds into SXTB16's
- * ROR #8 operand. */
+/* GCC 12's arm_acle.h has no __ror. */
 static inline uint32_t ror32(uint32_t v, uint32_t r) { return (v >> r) | (v << (32u - r)); }
 
+/* Unaligned 32-bit load: the Cortex-M4 does unaligned LDR in hardware and GCC emits one LDR. */
 static inline uint32_t ld32(const void *p) {
   uint32_t v;
   memcpy(&v, p, sizeof(v));
