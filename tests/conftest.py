@@ -23,12 +23,14 @@ CACHE = ROOT / "build" / "test-cache"
 # for the small models.
 TINY_TRAIN = {"epochs": 2, "train_limit": 6000, "batch_size": 64, "seed": 0}
 TINY_QUANT = {"calibration_count": 200}
-_SOURCES = ("models.py", "train.py", "quantize.py", "config.py")
+# Sources whose change makes a cached artifact stale (the .tflite also depends on quantize.py).
+_TRAIN_SOURCES = ("models.py", "train.py", "config.py")
+_QUANT_SOURCES = ("quantize.py",)
 
 
-def _source_hash() -> str:
+def _source_hash(names: tuple[str, ...]) -> str:
     h = hashlib.sha256()
-    for name in _SOURCES:
+    for name in names:
         h.update((ROOT / "trainer" / name).read_bytes())
     return h.hexdigest()[:12]
 
@@ -54,7 +56,8 @@ class _TinyZoo:
     def __init__(self, data) -> None:
         self.data = data
         self._keras: dict[str, object] = {}
-        self._src = _source_hash()
+        self._src = _source_hash(_TRAIN_SOURCES)
+        self._qsrc = _source_hash(_QUANT_SOURCES)
 
     def _key(self, name: str) -> str:
         from trainer.config import ModelConfig, TrainConfig, config_hash
@@ -88,7 +91,7 @@ class _TinyZoo:
         from trainer.quantize import to_int8
 
         qcfg = QuantConfig(**{**TINY_QUANT, **quant})
-        path = CACHE / f"{self._key(name)}-q{config_hash(qcfg)}.tflite"
+        path = CACHE / f"{self._key(name)}-q{config_hash(qcfg)}-{self._qsrc}.tflite"
         if path.exists():
             return path.read_bytes()
         tflite = to_int8(self.keras(name), self.data, qcfg)

@@ -29,6 +29,7 @@ def test_int8_flatbuffer_is_clean(tiny_tflite, name):
     assert s.input_shape == (1, 28, 28, 1) and s.output_shape == (1, 10)
     assert set(s.ops) <= INT8_OPS, s.ops
     assert not set(s.ops) & {"SHAPE", "PACK", "STRIDED_SLICE", "QUANTIZE", "DEQUANTIZE"}
+    assert s.float_ops == ()
     # Inputs in [0,1] calibrate to the full int8 range: scale 1/255, zero point -128.
     assert s.input_scale == pytest.approx(1 / 255, rel=1e-6) and s.input_zero_point == -128
 
@@ -67,6 +68,15 @@ def test_per_tensor_dense_leaves_conv_per_channel(tiny_tflite):
              is not None}
     assert ("FULLY_CONNECTED", False) in kinds and ("CONV_2D", True) in kinds
     assert ("FULLY_CONNECTED", True) not in kinds
+
+
+def test_float_ops_are_detected(mnist):
+    """ELU has no int8 conversion: the converter leaves it in float between (DE)QUANTIZE."""
+    from trainer.models import build
+
+    model = build(ModelConfig(name="seed_final", hidden=(16,), activation="elu"))
+    s = quantize.check_int8(quantize.to_int8(model, mnist, QuantConfig(calibration_count=20)))
+    assert s.input_type == "INT8" and s.float_ops == ("ELU",)
 
 
 def test_calibration_indices_fixed():
