@@ -360,6 +360,7 @@ def run(models: list[tuple[str, Path]], n_images: int, variants: tuple[str, ...]
                             "libnewlib-arm-none-eabi qemu-system-arm)")
     if n_images < 1:
         raise UserError("--images must be at least 1")
+    work = Path(work).resolve()  # make -C runs elsewhere: every path it gets is absolute
     images = load_mnist().x_test[:n_images]
     rows: list[Row] = []
     for name, path in models:
@@ -406,7 +407,7 @@ def main(names: tuple[str, ...], tflite_paths: tuple[str, ...], n_images: int, v
         if bad:
             raise UserError(f"unknown kernel variant {bad[0]!r} (c99, dsp)")
         models = find_models(split, tflite_paths, Path(build_dir))
-        rows = run(models, n_images, vs, Path(work), crosscheck=crosscheck)
+        rows = run(models, n_images, vs, Path(work).resolve(), crosscheck=crosscheck)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
