@@ -59,10 +59,12 @@ def test_zoo_model_agrees_on_full_test_set(name: str, tiny_tflite, mnist, tmp_pa
     assert agreement == 1.0, f"{name}: agreement {agreement} on 10,000 images"
 
 
-@pytest.mark.parametrize("act", ("elu", "sigmoid", "softmax", "tanh", "softplus", "exponential"))
+@pytest.mark.parametrize("act", ("elu", "softmax", "exponential"))
 def test_seed_study_activation(act: str, mnist, tmp_path: Path) -> None:
-    """The seed study's hidden activations (relu is covered by the zoo test). Untrained weights
-    are enough: the point is the op sequence the converter emits for each activation."""
+    """The seed study's hidden activations whose int8 op sequence is special: ELU becomes
+    DEQUANTIZE -> float ELU -> QUANTIZE, softmax a hidden SOFTMAX, exponential (like softplus)
+    an EXP with no int8 TFLM kernel. relu is covered by the zoo test, sigmoid and tanh by the
+    kernel tests. Untrained weights are enough: the point is the op sequence."""
     from trainer.config import ModelConfig, QuantConfig
     from trainer.errors import UserError
     from trainer.models import build
