@@ -1087,4 +1087,7 @@ int nt_max_pool_dsp(const nt_pool_params *p, const int8_t *in, int8_t *out) {
   return NT_OK;
 }
 
+#else
+/* Not a DSP target: the c99 kernels serve. ISO C wants a declaration in every file. */
+typedef int nt_kernels_dsp_unused_t;
 #endif /* __ARM_FEATURE_DSP */
