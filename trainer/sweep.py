@@ -585,9 +585,11 @@ def run_sweep(study: Study, out_dir: str | os.PathLike, jobs: int | None = None,
             res.skipped.append((point.key, seed))
         else:
             todo.append((point, seed))
-    # Convolutional zoo models take several times longer than the dense ones: start them first
-    # so the pool does not end waiting on one long run (the order does not change any result).
-    todo.sort(key=lambda ps: ps[0].options.get("name") in _DENSE_MODELS)
+    # Seed by seed, so an interrupted sweep already has every point with some seeds; within a
+    # seed the convolutional zoo models (several times slower than the dense ones) go first so
+    # the pool does not end waiting on one long run. The order changes no result.
+    seed_rank = {s: i for i, s in enumerate(study.seeds)}
+    todo.sort(key=lambda ps: (seed_rank[ps[1]], ps[0].options.get("name") in _DENSE_MODELS))
     log.info("sweep %s: %d runs, %d already finished, %d to train", study.name,
              len(study.runs()), len(res.skipped), len(todo))
     if not todo:
