@@ -155,6 +155,8 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
 def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibration_seed, qat,
              qat_epochs, config_path, float_out, data_dir, progress) -> None:
     """Full-integer int8 conversion of MODEL_PATH (.keras), int8 in/out, batch 1."""
+    if not Path(model_path).exists():  # before importing TensorFlow: a typo should fail fast
+        raise UserError(f"{model_path}: no such model file")
     import dataclasses
     import gzip
     import hashlib
@@ -212,13 +214,13 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
 @click.option("--progress/--no-progress", default=True)
 def evaluate(tflite_path, keras_path, limit, json_path, data_dir, progress) -> None:
     """Float (Keras) and int8 (TFLM reference) accuracy on the MNIST test set."""
+    path = Path(tflite_path)
+    if not path.is_file():  # before importing TensorFlow: a typo should fail fast
+        raise UserError(f"{path}: no such .tflite file")
     from trainer.data import load_mnist
     from trainer.evaluate import evaluate as run_eval
     from trainer.evaluate import format_table
 
-    path = Path(tflite_path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such .tflite file")
     model = load_keras(keras_path) if keras_path else None
     data = load_mnist(data_dir)
     res = run_eval(path.read_bytes(), data, model, limit=limit, progress=progress)
