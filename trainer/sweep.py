@@ -1021,7 +1021,7 @@ def plot_pareto(study: Study, agg: dict[str, dict[str, Any]], path: Path) -> Pat
             ax.annotate(pts[i]["labels"][0], (xs[i], ys[i]), fontsize=7,
                         xytext=(4, -10), textcoords="offset points")
         ax.axvline(limit, color="red", lw=1.5)
-        ax.text(limit, 0.0, f" {lname}", color="red", rotation=90, va="bottom", ha="right",
+        ax.text(limit, 0.98, f"{lname} ", color="red", rotation=90, va="top", ha="right",
                 fontsize=8, transform=ax.get_xaxis_transform())
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
@@ -1032,7 +1032,7 @@ def plot_pareto(study: Study, agg: dict[str, dict[str, Any]], path: Path) -> Pat
     good = [a["int8_accuracy"] for a in pts if a["int8_accuracy"] > 0.5]
     if good:
         axes[0].set_ylim(max(0.0, min(good) - 0.01), min(1.0, max(good) + 0.005))
-    axes[1].legend(fontsize=7, loc="lower right")
+    axes[1].legend(fontsize=7, loc="lower center")
     fig.suptitle(f"sweep {study.name}: int8 accuracy vs flash and RAM "
                  f"(mean ± std over seeds; points below the y range are not shown)")
     fig.tight_layout()
@@ -1093,8 +1093,12 @@ def _why_no_gain(study: Study, agg: dict[str, dict[str, Any]]) -> list[str]:
         f"flatbuffer {_i(b['float_bytes'])} B → full-int8 {_i(b['int8_bytes'])} B "
         f"({_f(100 * b['int8_bytes'] / b['float_bytes'], 1)} %), at "
         f"{_signed(100 * (b['int8_accuracy'] - b['float_accuracy']), 2)} points of accuracy. "
-        "A quantization-aware-trained Keras model exported without the int8 conversion keeps "
-        "float weights plus fake-quant nodes: it is no smaller than the float model.")
+        "A quantization-aware-trained model converted without the int8 step keeps float "
+        "weights (on the fake-quant grid) and is no smaller than the float model"
+        + "".join(f" ({gp.label}: float flatbuffer {_i(agg[gp.key]['float_bytes'])} B, int8 "
+                  f"{_i(agg[gp.key]['int8_bytes'])} B)" for gp in g.points
+                  if agg[gp.key]["n"] and agg[gp.key]["options"].get("qat"))
+        + ".")
     for gp in g.points:
         a = agg[gp.key]
         if not a["n"] or a["sparsity"] < 0.5:
