@@ -362,7 +362,7 @@ def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, re
         click.echo(f"sweep {st.name}: trained {len(res.trained)}, {len(res.skipped)} already "
                    f"finished, {len(res.failed)} failed in {res.seconds:.0f} s")
     if port or emulate:
-        sw.bench_pareto(st, out, port=port, emulate=emulate)
+        sw.bench_pareto(st, out, port=port, emulate=emulate, progress=progress)
     report = sw.write_report(st, out, res)
     click.echo(f"report: {report}")
     if res is not None and res.failed:
