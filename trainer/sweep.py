@@ -731,6 +731,8 @@ def aggregate(study: Study, out_dir: str | os.PathLike) -> dict[str, dict[str, A
         for f in _MEAN_FIELDS:
             vals = [float(r[f]) for r in recs if r.get(f) is not None]
             a[f], a[f + "_std"] = _mean_std(vals)
+        int8 = [r["int8_accuracy"] for r in recs if r.get("int8_accuracy") is not None]
+        a["int8_accuracy_min"] = min(int8) if int8 else math.nan
         a["int8_errors"] = sorted({r["int8_error"] for r in recs if r.get("int8_error")})
         for r in recs:
             lat = _read_json(run_path(out_dir, point.key, r["seed"], ".latency.json"))
@@ -1122,7 +1124,8 @@ def checks(study: Study, agg: dict[str, dict[str, Any]]) -> list[tuple[str, bool
 
     Compression groups: every unpruned PTQ point's int8 flatbuffer is ≤ 30 % of its float one at
     ≤ 0.5 points of accuracy drop (mean over seeds); every point pruned to ≥ 75 % has an int8
-    gzip size ≤ half its reference's. Zoo groups: int8 accuracy ≥ 0.98.
+    gzip size ≤ half its reference's. Zoo groups: mean int8 accuracy ≥ 0.98 (the lowest
+    seed is shown beside it).
     """
     out: list[tuple[str, bool | None, str]] = []
     for g in study.groups:
@@ -1145,8 +1148,10 @@ def checks(study: Study, agg: dict[str, dict[str, Any]]) -> list[tuple[str, bool
                                 (f"{x:.2f}x vs {_ref_of(g, gp).label} at sparsity "
                                 f"{100 * a['sparsity']:.1f} %, int8 acc {a['int8_accuracy']:.4f}")))
             elif g.report == "zoo":
-                out.append((f"int8 accuracy ≥ 0.98: {gp.label}", a["int8_accuracy"] >= 0.98,
-                            (f"{a['int8_accuracy']:.4f} (n={a['n']}), "
+                out.append((f"int8 accuracy ≥ 0.98 (mean over seeds): {gp.label}",
+                            a["int8_accuracy"] >= 0.98,
+                            (f"mean {a['int8_accuracy']:.4f}, lowest seed "
+                             f"{a['int8_accuracy_min']:.4f} (n={a['n']}), "
                             f"{round(a['int8_bytes']):,} B flatbuffer, "
                             f"{round(a['arena_bytes']):,} B arena")))
     return out
