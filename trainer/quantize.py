@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
-from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from trainer import tflite_info
 from trainer.config import QuantConfig
 from trainer.data import Mnist
 from trainer.errors import UserError
@@ -25,9 +25,6 @@ log = logging.getLogger(__name__)
 INPUT_SIGNATURE = (1, 28, 28, 1)
 # Ops that must never appear: they come from a dynamic batch dimension.
 DYNAMIC_SHAPE_OPS = ("SHAPE", "PACK", "STRIDED_SLICE")
-
-_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-_TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True)
@@ -54,30 +51,21 @@ class FlatbufferSummary:
 
 
 def summarize(tflite: bytes) -> FlatbufferSummary:
-    """Parse a .tflite flatbuffer's first subgraph: I/O types, shapes, quantization and op names."""
-    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    sub = model.subgraphs[0]
-    ops = []
-    for code in model.operatorCodes:
-        op = max(code.builtinCode, code.deprecatedBuiltinCode)
-        ops.append(_OP_NAMES.get(op, str(op)))
-
-    def tensor(idx):
-        t = sub.tensors[idx]
-        q = t.quantization
-        scale = float(q.scale[0]) if q is not None and q.scale is not None and len(q.scale) else 0.0
-        zp = int(q.zeroPoint[0]) if q is not None and q.zeroPoint is not None and len(q.zeroPoint) else 0
-        return _TYPE_NAMES.get(t.type, str(t.type)), tuple(int(d) for d in t.shape), scale, zp
-
-    it, ish, isc, izp = tensor(sub.inputs[0])
-    ot, osh, osc, ozp = tensor(sub.outputs[0])
-    float_ops = []
-    for op in sub.operators or []:
-        name = ops[op.opcodeIndex]
-        outs = [sub.tensors[i].type for i in (op.outputs if op.outputs is not None else [])]
-        if name != "DEQUANTIZE" and schema.TensorType.FLOAT32 in outs and name not in float_ops:
-            float_ops.append(name)
-    return FlatbufferSummary(it, ot, ish, osh, isc, izp, osc, ozp, tuple(ops), tuple(float_ops))
+    """The first subgraph's I/O types, shapes, quantization and op names (a view of
+    trainer.tflite_info.parse, which refuses no tensor types)."""
+    info = tflite_info.parse(tflite)
+    return FlatbufferSummary(
+        input_type=info.input_dtype.upper(),
+        output_type=info.output_dtype.upper(),
+        input_shape=info.input_shape,
+        output_shape=info.output_shape,
+        input_scale=info.input_scale,
+        input_zero_point=info.input_zero_point,
+        output_scale=info.output_scale,
+        output_zero_point=info.output_zero_point,
+        ops=info.opcode_names,
+        float_ops=info.float_ops,
+    )
 
 
 def _concrete(model: keras.Model):
@@ -154,16 +142,4 @@ def check_int8(tflite: bytes) -> FlatbufferSummary:
 
 def dense_weight_scales(tflite: bytes) -> list[int]:
     """Number of quantization scales of each FULLY_CONNECTED weight tensor (1 = per-tensor)."""
-    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    fc = {
-        i
-        for i, c in enumerate(model.operatorCodes)
-        if max(c.builtinCode, c.deprecatedBuiltinCode) == schema.BuiltinOperator.FULLY_CONNECTED
-    }
-    sub = model.subgraphs[0]
-    counts = []
-    for op in sub.operators:
-        if op.opcodeIndex in fc:
-            q = sub.tensors[op.inputs[1]].quantization
-            counts.append(0 if q is None or q.scale is None else len(q.scale))
-    return counts
+    return tflite_info.parse(tflite).dense_weight_scales

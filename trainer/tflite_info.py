@@ -96,6 +96,9 @@ class ModelInfo:
     params: int
     macs: int
     num_subgraphs: int
+    num_inputs: int  # of subgraph 0; `inspect` refuses anything but 1 and 1
+    num_outputs: int
+    opcode_names: tuple[str, ...]  # the operator-code table, in its order (what ops index)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -139,6 +142,23 @@ class ModelInfo:
         """Names of the weighted ops whose weights are per-channel, each once."""
         return tuple(dict.fromkeys(o.name for o in self.ops if o.weights_per_channel))
 
+    @property
+    def float_ops(self) -> tuple[str, ...]:
+        """Ops (each once, execution order) other than DEQUANTIZE with a float32 output.
+
+        In an int8 in/out model these compute in float32 between a DEQUANTIZE and a QUANTIZE
+        (the converter does this for activations it cannot quantize, e.g. ELU).
+        """
+        return tuple(dict.fromkeys(
+            o.name for o in self.ops
+            if o.name != "DEQUANTIZE" and any(self.tensors[i].dtype == "float32" for i in o.outputs)
+        ))
+
+    @property
+    def dense_weight_scales(self) -> list[int]:
+        """Number of quantization scales of each FULLY_CONNECTED weight tensor (1 = per-tensor)."""
+        return [len(self.tensors[o.inputs[1]].scale) for o in self.ops if o.name == "FULLY_CONNECTED"]
+
 
 def _op_name(schema, opcode, names: dict[int, str]) -> str:
     # builtinCode is 0 (ADD) in files written before schema v3a; deprecatedBuiltinCode holds the
@@ -175,7 +195,7 @@ def _macs(name: str, ins: list[TensorInfo | None], outs: list[TensorInfo]) -> in
 
 
 def inspect(tflite_bytes: bytes, require_int8: bool = True) -> ModelInfo:
-    """Parse a .tflite flatbuffer.
+    """Parse a .tflite flatbuffer and check it is a model nano-tflm can take.
 
     Args:
         tflite_bytes: the whole file.
@@ -184,6 +204,33 @@ def inspect(tflite_bytes: bytes, require_int8: bool = True) -> ModelInfo:
     Raises:
         UserError: not a TFLite flatbuffer, not one input and one output, or (require_int8) not
             int8 in and out. One line each.
+    """
+    info = parse(tflite_bytes)
+    if info.num_inputs != 1 or info.num_outputs != 1:
+        raise _io_count_error(info.num_inputs, info.num_outputs)
+    if require_int8 and (info.input.dtype != "int8" or info.output.dtype != "int8"):
+        raise UserError(
+            f"model input is {info.input.dtype} and output is {info.output.dtype}; nano-tflm "
+            "needs int8 in and out: quantize with `python -m trainer quantize` (full-integer, "
+            "int8 I/O)"
+        )
+    return info
+
+
+def _io_count_error(n_in: int, n_out: int) -> UserError:
+    return UserError(
+        f"model has {n_in} inputs and {n_out} outputs; nano-tflm needs exactly "
+        "one of each (an image in, class scores out)"
+    )
+
+
+def parse(tflite_bytes: bytes) -> ModelInfo:
+    """Parse a .tflite flatbuffer without judging it (any tensor types, any number of inputs and
+    outputs; `input`/`output` are the first of each). For checks that report what is wrong
+    (trainer.quantize.check_int8); `inspect` is this plus nano-tflm's requirements.
+
+    Raises:
+        UserError: not a TFLite flatbuffer, or it has no input or no output.
     """
     data = bytes(tflite_bytes)
     if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
@@ -268,17 +315,9 @@ def inspect(tflite_bytes: bytes, require_int8: bool = True) -> ModelInfo:
 
     inputs = list(subgraph.inputs if subgraph.inputs is not None else [])
     outputs = list(subgraph.outputs if subgraph.outputs is not None else [])
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise UserError(
-            f"model has {len(inputs)} inputs and {len(outputs)} outputs; nano-tflm needs exactly "
-            "one of each (an image in, class scores out)"
-        )
+    if not inputs or not outputs:
+        raise _io_count_error(len(inputs), len(outputs))
     inp, out = tensors[int(inputs[0])], tensors[int(outputs[0])]
-    if require_int8 and (inp.dtype != "int8" or out.dtype != "int8"):
-        raise UserError(
-            f"model input is {inp.dtype} and output is {out.dtype}; nano-tflm needs int8 in and "
-            "out: quantize with `python -m trainer quantize` (full-integer, int8 I/O)"
-        )
 
     names = tuple(o.name for o in ops)
     return ModelInfo(
@@ -295,6 +334,9 @@ def inspect(tflite_bytes: bytes, require_int8: bool = True) -> ModelInfo:
         params=sum(o.params for o in ops),
         macs=sum(o.macs for o in ops),
         num_subgraphs=len(model.subgraphs),
+        num_inputs=len(inputs),
+        num_outputs=len(outputs),
+        opcode_names=tuple(_op_name(schema, c, op_names) for c in model.operatorCodes or []),
     )
 
 
