@@ -13,22 +13,11 @@
 #include "board.h"
 #include "kernels.h"
 #include "model_aot.h"
+#include "qemu_port.h"
 
 extern const int8_t g_bench_inputs[];
 extern const uint32_t g_bench_count;
 
-static void put(const char *s) { board_write((const uint8_t *)s, strlen(s)); }
-
-static void put_u32(uint32_t v) {
-  char buf[11];
-  int i = 10;
-  buf[i] = '\0';
-  do {
-    buf[--i] = (char)('0' + v % 10u);
-    v /= 10u;
-  } while (v != 0u);
-  put(&buf[i]);
-}
 
 static void put_hex(const int8_t *p, size_t n) {
   static const char kHex[] = "0123456789abcdef";
@@ -51,36 +40,36 @@ __attribute__((noinline)) static int timed_invoke(const int8_t *in, int8_t *out,
 int main(void) {
   board_init();
   static int8_t out[MODEL_AOT_OUTPUT_BYTES];
-  put("bench variant=" NANO_TFLM_KERNELS_VARIANT " n=");
-  put_u32(g_bench_count);
-  put(" input_bytes=");
-  put_u32(MODEL_AOT_INPUT_BYTES);
-  put(" output_bytes=");
-  put_u32(MODEL_AOT_OUTPUT_BYTES);
-  put(" arena_bytes=");
-  put_u32(MODEL_AOT_ARENA_BYTES);
-  put(" ticks_to_units=");
-  put_u32(board_ticks_to_units());
-  put("\n");
+  qemu_uart_puts("bench variant=" NANO_TFLM_KERNELS_VARIANT " n=");
+  qemu_uart_put_u32(g_bench_count);
+  qemu_uart_puts(" input_bytes=");
+  qemu_uart_put_u32(MODEL_AOT_INPUT_BYTES);
+  qemu_uart_puts(" output_bytes=");
+  qemu_uart_put_u32(MODEL_AOT_OUTPUT_BYTES);
+  qemu_uart_puts(" arena_bytes=");
+  qemu_uart_put_u32(MODEL_AOT_ARENA_BYTES);
+  qemu_uart_puts(" ticks_to_units=");
+  qemu_uart_put_u32(board_ticks_to_units());
+  qemu_uart_puts("\n");
   int failed = 0;
   for (uint32_t i = 0; i < g_bench_count; i++) {
     uint32_t ticks = 0;
     const int rc = timed_invoke(g_bench_inputs + (size_t)i * MODEL_AOT_INPUT_BYTES, out, &ticks);
     failed |= rc != 0;
-    put("r ");
-    put_u32(i);
-    put(rc == 0 ? " 0 " : " 1 ");
-    put_u32(ticks);
-    put(" ");
+    qemu_uart_puts("r ");
+    qemu_uart_put_u32(i);
+    qemu_uart_puts(rc == 0 ? " 0 " : " 1 ");
+    qemu_uart_put_u32(ticks);
+    qemu_uart_puts(" ");
     put_hex(out, MODEL_AOT_OUTPUT_BYTES);
-    put("\n");
+    qemu_uart_puts("\n");
   }
   const uint32_t t0 = board_ticks();
   const uint32_t overhead = board_ticks() - t0;
-  put("bench stack_used=");
-  put_u32((uint32_t)board_stack_used());
-  put(" overhead_ticks=");
-  put_u32(overhead);
-  put("\n");
+  qemu_uart_puts("bench stack_used=");
+  qemu_uart_put_u32((uint32_t)board_stack_used());
+  qemu_uart_puts(" overhead_ticks=");
+  qemu_uart_put_u32(overhead);
+  qemu_uart_puts("\n");
   return failed;
 }

@@ -90,6 +90,24 @@ void qemu_uart_puts(const char *s) {
   }
 }
 
+void qemu_uart_put_u32(uint32_t v) {
+  char buf[11];
+  int i = 10;
+  buf[i] = '\0';
+  do {
+    buf[--i] = (char)('0' + v % 10u);
+    v /= 10u;
+  } while (v != 0u);
+  qemu_uart_puts(&buf[i]);
+}
+
+void qemu_uart_put_i32(int32_t v) {
+  if (v < 0) {
+    qemu_uart_puts("-");
+  }
+  qemu_uart_put_u32(v < 0 ? (uint32_t)-(int64_t)v : (uint32_t)v);
+}
+
 void board_init(void) {
   if (s_initialised) {
     return;

@@ -11,6 +11,7 @@
 
 #include "board.h"
 #include "kernels.h"
+#include "qemu_port.h"
 
 #ifndef NT_CHECK_CASES
 #define NT_CHECK_CASES 60
@@ -40,19 +41,6 @@ static int32_t s_mult[kMaxCh * 4];
 static int32_t s_shift[kMaxCh * 4];
 static uint32_t s_scratch[kMaxBuf / 4];
 
-static void put(const char *s) { board_write((const uint8_t *)s, strlen(s)); }
-static void put_i(int32_t v) {
-  char buf[12];
-  int i = 11;
-  uint32_t u = v < 0 ? (uint32_t)-(int64_t)v : (uint32_t)v;
-  buf[i] = '\0';
-  do {
-    buf[--i] = (char)('0' + u % 10u);
-    u /= 10u;
-  } while (u != 0u);
-  if (v < 0) buf[--i] = '-';
-  put(&buf[i]);
-}
 
 static void fill(int8_t *p, int32_t n) {
   for (int32_t i = 0; i < n; i++) p[i] = (int8_t)rnd();
@@ -87,12 +75,12 @@ static int compare(const char *name, int32_t idx, int32_t n) {
   if (memcmp(s_out_c99, s_out_ref, (size_t)n) != 0) bad |= 2;
 #endif
   if (bad) {
-    put(name);
-    put(" case ");
-    put_i(idx);
-    put(bad & 1 ? " dsp!=ref" : "");
-    put(bad & 2 ? " c99!=ref" : "");
-    put("\n");
+    qemu_uart_puts(name);
+    qemu_uart_puts(" case ");
+    qemu_uart_put_i32(idx);
+    qemu_uart_puts(bad & 1 ? " dsp!=ref" : "");
+    qemu_uart_puts(bad & 2 ? " c99!=ref" : "");
+    qemu_uart_puts("\n");
   }
   return bad != 0;
 }
@@ -296,14 +284,14 @@ int main(void) {
     fails += check_pool(i);
     total += 4;
   }
-  put(fails ? "kernel_check: FAIL " : "kernel_check: pass ");
-  put_i(fails ? fails : total);
-  put("/");
-  put_i(total);
+  qemu_uart_puts(fails ? "kernel_check: FAIL " : "kernel_check: pass ");
+  qemu_uart_put_i32(fails ? fails : total);
+  qemu_uart_puts("/");
+  qemu_uart_put_i32(total);
 #ifdef NT_CHECK_C99
-  put(" (dsp, c99, reference)\n");
+  qemu_uart_puts(" (dsp, c99, reference)\n");
 #else
-  put(" (dsp, reference)\n");
+  qemu_uart_puts(" (dsp, reference)\n");
 #endif
   return fails ? 1 : 0;
 }

@@ -22,6 +22,10 @@ __attribute__((noreturn)) void qemu_fatal(const char *msg);
 /* Writes `s` on CMSDK UART0, polled: safe in fault handlers and before board_init(). */
 void qemu_uart_puts(const char *s);
 
+/* Writes `v` in decimal on UART0, like qemu_uart_puts (for the port's test and bench images). */
+void qemu_uart_put_u32(uint32_t v);
+void qemu_uart_put_i32(int32_t v);
+
 #ifdef __cplusplus
 }
 #endif
