@@ -3,8 +3,11 @@
 Each runner is a context manager that starts the emulator, yields an ``Emulator`` whose
 ``port`` goes straight to ``nanobench.client.Device`` (a serial-like object for stdio pipes, a
 ``socket://`` URL for TCP), and always stops the process: on normal exit, on an exception, on
-Ctrl-C, and (with ``max_seconds``) when a watchdog fires. On Linux the child also gets
-PR_SET_PDEATHSIG, so it dies with the Python process even after a SIGKILL.
+Ctrl-C, and (with ``max_seconds``) when a watchdog fires. Each emulator runs in its own process
+group (session) and is stopped as a group: ``renode`` is a launcher script that starts the real
+Renode (``dotnet Renode.dll``) as its child, so stopping only the launcher would leave Renode
+running. On Linux the direct child also gets PR_SET_PDEATHSIG, so it dies with the Python
+process even after a SIGKILL (its own children do not inherit that).
 
 Links: stdio pipes are the fastest for QEMU (measured ~13 ms per 784-byte request with RX by
 interrupt); a TCP chardev on a free loopback port needs ``nodelay=on`` or Nagle's algorithm
@@ -46,6 +49,7 @@ kQemuArgs = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "s
 kStartSeconds = 10.0  # how long QEMU or the host build may take to listen on TCP
 kRenodeStartSeconds = 90.0  # Renode (a .NET program) loads the platform before it listens
 kStderrKeep = 4000  # bytes of emulator stderr kept for error messages
+kStopSeconds = 3.0  # grace period between SIGTERM and SIGKILL to the emulator's process group
 kRenodeScript = Path(__file__).resolve().parent.parent / "renode" / "nano33ble.resc"
 
 
@@ -150,11 +154,17 @@ class Emulator:
     cmd: list[str]
     proc: subprocess.Popen
     _stderr: bytearray = field(default_factory=bytearray, repr=False)
+    _stdout: bytearray = field(default_factory=bytearray, repr=False)
     _watchdog: threading.Timer | None = field(default=None, repr=False)
 
     def stderr_tail(self) -> str:
         """The last lines the emulator wrote to stderr (for error messages)."""
         return bytes(self._stderr[-kStderrKeep:]).decode(errors="replace").strip()
+
+    def stdout_tail(self) -> str:
+        """With a TCP link: the last lines the emulator wrote to stdout (drained and discarded
+        as it comes, so a chatty emulator never blocks on a full pipe)."""
+        return bytes(self._stdout[-kStderrKeep:]).decode(errors="replace").strip()
 
 
 def _drain(stream, sink: bytearray) -> None:
@@ -163,14 +173,37 @@ def _drain(stream, sink: bytearray) -> None:
         del sink[:-kStderrKeep]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(3)
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send sig to the process group; False when no process of the group is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # only a process that is not ours could answer that
+        return False
+    return True
+
+
+def _stop(proc: subprocess.Popen, grace: float = kStopSeconds) -> None:
+    """SIGTERM to the child's whole process group, SIGKILL to what is left after ``grace``
+    seconds; returns when the child is reaped and no process of the group is left (or after
+    a second SIGKILL wait)."""
+    pgid = proc.pid  # start() makes the child a session and group leader
+    _signal_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
+    # The leader is reaped (or still running); wait for the rest of the group too.
+    while time.monotonic() < deadline and _signal_group(pgid, 0):
+        if proc.poll() is None:
+            break  # the leader itself ignores SIGTERM: kill at once
+        time.sleep(0.02)
+    if _signal_group(pgid, signal.SIGKILL):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(grace)
+        end = time.monotonic() + grace
+        while time.monotonic() < end and _signal_group(pgid, 0):
+            time.sleep(0.02)
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
             with contextlib.suppress(OSError):
@@ -206,7 +239,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, emu: Emulator, what: str,
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise EmulatorError(f"{what} exited at start (code {proc.returncode}): "
-                                f"{emu.stderr_tail()[-300:] or 'no message'}")
+                                f"{(emu.stderr_tail() or emu.stdout_tail())[-300:] or 'no message'}")
         if _is_listening(port):
             return
         time.sleep(0.05)
@@ -224,16 +257,23 @@ def start(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | 
         raise ValueError(f"link must be 'pipe' or 'tcp', not {link!r}")
     log.info("starting %s", " ".join(cmd))
     try:
+        # start_new_session: the child leads its own process group, so stop() reaches the
+        # processes it starts (Renode's launcher script runs the real Renode as a child).
         proc = subprocess.Popen(
             list(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=cwd, preexec_fn=_die_with_parent,  # noqa: PLW1509 (prctl only, no locks)
+            cwd=cwd, start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 (prctl only, no locks)
         )
     except OSError as exc:
         raise EmulatorError(f"cannot start {cmd[0]}: {exc}") from None
     emu = Emulator(kind=kind, port=None, link=link, cmd=list(cmd), proc=proc)
     threading.Thread(target=_drain, args=(proc.stderr, emu._stderr), daemon=True).start()
+    if link == "tcp":
+        # stdout is not the link: drain it, or an emulator that logs there (Renode's monitor
+        # and log) stalls once the pipe is full.
+        threading.Thread(target=_drain, args=(proc.stdout, emu._stdout), daemon=True).start()
     if max_seconds is not None:
-        emu._watchdog = threading.Timer(max_seconds, proc.kill)
+        emu._watchdog = threading.Timer(max_seconds, _signal_group, (proc.pid, signal.SIGKILL))
         emu._watchdog.daemon = True
         emu._watchdog.start()
     try:
@@ -250,7 +290,8 @@ def start(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | 
 
 
 def stop(emu: Emulator) -> None:
-    """Stop the emulator (terminate, then kill after 3 s) and close its pipes."""
+    """Stop the emulator's process group (SIGTERM, then SIGKILL after 3 s) and close its
+    pipes."""
     if emu._watchdog is not None:
         emu._watchdog.cancel()
     _stop(emu.proc)
@@ -336,7 +377,11 @@ def host(binary: str | Path, *, link: str = "pipe", args: Sequence[str] = (),
 def renode_command(elf: str | Path, tcp_port: int,
                    script: str | Path = kRenodeScript) -> list[str]:
     """Renode headless, running ``renode/nano33ble.resc`` with ``$bin`` = elf and ``$port`` =
-    the UART's server socket port (the script connects uart0 to it without telnet)."""
+    the UART's server socket port (the script connects uart0 to it without telnet).
+
+    ``--disable-xwt --console``: no GUI, the monitor on stdio (without ``--console`` it would
+    listen on TCP port 1234, which parallel runs would share); ``--hide-log``: no log on the
+    console (``start`` still drains stdout, where the monitor writes)."""
     exe = shutil.which(kRenode)
     if exe is None:
         raise EmulatorError("renode not found on PATH: install Renode (renode.io) or use "
@@ -345,7 +390,7 @@ def renode_command(elf: str | Path, tcp_port: int,
     if not script.is_file():
         raise EmulatorError(f"Renode script not found: {script}")
     setup = f"$bin=@{Path(elf).resolve()}; $port={tcp_port}; include @{script.resolve()}"
-    return [exe, "--disable-xwt", "--console", "--plain", "-e", setup]
+    return [exe, "--disable-xwt", "--console", "--hide-log", "--plain", "-e", setup]
 
 
 @contextlib.contextmanager
