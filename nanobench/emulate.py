@@ -168,9 +168,20 @@ class Emulator:
 
 
 def _drain(stream, sink: bytearray) -> None:
-    for chunk in iter(lambda: stream.read1(4096), b""):
-        sink += chunk
-        del sink[:-kStderrKeep]
+    """Read stream to its end, keeping the last kStderrKeep bytes in sink, then close it.
+
+    The reader closes the stream, not stop(): closing a buffered stream while another thread
+    is blocked reading it waits for that read, which never ends while some process outside the
+    group still holds the pipe."""
+    try:
+        for chunk in iter(lambda: stream.read1(4096), b""):
+            sink += chunk
+            del sink[:-kStderrKeep]
+    except (OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            stream.close()
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -187,7 +198,7 @@ def _signal_group(pgid: int, sig: int) -> bool:
 def _stop(proc: subprocess.Popen, grace: float = kStopSeconds) -> None:
     """SIGTERM to the child's whole process group, SIGKILL to what is left after ``grace``
     seconds; returns when the child is reaped and no process of the group is left (or after
-    a second SIGKILL wait)."""
+    a second SIGKILL wait). Closes the child's stdin."""
     pgid = proc.pid  # start() makes the child a session and group leader
     _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -204,10 +215,9 @@ def _stop(proc: subprocess.Popen, grace: float = kStopSeconds) -> None:
         end = time.monotonic() + grace
         while time.monotonic() < end and _signal_group(pgid, 0):
             time.sleep(0.02)
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            with contextlib.suppress(OSError):
-                stream.close()
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
 
 
 def _is_listening(port: int) -> bool:
@@ -295,6 +305,9 @@ def stop(emu: Emulator) -> None:
     if emu._watchdog is not None:
         emu._watchdog.cancel()
     _stop(emu.proc)
+    if emu.link == "pipe" and emu.proc.stdout is not None:  # PipeSerial's; drain threads close
+        with contextlib.suppress(OSError):                  # the streams they read
+            emu.proc.stdout.close()
     log.info("%s stopped (code %s)", emu.kind, emu.proc.returncode)
 
 
