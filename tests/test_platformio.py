@@ -9,7 +9,8 @@ What can be checked here:
   signatures (tests/tflm_stub/), registers exactly the committed model's ops (from model_meta.h)
   and handles its error paths; the sketch and board port compile in all three env flavours;
 - the exporter's op -> resolver-method table only names methods of the pinned resolver;
-- the GitHub workflow runs make test, the PlatformIO build, the Robot suite and the bench.
+- the GitHub workflow runs make test, the PlatformIO build, the Robot suite (renode-test-action
+  v5) and the bench.
 
 What cannot (no registry access, no Renode): `pio run`, the Robot suite, the bench over Renode.
 """
@@ -114,20 +115,30 @@ def _renode_mips(pio_config) -> int:
 def test_renode_env_matches_firmware_and_scripts(pio_config):
     flags = _as_list(pio_config["env:nano33ble_renode"]["build_flags"])
     for define in ("-DNANO_TFLM_SERIAL1", "-DNANO_TFLM_SELFTEST_AT_BOOT",
-                   "-DNANO_TFLM_TIMER_VIRTUAL_US"):
+                   "-DNANO_TFLM_SELFTEST_TICKS", "-DNANO_TFLM_RENODE"):
         assert define in flags
     board = (ROOT / "firmware" / "src" / "board_nano33ble.cpp").read_text()
-    # Every define the env sets is one the board port reads.
-    for define in ("NANO_TFLM_SERIAL1", "NANO_TFLM_TIMER_VIRTUAL_US", "NANO_TFLM_RENODE_MIPS"):
+    # Every define the env sets is one the board port (or the core) reads.
+    for define in ("NANO_TFLM_SERIAL1", "NANO_TFLM_RENODE", "NANO_TFLM_RENODE_MIPS"):
         assert define in board
     core = (ROOT / "firmware" / "lib" / "benchcore" / "core.c").read_text()
-    assert "NANO_TFLM_SELFTEST_AT_BOOT" in core
+    assert "NANO_TFLM_SELFTEST_AT_BOOT" in core and "NANO_TFLM_SELFTEST_TICKS" in core
+    # Serial1 goes through our UARTE driver, never the core's Serial1 (mbed's serial HAL needs
+    # the SHORTS register Renode does not model); timing is DWT->CYCCNT, not micros().
+    assert "nrf52_uarte_init" in board and "Serial1." not in board
+    assert "UnbufferedSerial" not in board and "micros()" not in re.sub(r"//.*", "", board)
 
     mips = _renode_mips(pio_config)
     resc = RESC.read_text()
     robot = ROBOT.read_text()
     assert re.search(rf"^cpu PerformanceInMips {mips}$", resc, re.MULTILINE)
     assert re.search(rf"^\$\{{MIPS\}}\s+{mips}$", robot, re.MULTILINE)
+    # The DWT model (CYCCNT) at MIPS MHz in both, so one tick is one instruction.
+    dwt = (r'dwt: Miscellaneous\.DWT @ sysbus 0xE0001000 \{ frequency: '
+           rf'{mips * 1_000_000} \}}')
+    assert re.search(rf'^machine LoadPlatformDescriptionFromString "{dwt}"$', resc, re.MULTILINE)
+    assert re.search(rf"^\$\{{DWT\}}\s+{dwt}$", robot, re.MULTILINE)
+    assert 'LoadPlatformDescriptionFromString "${DWT}"' in robot
     assert 'board=nano33ble-renode' in robot and '"nano33ble-renode"' in board
 
 
@@ -150,6 +161,12 @@ def test_renode_script_and_suite():
     # The suite fails at once on a self-test mismatch and waits for the boot and pass lines.
     assert "Register Failing Uart String    FAIL" in robot
     assert "nano-tflm fw=" in robot and "selftest: pass" in robot
+    # ... and boots twice, expecting the same self-test tick count (the line core.c prints).
+    assert "selftest: ticks=([1-9][0-9]*)" in robot
+    assert re.search(r"\$\{first\}=\s+Boot And Pass The Self-Test\n\s+Reset Emulation\n"
+                     r"\s+\$\{second\}=\s+Boot And Pass The Self-Test\n"
+                     r"\s+Should Be Equal\s+\$\{first\}\s+\$\{second\}", robot)
+    assert '"selftest: ticks="' in (ROOT / "firmware/lib/benchcore/core.c").read_text()
     from nanobench import emulate
 
     assert emulate.kRenodeScript == RESC
@@ -357,14 +374,20 @@ def test_glue_refuses_what_it_cannot_run(glue_binary, mode, code):
 @pytest.mark.parametrize("defines", [
     [],                                                                   # nano33ble
     ["-DNANO_TFLM_SERIAL1", "-DNANO_TFLM_SELFTEST_AT_BOOT",               # nano33ble_renode
-     "-DNANO_TFLM_TIMER_VIRTUAL_US", "-DNANO_TFLM_RENODE_MIPS=64"],
+     "-DNANO_TFLM_SELFTEST_TICKS", "-DNANO_TFLM_RENODE", "-DNANO_TFLM_RENODE_MIPS=64"],
     ["-DNANO_TFLM_BACKEND_AOT"],                                          # nano33ble_aot
-], ids=ENVS)
+    ["-DNANO_TFLM_SERIAL1"],                                              # a board on Serial1
+], ids=[*ENVS, "nano33ble_serial1"])
 def test_sketch_and_board_port_compile(defines):
     cmd = [HOST_CXX, "-std=gnu++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", *defines,
            f"-I{STUB / 'arduino'}", f"-I{STUB}", f"-I{ROOT / 'firmware/lib/benchcore'}",
            f"-I{ROOT / 'firmware/lib/backend_tflm'}", f"-I{ROOT / 'firmware/lib/backend_aot'}",
            str(ROOT / "firmware/src/board_nano33ble.cpp"), str(ROOT / "firmware/src/main.cpp")]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # PlatformIO compiles every file of src_dir in every env, the C driver included.
+    cmd = [HOST_CXX.replace("g++", "gcc"), "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+           "-fsyntax-only", *defines, str(ROOT / "firmware/src/nrf52_uarte.c")]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
@@ -374,11 +397,16 @@ def test_sketch_and_board_port_compile(defines):
 def test_arduino_sources_compile_for_cortex_m4():
     """The same sources with the board's compiler flavour (32-bit size_t, unsigned char)."""
     cmd = [ARM_CXX, "-std=gnu++17", *ARM_FLAGS, "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
-           "-DNANO_TFLM_SERIAL1", "-DNANO_TFLM_TIMER_VIRTUAL_US",
+           "-DNANO_TFLM_SERIAL1", "-DNANO_TFLM_RENODE",
            f"-I{STUB / 'arduino'}", f"-I{STUB}", f"-I{ROOT / 'firmware/lib/benchcore'}",
            f"-I{ROOT / 'firmware/lib/backend_tflm'}", f"-I{MODEL_DIR}",
            str(ROOT / "firmware/lib/backend_tflm/backend_tflm.cpp"),
            str(ROOT / "firmware/src/board_nano33ble.cpp"), str(ROOT / "firmware/src/main.cpp")]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # The core's C flags (variants/ARDUINO_NANO33BLE/cflags.txt): gnu11, -Wall -Wextra.
+    cmd = [ARM_CXX.replace("g++", "gcc"), "-std=gnu11", *ARM_FLAGS[:4], "-funsigned-char",
+           "-Wall", "-Wextra", "-Werror", "-fsyntax-only", str(ROOT / "firmware/src/nrf52_uarte.c")]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
 
@@ -396,6 +424,10 @@ def test_workflow_jobs():
     robot = [s for s in wf["jobs"]["renode"]["steps"]
              if s.get("uses", "").startswith("antmicro/renode-test-action@")]
     assert len(robot) == 1
+    # v4 builds Renode with Mono and apt-installs gtk-sharp2, which ubuntu-24.04 lacks; v5 builds
+    # with dotnet.
+    assert robot[0]["uses"] == "antmicro/renode-test-action@v5"
+    assert wf["jobs"]["renode"]["runs-on"] == "ubuntu-24.04"
     assert robot[0]["with"]["tests-to-run"] == "tests/renode/*.robot"
     assert re.search(r"tools/bench\.py --emulate renode\s+--elf "
                      r"\.pio/build/nano33ble_renode/firmware\.elf\s+--limit 1000", runs["renode"])

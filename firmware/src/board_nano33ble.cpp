@@ -5,41 +5,49 @@
 // - real board (default): `Serial`, the USB CDC port (/dev/ttyACM0); latency in CPU cycles from
 //   DWT->CYCCNT. USB has its own flow control, so the core's buffering is enough.
 // - NANO_TFLM_SERIAL1 (env nano33ble_renode): the Serial1 pins (TX = P1.03, RX = P1.10, the
-//   variant's PIN_SERIAL_TX/RX), which the mbed core drives through UARTE0 (0x40002000) and
-//   Renode models as sysbus.uart0;
-//   Renode has no USB device model, so `Serial` would be silent there. Renode's UART delivers a
-//   whole request frame (~800 bytes) at once, back to back in interrupts, and the core's Serial1
-//   keeps only 256 bytes (the rest is dropped), so this port reads the UART itself, the way the
-//   core does (mbed::UnbufferedSerial + an RX interrupt callback), into an 8 KiB ring: room for
-//   the host's whole pipelining window (4 frames).
-// - NANO_TFLM_TIMER_VIRTUAL_US (env nano33ble_renode): Renode does not model DWT->CYCCNT on this
-//   platform, and its virtual time is instruction count / PerformanceInMips. micros() runs on
-//   that virtual time, so with `cpu PerformanceInMips NANO_TFLM_RENODE_MIPS` (renode/*.resc) one
-//   microsecond tick is NANO_TFLM_RENODE_MIPS instructions: labelled "instructions", not cycles.
+//   variant's PIN_SERIAL_TX/RX) on UARTE0 (0x40002000, Renode's sysbus.uart0; Renode has no USB
+//   device model, so `Serial` would be silent there), driven by our own driver (nrf52_uarte.c),
+//   not the core's Serial1/mbed serial HAL. mbed's nRF52 serial_api.c receives into 1-byte
+//   EasyDMA buffers and relies on the ENDRX_STARTRX shortcut to start the next one; Renode's UART
+//   model does not implement SHORTS, so with the core's serial only the first received byte
+//   arrived (renode issue 796) and every later one was DMA-written past mbed's buffer. Our
+//   driver starts each 1-byte transaction itself from the ENDRX interrupt into an 8 KiB ring
+//   (room for the host's whole pipelining window). It drives silicon the same way, so a real
+//   board can use this link too (without NANO_TFLM_RENODE).
+// - NANO_TFLM_RENODE (env nano33ble_renode): the restart order Renode's model needs (see
+//   nrf52_uarte.h), and latency labelled "instructions": renode/nano33ble.resc adds Renode's DWT
+//   model at NANO_TFLM_RENODE_MIPS MHz with `cpu PerformanceInMips NANO_TFLM_RENODE_MIPS`, so
+//   one CYCCNT tick is one executed instruction (Renode does not count cycles). CYCCNT, not
+//   micros(): Renode's DWT syncs the CPU's virtual time on every read, while mbed's us_ticker
+//   (TIMER1 CAPTURE) can lag by up to one time quantum (100 us = 6,400 instructions).
 #include <Arduino.h>
 
 #if defined(ARDUINO_ARCH_MBED)
-// mbed::UnbufferedSerial, CMSIS-RTOS2 (osThreadGetStackSize/Space), the CMSIS core (DWT).
+// CMSIS-RTOS2 (osThreadGetStackSize/Space), the CMSIS core (DWT, NVIC), the nRF52840 MDK.
 #include <mbed.h>
 #endif
 
 #include "board.h"
+#if defined(NANO_TFLM_SERIAL1)
+#include "nrf52_uarte.h"
+#endif
 
 namespace {
 
-#if defined(NANO_TFLM_SERIAL1)
+#if defined(NANO_TFLM_RENODE)
 constexpr char kBoardName[] = "nano33ble-renode";
 #else
 constexpr char kBoardName[] = "nano33ble";
 #endif
 
 #ifndef NANO_TFLM_SERIAL_BAUD
-// UART line rate (USB CDC ignores it; Renode's UART model transfers at once regardless).
+// USB CDC line rate (ignored by USB). The Serial1 link runs at 115200 (NRF52_UARTE_BAUD_115200);
+// Renode's UART model transfers at once regardless.
 #define NANO_TFLM_SERIAL_BAUD 115200
 #endif
 
 #ifndef NANO_TFLM_RENODE_MIPS
-#define NANO_TFLM_RENODE_MIPS 64  // must equal `cpu PerformanceInMips` in renode/nano33ble.resc
+#define NANO_TFLM_RENODE_MIPS 64u  // `cpu PerformanceInMips` and the DWT MHz in renode/*.resc
 #endif
 
 #if defined(F_CPU)
@@ -49,27 +57,16 @@ constexpr uint32_t kClockHz = 64000000u;
 #endif
 
 #if defined(NANO_TFLM_SERIAL1)
-// RX ring filled by the UART interrupt, drained by board_read: one producer, one consumer, so
-// the indices need no lock (each is written by one side only; 32-bit accesses are atomic).
-constexpr uint32_t kRxRingBytes = 8192;  // power of two
-static_assert((kRxRingBytes & (kRxRingBytes - 1)) == 0, "ring size must be a power of two");
-uint8_t g_rx_ring[kRxRingBytes];
-volatile uint32_t g_rx_head = 0;  // next write (interrupt)
-volatile uint32_t g_rx_tail = 0;  // next read (board_read)
-mbed::UnbufferedSerial *g_uart = nullptr;
-
-void on_uart_rx() {
-  // Same loop as the core's UART::on_rx: take every byte the driver holds.
-  while (g_uart->readable()) {
-    char c;
-    g_uart->read(&c, 1);
-    const uint32_t head = g_rx_head;
-    if (head - g_rx_tail < kRxRingBytes) {  // full: drop; the frame's CRC check reports it
-      g_rx_ring[head & (kRxRingBytes - 1)] = static_cast<uint8_t>(c);
-      g_rx_head = head + 1;
-    }
-  }
-}
+#if defined(NANO_TFLM_RENODE)
+constexpr nrf52_uarte_restart_t kUarteRestart = NRF52_UARTE_RESTART_RENODE;
+#else
+constexpr nrf52_uarte_restart_t kUarteRestart = NRF52_UARTE_RESTART_SILICON;
+#endif
+// Serial1's pins: TX = P1.03, RX = P1.10 (the variant's PIN_SERIAL_TX/RX).
+constexpr uint32_t kTxPort = 1, kTxPin = 3, kRxPort = 1, kRxPin = 10;
+// High (0 is the highest): on silicon, bytes that arrive while the handler is held up wait in
+// the UARTE's few-byte RX FIFO, and at 115200 baud one arrives every 87 us.
+constexpr uint32_t kUarteIrqPriority = 1;
 #else
 // How long board_init waits for a host to open the USB port, so that the boot line is not lost
 // when a terminal is already waiting; the firmware runs without a host after that.
@@ -86,11 +83,23 @@ extern "C" {
 
 void board_init(void) {
 #if defined(NANO_TFLM_SERIAL1)
-  // Constructed here, not at static-init time, so the mbed OS is up; never destroyed. The pins
-  // are Serial1's (variant.cpp: D0/TX = P1_3, D1/RX = P1_10), named directly as variant.cpp does.
-  static mbed::UnbufferedSerial uart(P1_3, P1_10, NANO_TFLM_SERIAL_BAUD);
-  g_uart = &uart;
-  uart.attach(&on_uart_rx, mbed::SerialBase::RxIrq);
+  // TXD an output at idle level (high), RXD an input with its buffer connected, as the UARTE
+  // expects of its pins (nRF52840 PS, UARTE pin configuration).
+  NRF_P1->OUTSET = 1u << kTxPin;
+  NRF_P1->PIN_CNF[kTxPin] = (GPIO_PIN_CNF_DIR_Output << GPIO_PIN_CNF_DIR_Pos) |
+                            (GPIO_PIN_CNF_INPUT_Disconnect << GPIO_PIN_CNF_INPUT_Pos);
+  NRF_P1->PIN_CNF[kRxPin] = (GPIO_PIN_CNF_DIR_Input << GPIO_PIN_CNF_DIR_Pos) |
+                            (GPIO_PIN_CNF_INPUT_Connect << GPIO_PIN_CNF_INPUT_Pos);
+  nrf52_uarte_init(NRF52_UARTE0_BASE, NRF52_UARTE_PSEL(kTxPort, kTxPin),
+                   NRF52_UARTE_PSEL(kRxPort, kRxPin), NRF52_UARTE_BAUD_115200, kUarteRestart);
+  // mbed keeps the vector table in RAM (its nRF52 serial HAL installs its UARTE handler the
+  // same way), so the handler is installed at run time rather than by a strong
+  // UARTE0_UART0_IRQHandler symbol.
+  NVIC_SetVector(UARTE0_UART0_IRQn,
+                 static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&nrf52_uarte_irq)));
+  NVIC_SetPriority(UARTE0_UART0_IRQn, kUarteIrqPriority);
+  NVIC_ClearPendingIRQ(UARTE0_UART0_IRQn);
+  NVIC_EnableIRQ(UARTE0_UART0_IRQn);
 #else
   Serial.begin(NANO_TFLM_SERIAL_BAUD);
   const unsigned long start = millis();
@@ -98,26 +107,19 @@ void board_init(void) {
     delay(10);
   }
 #endif
-#if !defined(NANO_TFLM_TIMER_VIRTUAL_US)
   // The Nano 33 BLE variant's initVariant() clears CoreDebug->DEMCR (an erratum: the I2C pull-up
   // shares the SWO pin), which also stops the DWT: set TRCENA again, then start CYCCNT. Trace
-  // output stays off (NRF_CLOCK->TRACECONFIG is untouched).
+  // output stays off (NRF_CLOCK->TRACECONFIG is untouched). Under Renode this reaches the DWT
+  // model the .resc adds, which does not look at TRCENA.
   CoreDebug->DEMCR |= CoreDebug_DEMCR_TRCENA_Msk;
   DWT->CYCCNT = 0;
   DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
-#endif
 }
 
 size_t board_read(uint8_t *buf, size_t max) {
   size_t n = 0;
 #if defined(NANO_TFLM_SERIAL1)
-  uint32_t tail = g_rx_tail;
-  const uint32_t head = g_rx_head;
-  while (n < max && tail != head) {
-    buf[n++] = g_rx_ring[tail & (kRxRingBytes - 1)];
-    ++tail;
-  }
-  g_rx_tail = tail;
+  n = nrf52_uarte_read(buf, max);
 #else
   while (n < max) {
     const int c = Serial.read();
@@ -132,8 +134,7 @@ size_t board_read(uint8_t *buf, size_t max) {
 
 void board_write(const uint8_t *buf, size_t len) {
 #if defined(NANO_TFLM_SERIAL1)
-  // UnbufferedSerial writes block until every byte is in the UART.
-  g_uart->write(buf, len);
+  nrf52_uarte_write(buf, len);  // returns when EasyDMA has read every byte
 #else
   int stalled = 0;
   while (len > 0) {
@@ -156,18 +157,12 @@ void board_write(const uint8_t *buf, size_t len) {
 // quiet; yield() is the Arduino API for that on every core.
 void board_wait(void) { yield(); }
 
-uint32_t board_ticks(void) {
-#if defined(NANO_TFLM_TIMER_VIRTUAL_US)
-  return static_cast<uint32_t>(micros());
-#else
-  return DWT->CYCCNT;
-#endif
-}
+uint32_t board_ticks(void) { return DWT->CYCCNT; }
 
 const char *board_name(void) { return kBoardName; }
 
 const char *board_timer_kind(void) {
-#if defined(NANO_TFLM_TIMER_VIRTUAL_US)
+#if defined(NANO_TFLM_RENODE)
   return "instructions";
 #else
   return "cycles";
@@ -175,20 +170,14 @@ const char *board_timer_kind(void) {
 }
 
 uint32_t board_tick_hz(void) {
-#if defined(NANO_TFLM_TIMER_VIRTUAL_US)
-  return 1000000u;  // virtual microseconds
+#if defined(NANO_TFLM_RENODE)
+  return NANO_TFLM_RENODE_MIPS * 1000000u;  // the DWT model's frequency (renode/*.resc)
 #else
   return kClockHz;
 #endif
 }
 
-uint32_t board_ticks_to_units(void) {
-#if defined(NANO_TFLM_TIMER_VIRTUAL_US)
-  return NANO_TFLM_RENODE_MIPS;
-#else
-  return 1u;
-#endif
-}
+uint32_t board_ticks_to_units(void) { return 1u; }
 
 uint32_t board_clock_hz(void) { return kClockHz; }
 

@@ -460,9 +460,23 @@ void core_init(void) {
   }
   send_line(line);
 #ifdef NANO_TFLM_SELFTEST_AT_BOOT
+#ifdef NANO_TFLM_SELFTEST_TICKS
+  const uint32_t t0 = board_ticks();
+#endif
   /* The reply buffer is free before the first frame: no 1 KiB on the stack. */
   core_selftest((char *)reply_body(), PROTO_MAX_BODY);
+#ifdef NANO_TFLM_SELFTEST_TICKS
+  const uint32_t ticks = board_ticks() - t0;
+#endif
   send_line((const char *)reply_body());
+#ifdef NANO_TFLM_SELFTEST_TICKS
+  /* How long the self-test took, in board ticks: tests/renode/ boots the same image twice and
+   * expects the same figure (under Renode it is an instruction count). */
+  text_init(&t, line, sizeof(line));
+  text_str(&t, "selftest: ticks=");
+  text_u32(&t, ticks);
+  send_line(line);
+#endif
 #endif
 }
 

@@ -1,10 +1,36 @@
 // TEST-ONLY stand-in (tests/tflm_stub/README.md) for mbed.h: what firmware/src/ uses, with
-// mbed-os 6 signatures: CMSIS-RTOS2 thread stack queries (cmsis_os2.h) and
-// mbed::UnbufferedSerial (drivers/UnbufferedSerial.h; attach/readable come from SerialBase).
+// mbed-os 6 signatures: CMSIS-RTOS2 thread stack queries (cmsis_os2.h),
+// mbed::UnbufferedSerial (drivers/UnbufferedSerial.h; attach/readable come from SerialBase) and
+// the nRF52840 NVIC/GPIO names below.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+// The nRF52840 parts board_nano33ble.cpp's Serial1 link uses: the UARTE0 interrupt number and
+// mbed's NVIC_SetVector (cmsis_nvic.h), CMSIS NVIC calls, the P1 GPIO port (nrf.h / the MDK).
+typedef enum { UARTE0_UART0_IRQn = 2 } IRQn_Type;
+#ifdef __cplusplus
+extern "C" {
+#endif
+void NVIC_SetVector(IRQn_Type IRQn, uint32_t vector);
+void NVIC_SetPriority(IRQn_Type IRQn, uint32_t priority);
+void NVIC_ClearPendingIRQ(IRQn_Type IRQn);
+void NVIC_EnableIRQ(IRQn_Type IRQn);
+#ifdef __cplusplus
+}
+#endif
+typedef struct {
+  volatile uint32_t OUTSET;
+  volatile uint32_t PIN_CNF[32];
+} NRF_GPIO_Type;  // the registers used, not the MDK's layout
+extern NRF_GPIO_Type* NRF_P1;
+#define GPIO_PIN_CNF_DIR_Pos (0UL)
+#define GPIO_PIN_CNF_DIR_Input (0UL)
+#define GPIO_PIN_CNF_DIR_Output (1UL)
+#define GPIO_PIN_CNF_INPUT_Pos (1UL)
+#define GPIO_PIN_CNF_INPUT_Connect (0UL)
+#define GPIO_PIN_CNF_INPUT_Disconnect (1UL)
 
 typedef void* osThreadId_t;
 osThreadId_t osThreadGetId(void);
