@@ -55,7 +55,9 @@ extern "C" {
 #define NRF52_UARTE_ENABLE_UARTE 8u          // ENABLE value that selects the EasyDMA UARTE
 #define NRF52_UARTE_PSEL_DISCONNECTED 0xFFFFFFFFu
 #define NRF52_UARTE_PSEL(port, pin) (((uint32_t)(port) << 5) | (uint32_t)(pin))  // CONNECT = 0
-#define NRF52_UARTE_BAUD_115200 0x01D60000u  // UARTE BAUDRATE value (actual rate 115108)
+// The UARTE's BAUDRATE value for 115200 (actual rate 115108; the legacy UART's 0x01D7E000 is the
+// one Renode's model lists, so Renode reports this rate as 0, which nothing there uses).
+#define NRF52_UARTE_BAUD_115200 0x01D60000u
 
 #define NRF52_UARTE0_BASE 0x40002000u
 
