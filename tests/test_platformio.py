@@ -318,13 +318,13 @@ def test_exporter_only_names_methods_of_the_pinned_resolver():
 # tensorflow/tflite-micro-arduino-examples @ 7948b85e020470a30a83bf00e10fc43b486bfcba, as read
 # from that file (whitespace normalised). The stand-in must declare exactly these.
 PINNED_INTERPRETER_CONSTRUCTORS = [
-    "MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, "
+    ("MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, "
     "uint8_t* tensor_arena, size_t tensor_arena_size, "
     "MicroResourceVariables* resource_variables = nullptr, "
-    "MicroProfilerInterface* profiler = nullptr);",
-    "MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, "
+    "MicroProfilerInterface* profiler = nullptr);"),
+    ("MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, "
     "MicroAllocator* allocator, MicroResourceVariables* resource_variables = nullptr, "
-    "MicroProfilerInterface* profiler = nullptr);",
+    "MicroProfilerInterface* profiler = nullptr);"),
 ]
 # The Add* methods of that commit's micro_mutable_op_resolver.h that take a kernel
 # registration (with the default Register_<OP>()); every other Add* takes no argument.
@@ -426,14 +426,14 @@ def test_glue_refuses_what_it_cannot_run(glue_binary, mode, code):
 @needs_model
 @pytest.mark.parametrize(("mode", "code", "what"), [
     ("alloc-fail", "BACKEND_TFLM_ERR_ALLOCATE",
-     "tflm: AllocateTensors failed, arena {arena} B (fake: arena too small, 4321 more bytes "
-     "needed)"),
+     ("tflm: AllocateTensors failed, arena {arena} B (fake: arena too small, 4321 more bytes "
+     "needed)")),
     ("missing-op", "BACKEND_TFLM_ERR_ALLOCATE",
-     "tflm: AllocateTensors failed, arena {arena} B (fake: no kernel registered for builtin op "
-     "3)"),
+     ("tflm: AllocateTensors failed, arena {arena} B (fake: no kernel registered for builtin op "
+     "3)")),
     ("resolver-full", "BACKEND_TFLM_ERR_RESOLVER",
-     "tflm: MicroMutableOpResolver::{first_op} failed (fake resolver: no room for {first_op} "
-     "({count} ops))"),
+     ("tflm: MicroMutableOpResolver::{first_op} failed (fake resolver: no room for {first_op} "
+     "({count} ops))")),
     ("zero-point", "BACKEND_TFLM_ERR_TENSORS",
      "tflm: input/output tensors differ from model_meta.h (re-export the model)"),
 ])
@@ -455,6 +455,95 @@ def test_glue_names_what_failed_and_routes_tflm_log(glue_binary, mode, code, wha
     _, result, error, logs = _run_glue_full(glue_binary, "ok")
     assert (result, error) == (0, "")
     assert logs == [f"tflm: fake AllocateTensors: arena of {arena} bytes", "tflm: fake Invoke #1"]
+
+
+HOST_CC = shutil.which("gcc")
+SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+
+@pytest.fixture(scope="module")
+def tflm_host(tmp_path_factory) -> Path:
+    """The host firmware (firmware/ports/host + benchcore) with the TFLM glue over the fake
+    TFLM, linked like the board (-Wl,--wrap=DebugLog; the fake's DebugLog writes raw to the
+    link, as the library's Serial.print does). ASan/UBSan on."""
+    if HOST_CXX is None or HOST_CC is None:
+        pytest.skip("host gcc/g++ not installed")
+    out = tmp_path_factory.mktemp("tflm_host")
+    core, host = ROOT / "firmware/lib/benchcore", ROOT / "firmware/ports/host"
+    objs = []
+    for src in (core / "core.c", core / "protocol.c", host / "board_host.c",
+                host / "main_host.c"):
+        obj = out / f"{src.stem}.o"
+        cmd = [HOST_CC, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", *SAN,
+               f"-I{core}", f"-I{host}", f"-I{MODEL_DIR}", "-c", str(src), "-o", str(obj)]
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        objs.append(str(obj))
+    exe = out / "nano_tflm_host_tflm"
+    cmd = [*_glue_compile("-O1", "-g", *SAN),
+           str(ROOT / "firmware/lib/backend_tflm/backend_tflm.cpp"),
+           str(STUB / "fake_tflm.cpp"), str(STUB / "fake_system_setup.cpp"),
+           str(STUB / "fake_tflm_host.cpp"), str(MODEL_DIR / "model_data.cc"), *objs,
+           "-Wl,--wrap=DebugLog", "-o", str(exe)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    return exe
+
+
+@needs_model
+def test_tflm_log_reaches_the_host_as_log_lines(tflm_host, monkeypatch):
+    """The fake TFLM logs during init and during every invoke: the host sees each message as
+    a log line, and every reply is still correct (fake invoke: output[k] = input[k])."""
+    import numpy as np
+
+    from nanobench import emulate
+    from nanobench.client import Device
+    from trainer.reference import input_lut
+
+    monkeypatch.setenv("NANO_TFLM_FAKE", "ok")
+    rng = np.random.default_rng(9)
+    with emulate.host(tflm_host, max_seconds=60) as emu, Device(emu.port, timeout=5.0) as dev:
+        info = dev.hello()
+        assert info["backend"] == "tflm" and info["ready"] == "1"
+        lut = input_lut(float(info["input_scale"]), int(info["input_zero_point"]))
+        for n in range(1, 4):
+            pixels = rng.integers(0, 256, size=784, dtype=np.uint8)
+            before = len(dev.log_lines)
+            got = dev.infer(pixels)
+            want = lut[pixels[:10]]
+            assert list(got.scores) == want.tolist()
+            assert dev.log_lines[before:] == [f"tflm: fake Invoke #{n}"]
+        assert dev.stats()["inferences"] == "3"
+        assert dev.counters.bad_frames == 0
+    arena = re.search(r"#define MODEL_ARENA_BYTES (\d+)",
+                      (MODEL_DIR / "model_meta.h").read_text()).group(1)
+    init_line = f"tflm: fake AllocateTensors: arena of {arena} bytes"
+    assert dev.log_lines.index(init_line) < next(
+        i for i, ln in enumerate(dev.log_lines) if ln.startswith("nano-tflm "))
+
+
+@needs_model
+@pytest.mark.parametrize(("mode", "detail"), [
+    ("alloc-fail", "AllocateTensors failed, arena"),
+    ("missing-op", "no kernel registered for builtin op 3"),
+    ("resolver-full", "MicroMutableOpResolver::"),
+])
+def test_tflm_init_failure_is_a_clear_error_reply(tflm_host, monkeypatch, mode, detail):
+    """A failed init: TFLM's messages arrive as log lines, the boot line says
+    error=backend-not-ready, and INFER gets ERR_NOT_READY naming what failed."""
+    from nanobench import emulate, protocol
+    from nanobench.client import Device, DeviceError
+
+    monkeypatch.setenv("NANO_TFLM_FAKE", mode)
+    with emulate.host(tflm_host, max_seconds=60) as emu, Device(emu.port, timeout=5.0) as dev:
+        assert dev.hello()["ready"] == "0"
+        with pytest.raises(DeviceError, match="backend failed to initialise: tflm: ") as info:
+            dev.infer(bytes(784))
+        assert detail in str(info.value)
+        assert dev.counters.error_codes == {protocol.error_name(protocol.ErrorCode.NOT_READY): 1}
+        assert any(ln.startswith("tflm: fake") for ln in dev.log_lines)
+        assert any(ln.endswith(" error=backend-not-ready") for ln in dev.log_lines)
+        assert dev.counters.bad_frames == 0
 
 
 @needs_cxx
