@@ -602,3 +602,18 @@ def test_workflow_jobs():
              for key in ("Build nano33ble_renode", "Robot suite", "Bench", "Upload")]
     assert order == sorted(order)
     assert upload["if"] == "always()"
+
+
+def test_workflow_builds_every_env():
+    """A build-only job compiles all three envs, with the PlatformIO packages cached by the
+    hash of platformio.ini (which pins them all)."""
+    yaml = pytest.importorskip("yaml")
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    job = wf["jobs"]["pio"]
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    for env in ENVS:
+        assert any(re.fullmatch(rf"\.venv/bin/pio run -e {env}", r.strip()) for r in runs), env
+    cache = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@"))
+    assert cache["with"]["path"] == "~/.platformio"
+    assert "hashFiles('platformio.ini')" in cache["with"]["key"]
+    assert runs.index("make venv") < min(i for i, r in enumerate(runs) if "pio run" in r)
