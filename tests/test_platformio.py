@@ -37,6 +37,8 @@ RESC = ROOT / "renode" / "nano33ble.resc"
 ROBOT = ROOT / "tests" / "renode" / "nano33ble_selftest.robot"
 WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 ENVS = ("nano33ble", "nano33ble_renode", "nano33ble_aot")
+# tensorflow/tflite-micro-arduino-examples: head of main (2023-12-21), TFLM synced 2023-02-27.
+PINNED_COMMIT = "7948b85e020470a30a83bf00e10fc43b486bfcba"
 HOST_CXX = shutil.which("g++")
 ARM_CXX = shutil.which("arm-none-eabi-g++")
 needs_cxx = pytest.mark.skipif(HOST_CXX is None, reason="host g++ not installed")
@@ -98,7 +100,10 @@ def test_tflm_library_pinned_by_commit(pio_config):
         assert re.fullmatch(
             r"https://github\.com/tensorflow/tflite-micro-arduino-examples\.git#[0-9a-f]{40}",
             deps[0]), deps
+        assert deps[0].endswith("#" + PINNED_COMMIT)
         assert pio_config[f"env:{env}"]["lib_ignore"] == ["backend_aot"]
+        # TFLM's DebugLog goes to backend_tflm.cpp's __wrap_DebugLog, not raw onto Serial.
+        assert "-Wl,--wrap=DebugLog" in _as_list(pio_config[f"env:{env}"]["build_flags"])
     aot = pio_config["env:nano33ble_aot"]
     assert "lib_deps" not in aot
     assert aot["lib_ignore"] == ["backend_tflm"]
@@ -177,7 +182,10 @@ def test_ini_comments_record_the_pin_and_why():
     commit = re.search(r"tflite-micro-arduino-examples\.git#([0-9a-f]{40})", ini).group(1)
     comments = "\n".join(ln for ln in ini.splitlines() if ln.lstrip().startswith(";"))
     assert commit in comments
-    assert "per-channel" in comments and "Feb 2023" in comments
+    assert commit == PINNED_COMMIT
+    # The pin's own date and its TFLM sync date (git log of that repository).
+    assert "2023-12-21" in comments and "2023-02-27" in comments
+    assert "per-channel" in comments
     parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
     parser.read_string(ini)  # also valid for a plain INI reader
     assert parser.has_section("env:nano33ble")
@@ -323,27 +331,88 @@ def test_exporter_only_names_methods_of_the_pinned_resolver():
     assert not missing, f"export.TFLM_RESOLVER names methods the pinned resolver lacks: {missing}"
 
 
+# MicroInterpreter's constructors in src/tensorflow/lite/micro/micro_interpreter.h of
+# tensorflow/tflite-micro-arduino-examples @ 7948b85e020470a30a83bf00e10fc43b486bfcba, as read
+# from that file (whitespace normalised). The stand-in must declare exactly these.
+PINNED_INTERPRETER_CONSTRUCTORS = [
+    ("MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, "
+    "uint8_t* tensor_arena, size_t tensor_arena_size, "
+    "MicroResourceVariables* resource_variables = nullptr, "
+    "MicroProfilerInterface* profiler = nullptr);"),
+    ("MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, "
+    "MicroAllocator* allocator, MicroResourceVariables* resource_variables = nullptr, "
+    "MicroProfilerInterface* profiler = nullptr);"),
+]
+# The Add* methods of that commit's micro_mutable_op_resolver.h that take a kernel
+# registration (with the default Register_<OP>()); every other Add* takes no argument.
+PINNED_ADD_WITH_REGISTRATION = {
+    "AddAdd": "ADD", "AddAveragePool2D": "AVERAGE_POOL_2D", "AddConv2D": "CONV_2D",
+    "AddDepthwiseConv2D": "DEPTHWISE_CONV_2D", "AddFullyConnected": "FULLY_CONNECTED",
+    "AddMaxPool2D": "MAX_POOL_2D", "AddMul": "MUL", "AddPad": "PAD", "AddSoftmax": "SOFTMAX",
+    "AddSvdf": "SVDF",
+}
+
+
+def test_stand_in_interpreter_constructors_are_the_pinned_ones():
+    text = (STUB / "tensorflow/lite/micro/micro_interpreter.h").read_text()
+    flat = " ".join(text.split())
+    found = re.findall(r"(?<![~\w])MicroInterpreter\([^;{]*\);", flat)
+    assert found == PINNED_INTERPRETER_CONSTRUCTORS
+
+
+def test_stand_in_resolver_parameter_lists_are_the_pinned_ones():
+    text = " ".join((STUB / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
+                    .split())
+    methods = [(name, params.strip())
+               for name, params in re.findall(r"TfLiteStatus (Add\w+)\(([^)]*\)?)\)", text)]
+    assert methods
+    for name, params in methods:
+        if name in PINNED_ADD_WITH_REGISTRATION:
+            reg = PINNED_ADD_WITH_REGISTRATION[name]
+            assert params == f"const TfLiteRegistration& registration = Register_{reg}()", name
+        else:
+            assert params == "", name
+    assert "explicit MicroMutableOpResolver() {}" in text
+
+
+def _glue_compile(*extra: str) -> list[str]:
+    return [HOST_CXX, "-std=gnu++17", "-Wall", "-Wextra", "-Werror",
+            "-Wno-unused-const-variable", *extra, f"-I{STUB}",
+            f"-I{ROOT / 'firmware/lib/backend_tflm'}", f"-I{ROOT / 'firmware/lib/benchcore'}",
+            f"-I{MODEL_DIR}"]
+
+
 @pytest.fixture(scope="module")
 def glue_binary(tmp_path_factory) -> Path:
-    """backend_tflm.cpp + the committed model_data.cc, linked with the fake TFLM."""
+    """backend_tflm.cpp + the committed model_data.cc, linked with the fake TFLM and, as on the
+    board, -Wl,--wrap=DebugLog."""
     out = tmp_path_factory.mktemp("tflm_glue") / "check_backend_tflm"
-    cmd = [HOST_CXX, "-std=gnu++17", "-Wall", "-Wextra", "-Werror", "-Wno-unused-const-variable",
-           f"-I{STUB}", f"-I{ROOT / 'firmware/lib/backend_tflm'}",
-           f"-I{ROOT / 'firmware/lib/benchcore'}", f"-I{MODEL_DIR}",
-           str(ROOT / "firmware/lib/backend_tflm/backend_tflm.cpp"),
-           str(STUB / "fake_tflm.cpp"), str(STUB / "check_backend_tflm.cpp"),
-           str(MODEL_DIR / "model_data.cc"), "-o", str(out)]
+    cmd = [*_glue_compile(), str(ROOT / "firmware/lib/backend_tflm/backend_tflm.cpp"),
+           str(STUB / "fake_tflm.cpp"), str(STUB / "fake_system_setup.cpp"),
+           str(STUB / "check_backend_tflm.cpp"), str(MODEL_DIR / "model_data.cc"),
+           "-Wl,--wrap=DebugLog", "-o", str(out)]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     return out
 
 
-def _run_glue(binary: Path, mode: str) -> tuple[list[str], int]:
+def _run_glue_full(binary: Path, mode: str) -> tuple[list[str], int, str, list[str]]:
+    """(registered ops, backend_init result, backend_init_error text, log lines)."""
     proc = subprocess.run([str(binary), mode], check=False, capture_output=True, text=True,
                           timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    ops = [ln.split(" ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("op ")]
+    lines = proc.stdout.splitlines()
+    ops = [ln.split(" ", 1)[1] for ln in lines if ln.startswith("op ")]
     result = int(re.search(r"^result (-?\d+)$", proc.stdout, re.MULTILINE).group(1))
+    error = next(ln[len("error "):] for ln in lines if ln.startswith("error "))
+    logs = [ln[len("log "):] for ln in lines if ln.startswith("log ")]
+    # Nothing but the driver's own lines: TFLM text never reaches the output raw.
+    assert all(ln.split(" ", 1)[0] in {"op", "result", "error", "log"} for ln in lines), lines
+    return ops, result, error, logs
+
+
+def _run_glue(binary: Path, mode: str) -> tuple[list[str], int]:
+    ops, result, _, _ = _run_glue_full(binary, mode)
     return ops, result
 
 
@@ -368,6 +437,130 @@ def test_glue_refuses_what_it_cannot_run(glue_binary, mode, code):
     value = int(re.search(rf"#define {code} \((-\d+)\)", header).group(1))
     _, result = _run_glue(glue_binary, mode)
     assert result == value
+
+
+@needs_cxx
+@needs_model
+@pytest.mark.parametrize(("mode", "code", "what"), [
+    ("alloc-fail", "BACKEND_TFLM_ERR_ALLOCATE",
+     ("tflm: AllocateTensors failed, arena {arena} B (fake: arena too small, 4321 more bytes "
+     "needed)")),
+    ("missing-op", "BACKEND_TFLM_ERR_ALLOCATE",
+     ("tflm: AllocateTensors failed, arena {arena} B (fake: no kernel registered for builtin op "
+     "3)")),
+    ("resolver-full", "BACKEND_TFLM_ERR_RESOLVER",
+     ("tflm: MicroMutableOpResolver::{first_op} failed (fake resolver: no room for {first_op} "
+     "({count} ops))")),
+    ("zero-point", "BACKEND_TFLM_ERR_TENSORS",
+     "tflm: input/output tensors differ from model_meta.h (re-export the model)"),
+])
+def test_glue_names_what_failed_and_routes_tflm_log(glue_binary, mode, code, what):
+    """Each init failure gives a one-line reason with TFLM's own message as the detail; every
+    TFLM message went through the DebugLog wrapper as a "tflm: " log line."""
+    from trainer.export import TFLM_RESOLVER
+
+    manifest = json.loads((MODEL_DIR / "manifest.json").read_text())
+    ops = manifest["model"]["unique_ops"]
+    meta = (MODEL_DIR / "model_meta.h").read_text()
+    arena = int(re.search(r"#define MODEL_ARENA_BYTES (\d+)", meta).group(1))
+    header = (ROOT / "firmware/lib/backend_tflm/backend_tflm.h").read_text()
+    value = int(re.search(rf"#define {code} \((-\d+)\)", header).group(1))
+    _, result, error, logs = _run_glue_full(glue_binary, mode)
+    assert result == value
+    assert error == what.format(arena=arena, first_op=TFLM_RESOLVER[ops[0]], count=len(ops))
+    assert logs and all(ln.startswith("tflm: ") for ln in logs)
+    _, result, error, logs = _run_glue_full(glue_binary, "ok")
+    assert (result, error) == (0, "")
+    assert logs == [f"tflm: fake AllocateTensors: arena of {arena} bytes", "tflm: fake Invoke #1"]
+
+
+HOST_CC = shutil.which("gcc")
+SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"]
+
+
+@pytest.fixture(scope="module")
+def tflm_host(tmp_path_factory) -> Path:
+    """The host firmware (firmware/ports/host + benchcore) with the TFLM glue over the fake
+    TFLM, linked like the board (-Wl,--wrap=DebugLog; the fake's DebugLog writes raw to the
+    link, as the library's Serial.print does). ASan/UBSan on."""
+    if HOST_CXX is None or HOST_CC is None:
+        pytest.skip("host gcc/g++ not installed")
+    out = tmp_path_factory.mktemp("tflm_host")
+    core, host = ROOT / "firmware/lib/benchcore", ROOT / "firmware/ports/host"
+    objs = []
+    for src in (core / "core.c", core / "protocol.c", host / "board_host.c",
+                host / "main_host.c"):
+        obj = out / f"{src.stem}.o"
+        cmd = [HOST_CC, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", *SAN,
+               f"-I{core}", f"-I{host}", f"-I{MODEL_DIR}", "-c", str(src), "-o", str(obj)]
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        objs.append(str(obj))
+    exe = out / "nano_tflm_host_tflm"
+    cmd = [*_glue_compile("-O1", "-g", *SAN),
+           str(ROOT / "firmware/lib/backend_tflm/backend_tflm.cpp"),
+           str(STUB / "fake_tflm.cpp"), str(STUB / "fake_system_setup.cpp"),
+           str(STUB / "fake_tflm_host.cpp"), str(MODEL_DIR / "model_data.cc"), *objs,
+           "-Wl,--wrap=DebugLog", "-o", str(exe)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    return exe
+
+
+@needs_model
+def test_tflm_log_reaches_the_host_as_log_lines(tflm_host, monkeypatch):
+    """The fake TFLM logs during init and during every invoke: the host sees each message as
+    a log line, and every reply is still correct (fake invoke: output[k] = input[k])."""
+    import numpy as np
+
+    from nanobench import emulate
+    from nanobench.client import Device
+    from trainer.reference import input_lut
+
+    monkeypatch.setenv("NANO_TFLM_FAKE", "ok")
+    rng = np.random.default_rng(9)
+    with emulate.host(tflm_host, max_seconds=60) as emu, Device(emu.port, timeout=5.0) as dev:
+        info = dev.hello()
+        assert info["backend"] == "tflm" and info["ready"] == "1"
+        lut = input_lut(float(info["input_scale"]), int(info["input_zero_point"]))
+        for n in range(1, 4):
+            pixels = rng.integers(0, 256, size=784, dtype=np.uint8)
+            before = len(dev.log_lines)
+            got = dev.infer(pixels)
+            want = lut[pixels[:10]]
+            assert list(got.scores) == want.tolist()
+            assert dev.log_lines[before:] == [f"tflm: fake Invoke #{n}"]
+        assert dev.stats()["inferences"] == "3"
+        assert dev.counters.bad_frames == 0
+    arena = re.search(r"#define MODEL_ARENA_BYTES (\d+)",
+                      (MODEL_DIR / "model_meta.h").read_text()).group(1)
+    init_line = f"tflm: fake AllocateTensors: arena of {arena} bytes"
+    assert dev.log_lines.index(init_line) < next(
+        i for i, ln in enumerate(dev.log_lines) if ln.startswith("nano-tflm "))
+
+
+@needs_model
+@pytest.mark.parametrize(("mode", "detail"), [
+    ("alloc-fail", "AllocateTensors failed, arena"),
+    ("missing-op", "no kernel registered for builtin op 3"),
+    ("resolver-full", "MicroMutableOpResolver::"),
+])
+def test_tflm_init_failure_is_a_clear_error_reply(tflm_host, monkeypatch, mode, detail):
+    """A failed init: TFLM's messages arrive as log lines, the boot line says
+    error=backend-not-ready, and INFER gets ERR_NOT_READY naming what failed."""
+    from nanobench import emulate, protocol
+    from nanobench.client import Device, DeviceError
+
+    monkeypatch.setenv("NANO_TFLM_FAKE", mode)
+    with emulate.host(tflm_host, max_seconds=60) as emu, Device(emu.port, timeout=5.0) as dev:
+        assert dev.hello()["ready"] == "0"
+        with pytest.raises(DeviceError, match="backend failed to initialise: tflm: ") as info:
+            dev.infer(bytes(784))
+        assert detail in str(info.value)
+        assert dev.counters.error_codes == {protocol.error_name(protocol.ErrorCode.NOT_READY): 1}
+        assert any(ln.startswith("tflm: fake") for ln in dev.log_lines)
+        assert any(ln.endswith(" error=backend-not-ready") for ln in dev.log_lines)
+        assert dev.counters.bad_frames == 0
 
 
 @needs_cxx
@@ -441,3 +634,18 @@ def test_workflow_jobs():
              for key in ("Build nano33ble_renode", "Robot suite", "Bench", "Upload")]
     assert order == sorted(order)
     assert upload["if"] == "always()"
+
+
+def test_workflow_builds_every_env():
+    """A build-only job compiles all three envs, with the PlatformIO packages cached by the
+    hash of platformio.ini (which pins them all)."""
+    yaml = pytest.importorskip("yaml")
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    job = wf["jobs"]["pio"]
+    runs = [str(s.get("run", "")) for s in job["steps"]]
+    for env in ENVS:
+        assert any(re.fullmatch(rf"\.venv/bin/pio run -e {env}", r.strip()) for r in runs), env
+    cache = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache@"))
+    assert cache["with"]["path"] == "~/.platformio"
+    assert "hashFiles('platformio.ini')" in cache["with"]["key"]
+    assert runs.index("make venv") < min(i for i, r in enumerate(runs) if "pio run" in r)

@@ -41,7 +41,7 @@ DEFAULT_LABELS = tuple(str(d) for d in range(10))
 SELFTEST_COUNT = 5
 
 # Builtin op -> MicroMutableOpResolver method, for ops that the pinned TFLM Arduino library
-# (Feb 2023) registers. An op missing here is refused for the tflm backend.
+# (TFLM synced 2023-02-27) registers. An op missing here is refused for the tflm backend.
 TFLM_RESOLVER = {
     "ADD": "AddAdd",
     "AVERAGE_POOL_2D": "AddAveragePool2D",
@@ -252,8 +252,8 @@ def render_model_meta(info: ModelInfo, lut: np.ndarray, labels: Sequence[str],
         f"#define MODEL_ARENA_MEASURED_BYTES {arena_measured}",
         f"#define MODEL_ARENA_BYTES {arena_recommended}",
         "",
-        "// 1 when the pinned TFLM Arduino library (Feb 2023) computes this model exactly: its",
-        "// FULLY_CONNECTED kernel needs per-tensor weights.",
+        "// 1 when the pinned TFLM Arduino library (TFLM of 2023-02-27) computes this model",
+        "// exactly: its FULLY_CONNECTED kernel needs per-tensor weights.",
         f"#define MODEL_TFLM_EXACT {0 if info.per_channel_dense else 1}",
         "",
         "// The ops the model uses, once each: size a MicroMutableOpResolver<MODEL_OP_COUNT> and",

@@ -1,13 +1,20 @@
 // TEST-ONLY driver (tests/tflm_stub/README.md): runs firmware/lib/backend_tflm against the fake
-// interpreter with the committed model's generated headers. Usage: check_backend_tflm MODE, MODE
-// one of ok, zero-point, alloc-fail. Prints the registered ops one per line ("op AddConv2D"),
-// then "result <backend_init()>" and, on checks that fail, "FAIL <what>"; exit status 1 then.
+// interpreter with the committed model's generated headers, linked like the board with
+// -Wl,--wrap=DebugLog. Usage: check_backend_tflm MODE, MODE as in fake_tflm_configure. Prints
+// the registered ops one per line ("op AddConv2D"), every log line the glue sends ("log ..."),
+// "result <backend_init()>", "error <backend_init_error()>" and, on checks that fail,
+// "FAIL <what>"; exit status 1 then.
 #include <stdio.h>
 #include <string.h>
 
 #include "backend_tflm.h"
+#include "core.h"
+#include "fake_tflm.h"
 #include "model_meta.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
+
+// The benchcore's core_log, which the glue calls for each TFLM message.
+extern "C" void core_log(const char* text) { printf("log %s\n", text); }
 
 static int g_failures = 0;
 
@@ -20,19 +27,9 @@ static void check(bool ok, const char* what) {
 
 int main(int argc, char** argv) {
   const char* mode = argc > 1 ? argv[1] : "ok";
-  g_fake.input.type = kTfLiteInt8;
-  g_fake.input.bytes = MODEL_INPUT_BYTES;
-  g_fake.input.params.scale = MODEL_INPUT_SCALE;
-  g_fake.input.params.zero_point = MODEL_INPUT_ZERO_POINT;
-  g_fake.output.type = kTfLiteInt8;
-  g_fake.output.bytes = MODEL_OUTPUT_BYTES;
-  g_fake.output.params.scale = MODEL_OUTPUT_SCALE;
-  g_fake.output.params.zero_point = MODEL_OUTPUT_ZERO_POINT;
-  g_fake.arena_used = 1234;
-  if (strcmp(mode, "zero-point") == 0) {
-    g_fake.input.params.zero_point += 1;
-  } else if (strcmp(mode, "alloc-fail") == 0) {
-    g_fake.allocate_fails = true;
+  if (!fake_tflm_configure(mode)) {
+    printf("FAIL unknown mode %s\n", mode);
+    return 1;
   }
 
   check(backend_input() == nullptr, "input before init");
@@ -42,9 +39,14 @@ int main(int argc, char** argv) {
     printf("op %s\n", g_fake.registered[i]);
   }
   printf("result %d\n", result);
+  printf("error %s\n", backend_init_error());
+  check((result == 0) == (backend_init_error()[0] == '\0'), "init error text iff init failed");
   check(backend_init() == result, "second init returns the first result");
-  check(g_fake.allocate_calls == 1, "AllocateTensors called exactly once");
-  check(g_fake.arena_size_seen == MODEL_ARENA_BYTES, "arena size from model_meta.h");
+  // A resolver failure stops init before the interpreter exists.
+  const int allocations = g_fake.resolver_refuses ? 0 : 1;
+  check(g_fake.allocate_calls == allocations, "AllocateTensors called at most once");
+  check(g_fake.arena_size_seen == (allocations ? MODEL_ARENA_BYTES : 0u),
+        "arena size from model_meta.h");
   check(backend_arena_bytes() == MODEL_ARENA_BYTES, "backend_arena_bytes");
   check(strcmp(backend_name(), "tflm") == 0, "backend_name");
   if (result == 0) {

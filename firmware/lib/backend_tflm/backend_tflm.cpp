@@ -1,18 +1,24 @@
 // TFLM interpreter glue: backend.h on top of the TFLite Micro Arduino library pinned in
-// platformio.ini (tensorflow/tflite-micro-arduino-examples @ 2be8092d, TFLM of Feb 2023). Every
-// TFLM call below was checked against that library's headers (micro_interpreter.h,
-// schema_generated.h, core/c/common.h) and, for MicroMutableOpResolver, against tflite-micro's
-// header of that period (default-constructible in every version; the Add* methods used are
-// unchanged): MicroInterpreter without an error reporter, no AllOpsResolver.
-// tests/tflm_stub/ holds those signatures; tests/test_platformio.py compiles this file with them.
+// platformio.ini (tensorflow/tflite-micro-arduino-examples @ 7948b85, whose TFLM was last synced
+// on 2023-02-27). Every TFLM call below matches that commit's headers (micro_interpreter.h,
+// micro_mutable_op_resolver.h, schema_generated.h, core/c/common.h, debug_log.h):
+// MicroInterpreter without an error reporter, no AllOpsResolver. tests/tflm_stub/ mirrors those
+// declarations; tests/test_platformio.py compiles this file against them and runs it in the
+// host firmware.
 //
 // The op resolver is not written by hand: MODEL_OPS(X) in the generated model_meta.h lists the
 // model's ops (one MicroMutableOpResolver method name each) and MODEL_OP_COUNT sizes the
 // resolver, so the firmware registers exactly the kernels the model needs and links no others.
+//
+// TFLM's log: the library prints through DebugLog(), which its system_setup.cpp sends to
+// Serial, i.e. raw into the protocol's frame stream. The TFLM envs link with
+// -Wl,--wrap=DebugLog, so every call to DebugLog from another object file lands in
+// __wrap_DebugLog below and each message goes out as a protocol log line (core_log).
 #include "backend_tflm.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 // Library entry header: including it makes the Arduino toolchain (and PlatformIO's dependency
 // finder) build the TFLM library sources.
@@ -22,6 +28,7 @@
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 
+#include "core.h"
 #include "model_data.h"
 #include "model_meta.h"
 
@@ -49,12 +56,88 @@ tflite::MicroInterpreter *g_interpreter = nullptr;
 TfLiteTensor *g_input = nullptr;
 TfLiteTensor *g_output = nullptr;
 
+// ---- TFLM's log as protocol log lines ----
+
+// One message is assembled here: TFLM's MicroPrintf calls DebugLog twice per message, the
+// text then "\r\n". Longer text is sent in pieces of this size.
+constexpr size_t kLogLineBytes = 128;
+constexpr size_t kPrefixLen = 6;  // "tflm: ", written once; only the text after it changes
+char g_log_line[kPrefixLen + kLogLineBytes + 1] = "tflm: ";
+size_t g_log_len = 0;
+
+// Why init failed, for ERR_NOT_READY (backend_init_error); the first TFLM message of the failing
+// step is kept as the detail (e.g. the allocator's "missing" bytes, an op not found).
+char g_init_error[160];
+char g_init_detail[96];
+bool g_initialising = false;
+
+void copy_text(char *dst, size_t cap, const char *src) {
+  size_t n = strlen(src);
+  if (n >= cap) {
+    n = cap - 1;
+  }
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+void append_text(char *dst, size_t cap, const char *src) {
+  size_t len = strlen(dst);
+  if (len + 1 < cap) {
+    copy_text(dst + len, cap - len, src);
+  }
+}
+
+void flush_log_line() {
+  if (g_log_len == 0) {
+    return;
+  }
+  g_log_line[kPrefixLen + g_log_len] = '\0';
+  if (g_initialising && g_init_detail[0] == '\0') {
+    copy_text(g_init_detail, sizeof(g_init_detail), g_log_line + kPrefixLen);
+  }
+  core_log(g_log_line);
+  g_log_len = 0;
+}
+
+void append_u32(char *dst, size_t cap, uint32_t v) {
+  char digits[11];
+  size_t n = sizeof(digits) - 1;
+  digits[n] = '\0';
+  do {
+    digits[--n] = static_cast<char>('0' + v % 10u);
+    v /= 10u;
+  } while (v != 0u);
+  append_text(dst, cap, &digits[n]);
+}
+
+// A new init step: messages of earlier steps, which succeeded, are not its detail.
+void begin_step() {
+  flush_log_line();
+  g_init_detail[0] = '\0';
+}
+
+// Records what failed (one line, for ERR_NOT_READY) with the first TFLM message as the detail.
+void init_failed(const char *what, size_t arena_bytes = 0) {
+  copy_text(g_init_error, sizeof(g_init_error), what);
+  if (arena_bytes != 0) {
+    append_u32(g_init_error, sizeof(g_init_error), static_cast<uint32_t>(arena_bytes));
+    append_text(g_init_error, sizeof(g_init_error), " B");
+  }
+  flush_log_line();
+  if (g_init_detail[0] != '\0') {
+    append_text(g_init_error, sizeof(g_init_error), " (");
+    append_text(g_init_error, sizeof(g_init_error), g_init_detail);
+    append_text(g_init_error, sizeof(g_init_error), ")");
+  }
+}
+
 // Registers the model's ops; MODEL_OPS expands to X(AddConv2D) X(AddFullyConnected) ...
 template <unsigned int kOpCount>
 int register_ops(tflite::MicroMutableOpResolver<kOpCount> &resolver) {
-#define NANO_TFLM_ADD_OP(add_method)              \
-  if (resolver.add_method() != kTfLiteOk) {       \
-    return BACKEND_TFLM_ERR_RESOLVER;             \
+#define NANO_TFLM_ADD_OP(add_method)                                      \
+  if (resolver.add_method() != kTfLiteOk) {                               \
+    init_failed("tflm: MicroMutableOpResolver::" #add_method " failed");  \
+    return BACKEND_TFLM_ERR_RESOLVER;                                     \
   }
   MODEL_OPS(NANO_TFLM_ADD_OP)
 #undef NANO_TFLM_ADD_OP
@@ -77,24 +160,30 @@ int init_once() {
   // Maps the flatbuffer in place (no copy, no parsing yet).
   const tflite::Model *model = tflite::GetModel(g_model_data);
   if (model->version() != TFLITE_SCHEMA_VERSION) {
+    init_failed("tflm: model schema version differs from the library's");
     return BACKEND_TFLM_ERR_SCHEMA;
   }
 
   // Function-local statics: constructed on first use (after the Arduino core is up), never
   // destroyed, no heap.
   static tflite::MicroMutableOpResolver<MODEL_OP_COUNT> resolver;
+  begin_step();
   int status = register_ops(resolver);
   if (status != 0) {
     return status;
   }
 
+  begin_step();
   static tflite::MicroInterpreter interpreter(model, resolver, g_arena, kArenaBytes);
   if (interpreter.AllocateTensors() != kTfLiteOk) {
+    init_failed("tflm: AllocateTensors failed, arena ", kArenaBytes);
     return BACKEND_TFLM_ERR_ALLOCATE;
   }
+  begin_step();
   TfLiteTensor *in = interpreter.input(0);
   TfLiteTensor *out = interpreter.output(0);
   if (!tensors_match_meta(in, out)) {
+    init_failed("tflm: input/output tensors differ from model_meta.h (re-export the model)");
     return BACKEND_TFLM_ERR_TENSORS;
   }
   g_interpreter = &interpreter;
@@ -107,12 +196,34 @@ int init_once() {
 
 extern "C" {
 
+// Every DebugLog call of the TFLM library (linked with -Wl,--wrap=DebugLog). Same signature as
+// the pinned debug_log.h's DebugLog. A message ends at "\r" or "\n"; other control bytes
+// become spaces, so a log line can never contain a frame delimiter.
+void __wrap_DebugLog(const char *s) {
+  for (; *s != '\0'; ++s) {
+    char c = *s;
+    if (c == '\r' || c == '\n') {
+      flush_log_line();
+      continue;
+    }
+    if (g_log_len == kLogLineBytes) {
+      flush_log_line();
+    }
+    g_log_line[kPrefixLen + g_log_len++] = (c < 0x20 || c > 0x7e) ? ' ' : c;
+  }
+}
+
 int backend_init(void) {
   if (g_init_status == 1) {
+    g_initialising = true;
     g_init_status = init_once();
+    flush_log_line();  // a message without its "\r\n" still reaches the host
+    g_initialising = false;
   }
   return g_init_status;
 }
+
+const char *backend_init_error(void) { return g_init_status == 0 ? "" : g_init_error; }
 
 int8_t *backend_input(void) { return g_input != nullptr ? g_input->data.int8 : nullptr; }
 

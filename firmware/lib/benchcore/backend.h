@@ -13,6 +13,7 @@ extern "C" {
 #endif
 
 int backend_init(void);              /* 0 on success; called once before anything else */
+const char *backend_init_error(void); /* after a failed init: what failed, one line; else "" */
 int8_t *backend_input(void);         /* input tensor, backend_input_bytes() long */
 size_t backend_input_bytes(void);
 int backend_invoke(void);            /* 0 on success */

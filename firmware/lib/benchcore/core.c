@@ -170,6 +170,8 @@ static void send_line(const char *text) {
   board_write(&kDelimiter, 1u);
 }
 
+void core_log(const char *text) { send_line(text); }
+
 /* ---- commands ---- */
 
 static void load_input(const uint8_t *pixels, int8_t *input, size_t n) {
@@ -254,9 +256,23 @@ static void send_input_size_error(uint16_t seq, size_t want, long got) {
 }
 
 /* INFER (raw pixels) and INFER_RLE (zero-run coded pixels): same reply, type | 0x80. */
+/* ERR_NOT_READY names what failed, so the host can say it without a serial monitor. */
+static void send_not_ready(uint16_t seq) {
+  char msg[192]; /* the prefix and backend_tflm's longest reason fit */
+  text_t t;
+  text_init(&t, msg, sizeof(msg));
+  text_str(&t, "backend failed to initialise");
+  const char *why = backend_init_error();
+  if (why != NULL && why[0] != '\0') {
+    text_str(&t, ": ");
+    text_str(&t, why);
+  }
+  send_error(seq, PROTO_ERR_NOT_READY, msg);
+}
+
 static void handle_infer(uint8_t type, uint16_t seq, const uint8_t *body, size_t len) {
   if (!g_ready) {
-    send_error(seq, PROTO_ERR_NOT_READY, "backend failed to initialise");
+    send_not_ready(seq);
     return;
   }
   size_t n_in = backend_input_bytes();
@@ -440,11 +456,12 @@ size_t core_poll(void) {
 void core_init(void) {
   proto_rx_init(&g_rx);
   memset(&g_count, 0, sizeof(g_count));
-  g_ready = (backend_init() == 0 && backend_input_bytes() == MODEL_INPUT_BYTES &&
-             backend_output_bytes() == MODEL_OUTPUT_BYTES);
-  /* A delimiter first, so whatever the line held before the reset ends as its own chunk. */
+  /* A delimiter first, so whatever the line held before the reset ends as its own chunk; then
+   * the backend's initialisation, whose log lines (core_log) come before the boot line. */
   static const uint8_t kDelimiter = 0u;
   board_write(&kDelimiter, 1u);
+  g_ready = (backend_init() == 0 && backend_input_bytes() == MODEL_INPUT_BYTES &&
+             backend_output_bytes() == MODEL_OUTPUT_BYTES);
   char line[160];
   text_t t;
   text_init(&t, line, sizeof(line));

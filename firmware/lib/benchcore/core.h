@@ -22,6 +22,12 @@ extern "C" {
  * NANO_TFLM_SELFTEST_AT_BOOT, the self-test line). Call after board_init(). */
 void core_init(void);
 
+/* Writes text as one log line (docs/PROTOCOL.md): between frame delimiters, so the host shows
+ * or ignores it and no frame is corrupted. For messages that arise outside the core, e.g. the
+ * TFLM library's own log (backend_tflm.cpp). Safe from core_init() on, also during a command
+ * (the line then precedes the reply). Text should be printable ASCII without newlines. */
+void core_log(const char *text);
+
 /* Reads every byte the board has buffered and handles each completed frame (replying to it).
  * Returns the number of bytes consumed (0: nothing was there; the caller may board_wait()). */
 size_t core_poll(void);

@@ -36,8 +36,8 @@
 #define MODEL_ARENA_MEASURED_BYTES 8144
 #define MODEL_ARENA_BYTES 10240
 
-// 1 when the pinned TFLM Arduino library (Feb 2023) computes this model exactly: its
-// FULLY_CONNECTED kernel needs per-tensor weights.
+// 1 when the pinned TFLM Arduino library (TFLM of 2023-02-27) computes this model
+// exactly: its FULLY_CONNECTED kernel needs per-tensor weights.
 #define MODEL_TFLM_EXACT 1
 
 // The ops the model uses, once each: size a MicroMutableOpResolver<MODEL_OP_COUNT> and

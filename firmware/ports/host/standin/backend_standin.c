@@ -16,8 +16,10 @@ static int8_t g_output[MODEL_OUTPUT_BYTES];
 
 #ifdef NANO_TFLM_STANDIN_FAIL_INIT
 int backend_init(void) { return -1; }
+const char *backend_init_error(void) { return "standin: NANO_TFLM_STANDIN_FAIL_INIT"; }
 #else
 int backend_init(void) { return 0; }
+const char *backend_init_error(void) { return ""; }
 #endif
 int8_t *backend_input(void) { return g_input; }
 size_t backend_input_bytes(void) { return sizeof(g_input); }
