@@ -136,6 +136,9 @@ def summarize(
         "reference_accuracy": reference_accuracy,
         "seconds": seconds,
         "timer": info.get("timer"),
+        # How the device kept the link out of the timed region (HELLO `timing`, board.h):
+        # "link-held", "polled" or "link-live"; None from firmware that does not say.
+        "timing": info.get("timing"),
         "firmware": info.get("fw"),
         "protocol": info.get("proto"),
     }
@@ -272,6 +275,14 @@ def render_markdown(summary: dict, samples: Sequence[Sample], source: str) -> st
         lines += [("Latency under QEMU `-icount shift=0` is an instruction count, not cycles or "
                   "time: it is deterministic and comparable between builds, not a clock figure."),
                   ""]
+    timing = summary.get("timing")
+    if timing:
+        why = {"link-held": "the link's receive interrupt was masked during each invoke (the "
+                            "transport buffers meanwhile), so latency is the inference alone",
+               "polled": "the link has no interrupt (read only between inferences), so latency "
+                         "is the inference alone",
+               "link-live": "link interrupts may run during invoke and are counted in latency"}
+        lines += [f"Timing method: `{timing}`: {why.get(timing, 'as the device reports')}.", ""]
     fp = summary.get("footprint")
     if fp and fp.get("breakdown"):
         lines += ["## Footprint breakdown (bytes, from the ELF)", "",

@@ -102,6 +102,7 @@ def test_hello_and_stats_describe_the_device(host_exe, model):
     assert set(HELLO_KEYS) <= set(info), set(HELLO_KEYS) - set(info)
     assert info["model_sha256"] == model["sha256"][:16]
     assert info["backend"] == "aot" and info["timer"] == "us" and info["proto"] == "1"
+    assert info["timing"] == "polled"  # the host port reads its link only between inferences
     assert info["input_shape"] == "x".join(map(str, info_model.input_shape))
     assert info["output_shape"] == "x".join(map(str, info_model.output_shape))
     # The scale text round-trips the float32 in the .tflite exactly.
@@ -119,6 +120,7 @@ def test_hello_and_stats_describe_the_device(host_exe, model):
     stats = P.decode_info(fw.request(P.STATS, 4).body)
     assert set(STATS_KEYS) <= set(stats)
     assert (stats["inferences"], stats["errors"]) == ("1", "1")
+    assert stats["link_irqs_in_invoke"] == "0"
     assert fw.request(P.RESET, 5).body == b""
     stats = P.decode_info(fw.request(P.STATS, 6).body)
     assert (stats["inferences"], stats["errors"], stats["latency_max"]) == ("0", "0", "0")

@@ -204,4 +204,46 @@ size_t board_stack_used(void) {
 #endif
 }
 
+// ---- Timing the inference alone (board.h, board_link_hold) ----
+// Not run on a board or in Renode here: what follows is unchecked on hardware.
+#if defined(NANO_TFLM_SERIAL1)
+// Serial1 (Renode): not held. A real UARTE holds only a few bytes in hardware (no flow control
+// on these pins), so masking its interrupt through a ~20 ms invoke at 115200 baud would drop
+// bytes; whether Renode's UART model buffers instead is unchecked. Interrupts of the bytes that
+// arrive during invoke are counted in its latency, and not counted here.
+void board_link_hold(void) {}
+void board_link_release(void) {}
+const char *board_timing(void) { return "link-live"; }
+uint32_t board_link_irqs(void) { return 0u; }
+#else
+// USB CDC: the USBD interrupt is masked during invoke. The nRF52840's USBD answers the host's
+// OUT tokens with NAK until software has taken the endpoint's last packet (EasyDMA), so the
+// host keeps the bytes (USB's own flow control): nothing is lost, the transfer just waits. mbed's
+// nRF52840 USBPhy masks USBD_IRQn itself in its ISR and unmasks it when it has processed the
+// events: so hold only when it is enabled, and release only what hold masked.
+namespace {
+bool g_usb_held = false;
+}  // namespace
+
+void board_link_hold(void) {
+  g_usb_held = NVIC_GetEnableIRQ(USBD_IRQn) != 0;
+  if (g_usb_held) {
+    NVIC_DisableIRQ(USBD_IRQn);
+    __DSB();
+    __ISB();
+  }
+}
+
+void board_link_release(void) {
+  if (g_usb_held) {
+    g_usb_held = false;
+    NVIC_EnableIRQ(USBD_IRQn);
+  }
+}
+
+const char *board_timing(void) { return "link-held"; }
+
+uint32_t board_link_irqs(void) { return 0u; }  // mbed's driver owns the USBD interrupt
+#endif
+
 }  // extern "C"

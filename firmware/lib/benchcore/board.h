@@ -24,6 +24,20 @@ uint32_t board_clock_hz(void);
 size_t board_stack_size(void);
 size_t board_stack_used(void);                     /* painted-stack high-water mark */
 
+/* Timing the inference alone: the core calls board_link_hold() just before it starts the timer
+ * around invoke and board_link_release() just after it stops it. A port whose transport buffers
+ * safely while the link's receive interrupt is masked (flow control, nothing lost) masks it
+ * there, so no link interrupt runs inside the timed region; one that cannot does nothing.
+ * board_timing() names what the port does: "link-held" (receive interrupt masked during
+ * invoke), "polled" (the link has no interrupt: it is read only when the core asks) or
+ * "link-live" (link interrupts may run inside the timed region and are counted in latency).
+ * board_link_irqs(): receive interrupts the port's own handler has taken since boot (wraps);
+ * 0 for a port without one. The core reports how many fell inside the timed region. */
+void board_link_hold(void);
+void board_link_release(void);
+const char *board_timing(void);
+uint32_t board_link_irqs(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -151,6 +151,12 @@ uint32_t board_ticks(void) {
   return (uint32_t)((uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u);
 }
 
+/* The link is read only when the core calls board_read: nothing of it runs during invoke. */
+void board_link_hold(void) {}
+void board_link_release(void) {}
+const char *board_timing(void) { return "polled"; }
+uint32_t board_link_irqs(void) { return 0u; }
+
 const char *board_name(void) { return "host"; }
 const char *board_timer_kind(void) { return "us"; }
 uint32_t board_tick_hz(void) { return 1000000u; }
