@@ -223,6 +223,25 @@ def build_image(kind: str, tflite_path: str | Path) -> Path:
     raise UserError(f"unknown emulator {kind!r}: choose qemu, renode or host")
 
 
+# Requests in flight by default, per transport: the fastest window measured (issue 15; the
+# figures are in README.md, "The bench"). A window above 1 keeps the next request waiting in the
+# link while the device infers, so the device never idles on the host's turnaround; the QEMU
+# port holds its UART interrupt off during invoke, so the latency does not depend on it.
+# Renode and a real port were not measured here: 4 and 2 (the Arduino core's serial buffer is
+# small; docs/PROTOCOL.md, "Pipelining").
+kDefaultWindow = {("qemu", "pipe"): 4, ("qemu", "tcp"): 4, ("host", "pipe"): 4,
+                  ("host", "tcp"): 4, ("renode", "tcp"): 4}
+kDefaultPortWindow = 2
+
+
+def default_window(emulate: str | None, link: str = "pipe") -> int:
+    """The default requests in flight for ``--emulate`` kind and ``link`` (None: a real port).
+    Renode always talks over TCP, whatever ``link`` says."""
+    if emulate is None:
+        return kDefaultPortWindow
+    return kDefaultWindow.get((emulate, "tcp" if emulate == "renode" else link), 4)
+
+
 def bench(*, port: str | None = None, emulate: str | None = None, model: str | Path,
           limit: int | None = None, images: str | Path | None = None,
           elf: str | Path | None = None, out: str | Path | None = None,
@@ -232,9 +251,8 @@ def bench(*, port: str | None = None, emulate: str | None = None, model: str | P
     """One bench run as ``tools/bench.py`` does it: open ``port`` or build (unless ``elf`` is
     given) and start the ``emulate`` device, stream the MNIST test set (first ``limit``) or the
     photos in ``images``, check against the TFLM reference, write the report into ``out``
-    (default runs/<timestamp>/). ``window``: requests in flight, default 4 under emulation
-    (QEMU's UART ring holds 4 plain requests) and 2 on a real port (the Arduino core's serial
-    buffer is small). Returns (summary, output paths)."""
+    (default runs/<timestamp>/). ``window``: requests in flight, default ``default_window``
+    for the transport. Returns (summary, output paths)."""
     import contextlib
 
     from nanobench import emulate as emu_mod
@@ -249,7 +267,7 @@ def bench(*, port: str | None = None, emulate: str | None = None, model: str | P
         raise UserError(f"model not found: {model} (pass --model PATH.tflite)")
     tflite = model.read_bytes()
     if window is None:
-        window = 4 if emulate else 2
+        window = default_window(emulate, link)
     with contextlib.ExitStack() as stack:
         if port:  # open it first: a missing or busy port fails before any slow step
             device = stack.enter_context(Device(port, timeout=timeout))

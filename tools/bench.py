@@ -41,7 +41,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "mode
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="output folder [default: runs/<timestamp>/]")
 @click.option("--window", type=click.IntRange(min=1), default=None,
-              help="requests in flight [default: 4 emulated, 2 on a real port]")
+              help="requests in flight [default: per transport, nanobench.bench.default_window: "
+                   "4 emulated, 2 on a real port]")
 @click.option("--timeout", type=float, default=3.0, show_default=True,
               help="seconds without a reply before a request is re-sent")
 @click.option("--link", type=click.Choice(["pipe", "tcp"]), default="pipe", show_default=True,
