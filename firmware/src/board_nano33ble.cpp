@@ -207,10 +207,11 @@ size_t board_stack_used(void) {
 // ---- Timing the inference alone (board.h, board_link_hold) ----
 // Not run on a board or in Renode here: what follows is unchecked on hardware.
 #if defined(NANO_TFLM_SERIAL1)
-// Serial1 (Renode): not held. A real UARTE holds only a few bytes in hardware (no flow control
-// on these pins), so masking its interrupt through a ~20 ms invoke at 115200 baud would drop
-// bytes; whether Renode's UART model buffers instead is unchecked. Interrupts of the bytes that
-// arrive during invoke are counted in its latency, and not counted here.
+// Serial1 (our UARTE driver; Renode, or a board without NANO_TFLM_RENODE): not held. A real
+// UARTE holds only a few received bytes (no flow control on these pins), so masking its
+// interrupt through a ~20 ms invoke at 115200 baud would drop bytes; whether Renode's UART model
+// would buffer instead is unchecked. The interrupts of bytes that arrive during invoke count in
+// its latency; board_link_irqs does not count them (nrf52_uarte_irq is the vector).
 void board_link_hold(void) {}
 void board_link_release(void) {}
 const char *board_timing(void) { return "link-live"; }

@@ -1,6 +1,6 @@
 // TEST-ONLY stand-in (tests/tflm_stub/README.md) for the Arduino mbed core's Arduino.h: the API
 // firmware/src/ uses, with the core's signatures (Print/Stream/HardwareSerial, millis/micros,
-// delay, yield) and the CMSIS core registers it touches (DWT, CoreDebug, NVIC).
+// delay, yield) and the CMSIS core registers it touches (DWT, CoreDebug).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -66,12 +66,3 @@ extern DWT_Type* DWT;
 extern CoreDebug_Type* CoreDebug;
 #define DWT_CTRL_CYCCNTENA_Msk (1UL)
 #define CoreDebug_DEMCR_TRCENA_Msk (1UL << 24)
-
-// nrf52840.h's IRQn_Type and CMSIS core_cm4.h / cmsis_gcc.h's NVIC functions and barriers, as
-// declared there (the stub only has to compile the board port's link hold).
-typedef enum { USBD_IRQn = 39 } IRQn_Type;
-static inline uint32_t NVIC_GetEnableIRQ(IRQn_Type irqn) { return irqn == USBD_IRQn ? 1u : 0u; }
-static inline void NVIC_EnableIRQ(IRQn_Type irqn) { (void)irqn; }
-static inline void NVIC_DisableIRQ(IRQn_Type irqn) { (void)irqn; }
-static inline void __DSB(void) {}
-static inline void __ISB(void) {}

@@ -8,8 +8,10 @@
 #include <sys/types.h>
 
 // The nRF52840 parts board_nano33ble.cpp's Serial1 link uses: the UARTE0 interrupt number and
-// mbed's NVIC_SetVector (cmsis_nvic.h), CMSIS NVIC calls, the P1 GPIO port (nrf.h / the MDK).
-typedef enum { UARTE0_UART0_IRQn = 2 } IRQn_Type;
+// mbed's NVIC_SetVector (cmsis_nvic.h), CMSIS NVIC calls, the P1 GPIO port (nrf.h / the MDK);
+// and its USB link hold: the USBD interrupt number, NVIC enable queries and barriers
+// (core_cm4.h, cmsis_gcc.h).
+typedef enum { UARTE0_UART0_IRQn = 2, USBD_IRQn = 39 } IRQn_Type;
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -17,6 +19,10 @@ void NVIC_SetVector(IRQn_Type IRQn, uint32_t vector);
 void NVIC_SetPriority(IRQn_Type IRQn, uint32_t priority);
 void NVIC_ClearPendingIRQ(IRQn_Type IRQn);
 void NVIC_EnableIRQ(IRQn_Type IRQn);
+void NVIC_DisableIRQ(IRQn_Type IRQn);
+uint32_t NVIC_GetEnableIRQ(IRQn_Type IRQn);
+void __DSB(void);
+void __ISB(void);
 #ifdef __cplusplus
 }
 #endif
