@@ -227,8 +227,9 @@ def build_image(kind: str, tflite_path: str | Path) -> Path:
 # figures are in README.md, "The bench"). A window above 1 keeps the next request waiting in the
 # link while the device infers, so the device never idles on the host's turnaround; the QEMU
 # port holds its UART interrupt off during invoke, so the latency does not depend on it.
-# Renode and a real port were not measured here: 4 and 2 (the Arduino core's serial buffer is
-# small; docs/PROTOCOL.md, "Pipelining").
+# Measured only for QEMU (pipe and TCP: medians of 5 runs on a loaded machine, README.md). The
+# host build, Renode and a real port were not measured: 4, 4 and 2 (the Arduino core's serial
+# buffer is small; docs/PROTOCOL.md, "Pipelining").
 kDefaultWindow = {("qemu", "pipe"): 4, ("qemu", "tcp"): 4, ("host", "pipe"): 4,
                   ("host", "tcp"): 4, ("renode", "tcp"): 4}
 kDefaultPortWindow = 2
