@@ -46,6 +46,8 @@ class Step:
     scratch: int
     emit: object
     macs: int = 0
+    inplace: bool = False  # the kernel may write its output over a same-size input
+    fused: str = ""  # e.g. "CONV_2D+MAX_POOL_2D (operators 0, 1)" when ops were fused
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Program:
     alias: dict[int, int] = field(default_factory=dict)
     offsets: dict[object, int] = field(default_factory=dict)
     arena_bytes: int = 0
+    plan_strategy: str = ""
+    no_scratch: bool = False  # kernels run without scratch (their plain paths) to fit a budget
 
     def const(self, stem: str, ctype: str, values, align: int = 4) -> str:
         name = f"k_{stem}_{len(self.consts)}"
@@ -184,7 +188,39 @@ def lower_fc(p: Program, op: Op) -> Step:
                 macs=batches * k * n_out)
 
 
-def lower_conv(p: Program, op: Op, depthwise: bool) -> Step:
+def fusable_pool(g: Graph, op: Op) -> Op | None:
+    """The MAX_POOL_2D that can be computed inside CONV_2D `op`, or None. Fused when the pool is
+    the conv output's only consumer, its windows tile the conv output without overlap or padding
+    (stride = filter, VALID or SAME without padding), and the two clamps compose into one. The
+    kernel then takes the max over each window of the requantized conv outputs, so the
+    full-resolution map never exists (bit-exact: the same max of the same values)."""
+    t = op.outputs[0]
+    users = _consumers(g, t)
+    if len(users) != 1 or users[0].name != "MAX_POOL_2D" or t in g.outputs:
+        return None
+    pool = users[0]
+    o = pool.options
+    x, out = _t(g, t), _t(g, pool.outputs[0])
+    if len(x.shape) != 4 or len(out.shape) != 4 or x.dtype != "int8" or out.dtype != "int8":
+        return None
+    fh, fw, sh, sw = int(o.filterHeight), int(o.filterWidth), int(o.strideH), int(o.strideW)
+    _, ih, iw, _ = x.shape
+    _, oh, ow, _ = out.shape
+    if fh != sh or fw != sw or fh < 1 or fw < 1 or oh != ih // fh or ow != iw // fw:
+        return None
+    if _padding(sh, 1, ih, fh, oh) or _padding(sw, 1, iw, fw, ow):
+        return None
+    if _zp(x) != _zp(out) or np.float32(_scale(x)) != np.float32(_scale(out)):
+        return None
+    return pool
+
+
+def _clamp_meet(a: tuple[int, int], b: tuple[int, int]) -> tuple[int, int] | None:
+    lo, hi = max(a[0], b[0]), min(a[1], b[1])
+    return (lo, hi) if lo <= hi else None
+
+
+def lower_conv(p: Program, op: Op, depthwise: bool, pool: Op | None = None) -> Step:
     g = p.graph
     x, wt, out = _t(g, op.inputs[0]), _weights(op, g, op.inputs[1]), _t(g, op.outputs[0])
     _require_int8(op, g, [op.inputs[0], op.outputs[0]])
@@ -214,12 +250,25 @@ def lower_conv(p: Program, op: Op, depthwise: bool) -> Step:
     folded = _fold_bias(op, g, bias_idx, w2, in_zp, oc)
     mult, shift = quant.conv_multipliers(_scale(x), wt.scale, _scale(out), oc)
     lo, hi = _act(op, out)
+    pool_h = pool_w = 0
+    dst = op.outputs[0]
+    if pool is not None:
+        meet = _clamp_meet((lo, hi), _act(pool, _t(g, pool.outputs[0])))
+        if meet is not None:
+            # max(clamp(v)) over a window, then the pool's clamp = max over the window of v
+            # clamped to the intersection (clamps are monotone and commute with max).
+            lo, hi = meet
+            pool_h, pool_w = int(pool.options.filterHeight), int(pool.options.filterWidth)
+            dst = pool.outputs[0]
     stem = "dw" if depthwise else "conv"
     wn = p.const(f"{stem}_w", "int8_t", wt.data, 16)
     bn = p.const(f"{stem}_b", "int32_t", folded)
     mn = p.const(f"{stem}_m", "int32_t", mult)
     sn = p.const(f"{stem}_s", "int32_t", shift)
-    scratch = kh * kw * oc * 2 if depthwise else kh * kw * ic * 4
+    # The dsp depthwise kernel needs no scratch; conv widens two im2col columns.
+    scratch = 0 if depthwise else kh * kw * ic * 4
+    if pool_h:
+        scratch += oc * 2 * 4  # NT_CONV_POOL_SCRATCH_BYTES: running max of two pooled pixels
 
     def emit(ctx) -> str:
         params = _struct("nt_conv_params", {
@@ -228,12 +277,14 @@ def lower_conv(p: Program, op: Op, depthwise: bool) -> Step:
             "dil_w": dw, "pad_top": pad_t, "pad_left": pad_l, "depth_multiplier": dm,
             "in_zp": in_zp, "out_zp": _zp(out), "act_min": lo, "act_max": hi,
             "per_channel": 1, "weight_layout": "NT_LAYOUT_TFLITE", "weights": wn,
-            "bias_folded": bn, "multiplier": mn, "shift": sn, "scratch": ctx.scratch})
+            "bias_folded": bn, "multiplier": mn, "shift": sn, "scratch": ctx.scratch,
+            **({"pool_h": pool_h, "pool_w": pool_w} if pool_h else {})})
         fn = "nt_depthwise_conv2d" if depthwise else "nt_conv2d"
-        return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
+        return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(dst))
 
-    macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)
-    return Step(op, [op.inputs[0]], [op.outputs[0]], scratch, emit, macs=macs)
+    macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)  # the model's, fused or not
+    fused = (f"{op.name}+MAX_POOL_2D (operators {op.index}, {pool.index})" if pool_h else "")
+    return Step(op, [op.inputs[0]], [dst], scratch, emit, macs=macs, fused=fused)
 
 
 def lower_pool(p: Program, op: Op, kind: str) -> Step:
@@ -322,7 +373,7 @@ def lower_mul(p: Program, op: Op) -> Step:
         return ctx.call("nt_mul", params, [ctx.buf(first), ctx.buf(second)],
                         ctx.buf(op.outputs[0]))
 
-    return Step(op, reads, [op.outputs[0]], 0, emit)
+    return Step(op, reads, [op.outputs[0]], 0, emit, inplace=True)
 
 
 def lower_add(p: Program, op: Op) -> Step:
@@ -346,7 +397,7 @@ def lower_add(p: Program, op: Op) -> Step:
         return ctx.call("nt_add", params, [ctx.buf(first), ctx.buf(second)],
                         ctx.buf(op.outputs[0]))
 
-    return Step(op, reads, [op.outputs[0]], 0, emit)
+    return Step(op, reads, [op.outputs[0]], 0, emit, inplace=True)
 
 
 def lower_softmax(p: Program, op: Op) -> Step:
@@ -413,7 +464,7 @@ def lower_lut(p: Program, op: Op) -> Step:
     def emit(ctx) -> str:
         return f"NT_CHECK(nt_lut({tn}, {ctx.buf(acts[0])}, {ctx.buf(op.outputs[0])}, {n}));"
 
-    return Step(op, acts, list(op.outputs), 0, emit)
+    return Step(op, acts, list(op.outputs), 0, emit, inplace=True)
 
 
 def lower_move(p: Program, op: Op) -> Step:
@@ -487,7 +538,7 @@ def lower_chain(p: Program, chain: list[Op]) -> Step:
     def emit(ctx) -> str:
         return (f"/* {names} */ NT_CHECK(nt_lut({tn}, {ctx.buf(src)}, {ctx.buf(dst)}, {n}));")
 
-    return Step(first, [src], [dst], 0, emit)
+    return Step(first, [src], [dst], 0, emit, inplace=True)
 
 
 def no_tflm_kernel(op: Op) -> UserError:
@@ -497,9 +548,10 @@ def no_tflm_kernel(op: Op) -> UserError:
                      "activation or layer")
 
 
-def lower(g: Graph) -> Program:
-    """Lower every op to kernel calls (or buffer aliases). Raises UserError naming the first op
-    the AOT backend cannot reproduce exactly."""
+def lower(g: Graph, fuse: bool = True) -> Program:
+    """Lower every op to kernel calls (or buffer aliases); with `fuse`, CONV_2D + MAX_POOL_2D
+    pairs become one call (fusable_pool). Raises UserError naming the first op the AOT backend
+    cannot reproduce exactly."""
     p = Program(g)
     for i in g.inputs + g.outputs:
         if _t(g, i).dtype != "int8":
@@ -524,7 +576,11 @@ def lower(g: Graph) -> Program:
         elif name == "FULLY_CONNECTED":
             p.steps.append(lower_fc(p, op))
         elif name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            p.steps.append(lower_conv(p, op, name == "DEPTHWISE_CONV_2D"))
+            pool = fusable_pool(g, op) if fuse and name == "CONV_2D" else None
+            step = lower_conv(p, op, name == "DEPTHWISE_CONV_2D", pool)
+            if step.fused:
+                skip.add(pool.index)
+            p.steps.append(step)
         elif name in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
             p.steps.append(lower_pool(p, op, "max" if name == "MAX_POOL_2D" else "avg"))
         elif name == "MEAN":
@@ -552,10 +608,36 @@ def lower(g: Graph) -> Program:
     return p
 
 
-def plan(p: Program) -> None:
-    """Assign arena offsets: each buffer (alias root or kernel scratch) lives from the step that
-    writes it to the last step that reads it; greedy placement, largest first, at the lowest
-    offset that does not overlap a buffer alive at the same time (TFLM's greedy planner idea)."""
+# Element-wise kernels that may write their output over an input they read at the same index
+# (each output byte depends only on the input bytes at its own index, read before it is written).
+INPLACE_FNS = ("nt_lut", "nt_add", "nt_mul")
+
+
+def _inplace(p: Program) -> None:
+    """Make an element-wise step write over its (same-size) input when that input dies there."""
+    g = p.graph
+    last: dict[int, int] = {}
+    for s, st in enumerate(p.steps):
+        for t in st.reads:
+            last[p.root(t)] = s
+    model_in, model_out = p.root(g.inputs[0]), p.root(g.outputs[0])
+    for s, st in enumerate(p.steps):
+        if not st.inplace or len(st.writes) != 1:
+            continue
+        out = st.writes[0]
+        for t in st.reads:
+            r = p.root(t)
+            if (r != model_in and r != model_out and last.get(r) == s
+                    and _t(g, r).nbytes == _t(g, out).nbytes and out not in p.alias
+                    and p.root(out) == out):
+                p.alias[out] = r
+                break
+
+
+def _lifetimes(p: Program) -> dict[object, tuple[int, int, int]]:
+    """Buffer key (alias root or ("scratch", step)) -> (bytes, first step, last step). A buffer
+    lives from the step that writes it to the last step that reads it; the model output to the
+    end (it is copied out after the last step); the model input is the caller's buffer."""
     g = p.graph
     n = len(p.steps)
     live: dict[object, list[int]] = {}
@@ -572,25 +654,69 @@ def plan(p: Program) -> None:
                 continue  # read straight from the caller's input buffer
             live.setdefault(r, [s, s])[1] = s
             size[r] = _t(g, r).nbytes
-        if st.scratch:
+        if st.scratch and not p.no_scratch:
             live[("scratch", s)] = [s, s]
             size[("scratch", s)] = st.scratch
     out_root = p.root(g.outputs[0])
     if out_root in live:
         live[out_root][1] = n
+    return {k: (size[k], v[0], v[1]) for k, v in live.items()}
+
+
+def _place(order: list[object], bufs: dict[object, tuple[int, int, int]],
+           best_fit: bool) -> tuple[dict[object, int], int]:
+    """Offsets for the buffers taken in `order`: each at the lowest offset (first fit) or in the
+    smallest gap that holds it (best fit) among the buffers already placed that are alive at the
+    same time. Returns (offsets, arena bytes)."""
     placed: list[tuple[int, int, int, int]] = []  # offset, size, first, last
-    for key in sorted(live, key=lambda k: (-size[k], str(k))):
-        first, last = live[key]
-        sz = (size[key] + kAlign - 1) // kAlign * kAlign
+    offsets: dict[object, int] = {}
+    for key in order:
+        size, first, last = bufs[key]
+        sz = (size + kAlign - 1) // kAlign * kAlign
         busy = sorted((o, o + z) for o, z, f, l_ in placed if not (l_ < first or f > last))
+        gaps: list[tuple[int, int]] = []  # (start, end); the last one is open-ended
         off = 0
         for lo_, hi_ in busy:
-            if off + sz <= lo_:
-                break
+            if lo_ > off:
+                gaps.append((off, lo_))
             off = max(off, hi_)
-        placed.append((off, sz, first, last))
-        p.offsets[key] = off
-    p.arena_bytes = max((o + z for o, z, _, _ in placed), default=0) or kAlign
+        fits = [(e - b, b) for b, e in gaps if e - b >= sz]
+        if not fits:
+            choice = off
+        elif best_fit:
+            choice = min(fits)[1]
+        else:
+            choice = min(b for _, b in fits)
+        placed.append((choice, sz, first, last))
+        offsets[key] = choice
+    return offsets, max((o + z for o, z, _, _ in placed), default=0)
+
+
+# Orders tried by plan(); the smallest arena wins (ties: the first listed). "size" is TFLM's
+# GreedyMemoryPlanner order (largest first, first fit).
+PLAN_ORDERS = {
+    "size": lambda b, k: (-b[k][0], b[k][1], str(k)),
+    "first-use": lambda b, k: (b[k][1], -b[k][0], str(k)),
+    "area": lambda b, k: (-b[k][0] * (b[k][2] - b[k][1] + 1), -b[k][0], str(k)),
+    "lifetime": lambda b, k: (-(b[k][2] - b[k][1]), -b[k][0], str(k)),
+}
+
+
+def plan(p: Program) -> None:
+    """Assign arena offsets (16-byte aligned) to every buffer from its lifetime, trying several
+    placement orders (TFLM's largest-first greedy among them) with first and best fit, and keep
+    the smallest arena."""
+    bufs = _lifetimes(p)
+    best: tuple[int, str, dict[object, int]] | None = None
+    for name, key in PLAN_ORDERS.items():
+        order = sorted(bufs, key=lambda k, key=key: key(bufs, k))
+        for best_fit in (False, True):
+            offsets, total = _place(order, bufs, best_fit)
+            label = f"{name}, {'best' if best_fit else 'first'} fit"
+            if best is None or total < best[0]:
+                best = (total, label, offsets)
+    total, p.plan_strategy, p.offsets = best
+    p.arena_bytes = total or kAlign
 
 
 class _Ctx:
@@ -664,7 +790,8 @@ def emit_c(p: Program, sha256: str) -> tuple[str, str]:
          f"#define MODEL_AOT_SHA256 \"{sha256}\"\n"
          f"#define MODEL_AOT_INPUT_BYTES {in_bytes}\n"
          f"#define MODEL_AOT_OUTPUT_BYTES {out_t.nbytes}\n"
-         f"/* planned offline from tensor lifetimes (greedy, {kAlign}-byte aligned) */\n"
+         f"/* planned offline from tensor lifetimes ({p.plan_strategy}, {kAlign}-byte aligned"
+         f"{'; kernels without scratch' if p.no_scratch else ''}) */\n"
          f"#define MODEL_AOT_ARENA_BYTES {p.arena_bytes}\n"
          f"#define MODEL_AOT_OPS \"{' '.join(ops)}\"\n\n"
          "/* Runs one inference: in holds MODEL_AOT_INPUT_BYTES int8 values (the model's\n"
@@ -698,15 +825,55 @@ class AotResult:
     ops: tuple[str, ...]
     macs: int
     sha256: str
+    fused: tuple[str, ...] = ()  # the fusions applied, e.g. "CONV_2D+MAX_POOL_2D (operators 0, 1)"
+    arena_limit: int | None = None  # the TFLM reference arena the plan had to stay within
 
 
-def generate(tflite_bytes: bytes, out_dir, variant: str = "any") -> AotResult:
+def tflm_arena_bytes(tflite_bytes: bytes) -> int | None:
+    """Arena bytes the TFLM reference interpreter allocates for the model (None if it cannot
+    run it here)."""
+    try:
+        from trainer.reference import Reference
+
+        return int(Reference(tflite_bytes).arena_bytes)
+    except (ImportError, RuntimeError, ValueError, UserError) as e:
+        log.debug("aot: no TFLM arena to plan against: %s", e)
+        return None
+
+
+def build_program(g: Graph, arena_limit) -> tuple[Program, int | None]:
+    """Lower and plan `g`. Fused, with kernel scratch, is the fast program; when its arena exceeds
+    `arena_limit` (TFLM's, so that the AOT arena never needs more than TFLM), the variants without
+    scratch (kernels take their plain paths) and without fusion are planned too, and the first
+    that fits, else the smallest, is kept. `arena_limit` is an int, None, or a function
+    returning one (called once the model has lowered). Returns (program, limit)."""
+    best: Program | None = None
+    for fuse, no_scratch in ((True, False), (True, True), (False, False), (False, True)):
+        p = lower(g, fuse=fuse)
+        p.no_scratch = no_scratch
+        _inplace(p)
+        plan(p)
+        if callable(arena_limit):
+            arena_limit = arena_limit()
+        if arena_limit is None or p.arena_bytes <= arena_limit:
+            return p, arena_limit
+        if best is None or p.arena_bytes < best.arena_bytes:
+            best = p
+    log.warning("aot: arena %d B exceeds the TFLM reference's %d B", best.arena_bytes,
+                arena_limit)
+    return best, arena_limit
+
+
+def generate(tflite_bytes: bytes, out_dir, variant: str = "any",
+             arena_limit: int | None | str = "tflm") -> AotResult:
     """Write model_aot.h and model_aot.c for `tflite_bytes` into `out_dir`.
 
     The generated file calls the dispatching kernel names (nt_fully_connected, ...); the C99
     or DSP kernels are chosen when it is compiled (kernels.h), so `variant` only accepts "any",
     "c99" or "dsp" for forward compatibility (all produce the same file today). Raises UserError
-    naming the first op that cannot be reproduced bit-exactly.
+    naming the first op that cannot be reproduced bit-exactly. `arena_limit` bounds the planned
+    arena (build_program): "tflm" (default) measures the TFLM reference's arena for this model,
+    None plans without a bound.
     """
     from trainer.aot.graph import load
 
@@ -714,8 +881,9 @@ def generate(tflite_bytes: bytes, out_dir, variant: str = "any") -> AotResult:
         raise UserError(f"unknown AOT kernel variant '{variant}' (any, c99, dsp)")
     sha = hashlib.sha256(tflite_bytes).hexdigest()
     g = load(tflite_bytes)
-    p = lower(g)
-    plan(p)
+    if arena_limit == "tflm":
+        arena_limit = lambda: tflm_arena_bytes(tflite_bytes)  # asked once the model lowered
+    p, limit = build_program(g, arena_limit)
     h, c = emit_c(p, sha)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -724,7 +892,8 @@ def generate(tflite_bytes: bytes, out_dir, variant: str = "any") -> AotResult:
     cp.write_text(c)
     const_bytes = sum(k.values.size * np.dtype(k.ctype.replace("_t", "")).itemsize
                       for k in p.consts)
-    log.info("aot: %d kernel calls, arena %d bytes, constants %d bytes", len(p.steps),
-             p.arena_bytes, const_bytes)
+    log.info("aot: %d kernel calls, arena %d bytes (%s), constants %d bytes", len(p.steps),
+             p.arena_bytes, p.plan_strategy, const_bytes)
     return AotResult(hp, cp, p.arena_bytes, const_bytes, tuple(sorted({s.op.name for s in p.steps})),
-                     sum(s.macs for s in p.steps), sha)
+                     sum(s.macs for s in p.steps), sha, tuple(s.fused for s in p.steps if s.fused),
+                     limit)

@@ -144,11 +144,19 @@ typedef struct {
     const int32_t *bias_folded; /* [out_c] */
     const int32_t *multiplier;
     const int32_t *shift;
-    void *scratch;              /* NT_CONV_SCRATCH_BYTES / NT_DW_SCRATCH_BYTES, dsp only */
+    void *scratch;              /* NT_CONV_SCRATCH_BYTES / NT_DW_SCRATCH_BYTES, dsp only; NULL:
+                                 * the kernel runs without (the dsp variant falls back to c99) */
+    /* Fused MAX_POOL_2D (0 = none): out is then (out_h / pool_h) x (out_w / pool_w) x out_c,
+     * each value the max over a pool_h x pool_w window of the conv outputs defined above
+     * (VALID pooling, stride = window; act_min/act_max are the conv's and the pool's clamps
+     * combined). The full-resolution conv output never exists. */
+    int32_t pool_h, pool_w;
 } nt_conv_params;
 
 /* dsp conv may build two int16 im2col columns (CMSIS-NN style), padded with in_zp. */
 #define NT_CONV_SCRATCH_BYTES(k_h, k_w, in_c) ((size_t)(k_h) * (k_w) * (in_c) * 2u * 2u)
+/* plus, with a fused pool, the running max of two pooled pixels' accumulators (int32). */
+#define NT_CONV_POOL_SCRATCH_BYTES(out_c) ((size_t)(out_c) * 2u * 4u)
 /* dsp depthwise may build one int16 patch across all output channels. */
 #define NT_DW_SCRATCH_BYTES(k_h, k_w, out_c) ((size_t)(k_h) * (k_w) * (out_c) * 2u)
 

@@ -470,8 +470,11 @@ int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out)
   if (p->weight_layout != NT_LAYOUT_TFLITE) {
     return NT_ERR_LAYOUT;
   }
-  if (p->scratch == NULL || p->in_features <= 0 || p->out_features <= 0) {
+  if (p->in_features <= 0 || p->out_features <= 0) {
     return NT_ERR_PARAM;
+  }
+  if (p->scratch == NULL) {
+    return nt_fully_connected_c99(p, in, out); /* planned without scratch to fit a budget */
   }
   const int32_t depth = p->in_features;
   const int32_t quads = depth >> 2;
@@ -714,87 +717,166 @@ static __attribute__((noinline)) void add_tail_taps(int32_t *acc, const int8_t *
   }
 }
 
+/* What the interleaved conv path keeps between pixel pairs: the layer's constants copied to
+ * locals once (the int8 output stores may alias any object as far as C is concerned, so GCC
+ * would otherwise reload p's fields after each one) and its stack buffers. */
+typedef struct {
+  const nt_conv_params *p;
+  const int8_t *img;
+  int32_t depth, quads, body, tail, out_c;
+  const int8_t *weights;
+  const int32_t *bias;
+  uint32_t *cols;
+  const uint16_t *off;
+  int8_t *pa, *pb;
+} conv_ctx;
+
+/* Raw accumulators of output pixels a = (oya, oxa) and b = (oyb, oxb) for every channel, into
+ * acc (channel-major: acc[2o] pixel a, acc[2o + 1] pixel b). b may equal a. */
+static inline void conv_pair_acc(const conv_ctx *c, int32_t oya, int32_t oxa, int32_t oyb,
+                                 int32_t oxb, int32_t *acc) {
+  const nt_conv_params *p = c->p;
+  const int8_t *pbp;
+  if (window_inside(p, oya, oxa) && window_inside(p, oyb, oxb)) {
+    const int8_t *ba =
+        c->img + ((size_t)(oya * p->stride_h - p->pad_top) * p->in_w +
+                  (oxa * p->stride_w - p->pad_left)) * p->in_c;
+    const int8_t *bb =
+        c->img + ((size_t)(oyb * p->stride_h - p->pad_top) * p->in_w +
+                  (oxb * p->stride_w - p->pad_left)) * p->in_c;
+    gather2_q4(ba, bb, c->off, c->quads, c->cols);
+    for (int32_t k = c->body; k < c->depth; k++) { /* the up to 3 taps past the last quad */
+      c->pa[k] = ba[c->off[k]];
+      c->pb[k] = bb[c->off[k]];
+    }
+    pbp = c->pb;
+  } else {
+    im2col_patch(p, c->img, oya, oxa, c->pa);
+    im2col_patch(p, c->img, oyb, oxb, c->pb);
+    pbp = c->pb;
+    widen2_q4(c->pa, pbp, c->body, c->cols);
+  }
+  const int32_t pairs = c->out_c >> 1;
+  if (pairs > 0) {
+    nt_dsp_conv_pairs(c->cols, c->weights, c->depth, (uint32_t)pairs, (uint32_t)c->quads,
+                      c->bias, acc);
+  }
+  if (c->out_c & 1) {
+    const int32_t o = c->out_c - 1;
+    const int8_t *w = c->weights + (size_t)o * c->depth;
+    acc[2 * o] = dot1_cols(w, c->cols, c->quads, c->bias[o]);
+    acc[2 * o + 1] = dot1_cols(w, c->cols + 2, c->quads, c->bias[o]);
+  }
+  if (c->tail > 0) {
+    add_tail_taps(acc, c->weights + c->body, c->depth, c->tail, c->pa + c->body,
+                  pbp + c->body, c->out_c);
+  }
+}
+
+/* mx[2o + col] = max(acc[2o], acc[2o + 1]) (first) or max with it too (later window pairs). */
+static __attribute__((noinline)) void max_cols(const int32_t *acc, int32_t *mx, int32_t n,
+                                               int32_t col, int first) {
+  for (int32_t o = 0; o < n; o++) {
+    const int32_t a = acc[2 * o], b = acc[2 * o + 1];
+    int32_t m = a > b ? a : b;
+    if (!first) {
+      const int32_t old = mx[2 * o + col];
+      m = old > m ? old : m;
+    }
+    mx[2 * o + col] = m;
+  }
+}
+
 static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t *out) {
-  /* Everything the loops need is copied to locals first: the int8 output stores may alias any
-   * object as far as C is concerned, so GCC would otherwise reload p's fields after each one. */
-  const int32_t depth = p->k_h * p->k_w * p->in_c;
-  const int32_t quads = depth >> 2;
-  const int32_t body = quads << 2;
-  const int32_t out_c = p->out_c;
+  conv_ctx c;
+  c.p = p;
+  c.depth = p->k_h * p->k_w * p->in_c;
+  c.quads = c.depth >> 2;
+  c.body = c.quads << 2;
+  c.tail = c.depth - c.body;
+  c.out_c = p->out_c;
+  c.weights = p->weights;
+  c.bias = p->bias_folded;
+  c.cols = (uint32_t *)p->scratch;
+  const int32_t out_c = c.out_c;
   const int32_t out_w = p->out_w;
   const int32_t pixels = p->out_h * out_w;
   const int32_t out_zp = p->out_zp;
   const int32_t act_min = p->act_min;
   const int32_t act_max = p->act_max;
   const int full = act_min == -128 && act_max == 127;
-  const int8_t *const weights = p->weights;
-  const int32_t *const bias = p->bias_folded;
   const int32_t *const mult = p->multiplier;
   const int32_t *const shift = p->shift;
-  uint32_t *const cols = (uint32_t *)p->scratch;
   int8_t pa[kStackPatchMax] __attribute__((aligned(4)));
   int8_t pb[kStackPatchMax] __attribute__((aligned(4)));
   /* Tap offsets from the window origin, in OHWI tap order (the caller checked they fit). */
   uint16_t off[kStackPatchMax] __attribute__((aligned(4)));
   /* Raw accumulators of one pixel pair, channel-major: acc[2o] column a, acc[2o + 1] b. */
   int32_t acc[2 * kStackOutMax] __attribute__((aligned(8)));
-  const int32_t tail = depth - body;
+  c.pa = pa;
+  c.pb = pb;
+  c.off = off;
   {
     int32_t k = 0;
     for (int32_t ky = 0; ky < p->k_h; ky++) {
       for (int32_t kx = 0; kx < p->k_w; kx++) {
-        for (int32_t c = 0; c < p->in_c; c++) {
-          off[k++] = (uint16_t)(((ky * p->dil_h * p->in_w) + kx * p->dil_w) * p->in_c + c);
+        for (int32_t ch = 0; ch < p->in_c; ch++) {
+          off[k++] = (uint16_t)(((ky * p->dil_h * p->in_w) + kx * p->dil_w) * p->in_c + ch);
         }
       }
     }
   }
+  const int32_t ph = p->pool_h, pw = p->pool_w;
   for (int32_t b = 0; b < p->batches; b++) {
-    const int8_t *img = in + (size_t)b * p->in_h * p->in_w * p->in_c;
+    c.img = in + (size_t)b * p->in_h * p->in_w * p->in_c;
+    if (ph > 0) {
+      /* Fused max pool: the caller checked every shift <= 0, where requantization is monotone,
+       * so the max of the requantized window is the requantized max accumulator. Pooled pixels
+       * go in pairs (A, B) through mx (channel-major like acc), one requantization per pair. */
+      int32_t *mx = (int32_t *)((uint8_t *)p->scratch + 4 * (size_t)c.depth);
+      const int32_t qw = out_w / pw;
+      const int32_t qpix = (p->out_h / ph) * qw;
+      const int32_t win = ph * pw;
+      int8_t *dst = out + (size_t)b * qpix * out_c;
+      for (int32_t q = 0; q < qpix; q += 2) {
+        const int two = q + 1 < qpix;
+        for (int32_t col = 0; col < 2; col++) {
+          const int32_t qq = col && two ? q + 1 : q;
+          const int32_t y0 = (qq / qw) * ph, x0 = (qq % qw) * pw;
+          for (int32_t i = 0; i < win; i += 2) {
+            const int32_t j = i + 1 < win ? i + 1 : i;
+            conv_pair_acc(&c, y0 + i / pw, x0 + i % pw, y0 + j / pw, x0 + j % pw, acc);
+            max_cols(acc, mx, out_c, col, i == 0);
+          }
+          if (!two) {
+            break; /* a lone last pooled pixel: its b slot is never stored */
+          }
+        }
+        int8_t *oa = dst + (size_t)q * out_c;
+        int8_t *ob = two ? oa + out_c : oa; /* lone pixel: b results land on a's, then a's */
+        if (!two) {
+          for (int32_t o = 0; o < out_c; o++) {
+            mx[2 * o + 1] = mx[2 * o];
+          }
+        }
+        if (full) {
+          nt_dsp_requant_cols_ssat(mx, mult, shift, out_zp, out_c, oa, (int32_t)(ob - oa));
+        } else {
+          requant_cols_clamp(mx, mult, shift, out_zp, act_min, act_max, out_c, oa,
+                             (int32_t)(ob - oa));
+        }
+      }
+      continue;
+    }
     int8_t *dst = out + (size_t)b * pixels * out_c;
     for (int32_t pix = 0; pix < pixels; pix += 2) {
       const int two = pix + 1 < pixels;
       const int32_t oya = pix / out_w, oxa = pix % out_w;
       const int32_t oyb = two ? (pix + 1) / out_w : oya, oxb = two ? (pix + 1) % out_w : oxa;
       /* A lone last pixel is paired with itself; its b results are not stored. */
-      const int8_t *pbp;
-      if (window_inside(p, oya, oxa) && window_inside(p, oyb, oxb)) {
-        const int8_t *ba =
-            img + ((size_t)(oya * p->stride_h - p->pad_top) * p->in_w + (oxa * p->stride_w -
-                                                                        p->pad_left)) * p->in_c;
-        const int8_t *bb =
-            img + ((size_t)(oyb * p->stride_h - p->pad_top) * p->in_w + (oxb * p->stride_w -
-                                                                        p->pad_left)) * p->in_c;
-        gather2_q4(ba, bb, off, quads, cols);
-        for (int32_t k = body; k < depth; k++) { /* the up to 3 taps past the last quad */
-          pa[k] = ba[off[k]];
-          pb[k] = bb[off[k]];
-        }
-        pbp = pb;
-      } else {
-        im2col_patch(p, img, oya, oxa, pa);
-        pbp = pa;
-        if (two) {
-          im2col_patch(p, img, oyb, oxb, pb);
-          pbp = pb;
-        }
-        widen2_q4(pa, pbp, body, cols);
-      }
+      conv_pair_acc(&c, oya, oxa, oyb, oxb, acc);
       int8_t *oa = dst + (size_t)pix * out_c;
       int8_t *ob = two ? oa + out_c : oa; /* lone pixel: b results land on a's, then a's */
-      const int32_t pairs = out_c >> 1;
-      if (pairs > 0) {
-        nt_dsp_conv_pairs(cols, weights, depth, (uint32_t)pairs, (uint32_t)quads, bias, acc);
-      }
-      if (out_c & 1) {
-        const int32_t o = out_c - 1;
-        const int8_t *w = weights + (size_t)o * depth;
-        acc[2 * o] = dot1_cols(w, cols, quads, bias[o]);
-        acc[2 * o + 1] = dot1_cols(w, cols + 2, quads, bias[o]);
-      }
-      if (tail > 0) {
-        add_tail_taps(acc, weights + body, depth, tail, pa + body, pbp + body, out_c);
-      }
       if (full) {
         nt_dsp_requant_cols_ssat(acc, mult, shift, out_zp, out_c, oa, (int32_t)(ob - oa));
       } else {
@@ -811,9 +893,24 @@ int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
     return NT_ERR_LAYOUT;
   }
   if (p->scratch == NULL) {
-    return NT_ERR_PARAM;
+    return nt_conv2d_c99(p, in, out); /* planned without scratch to fit an arena budget */
   }
   const int32_t taps = p->k_h * p->k_w * p->in_c;
+  if (p->pool_h > 0 || p->pool_w > 0) {
+    /* Fused max pool: the max-of-accumulators path needs monotone requantization (every
+     * shift <= 0: no wrapping left shift) and the interleaved path's limits. */
+    int mono = p->per_channel != 0 && p->pool_h > 0 && p->pool_w > 0;
+    for (int32_t o = 0; mono && o < p->out_c; o++) {
+      mono = p->shift[o] <= 0;
+    }
+    const int32_t max_off = (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) *
+                                p->in_c + p->in_c - 1;
+    if (!mono || taps < 4 || taps > kStackPatchMax || max_off >= 65536 ||
+        p->out_c > kStackOutMax || !multipliers_normal(p->multiplier, p->out_c)) {
+      return nt_conv2d_c99(p, in, out);
+    }
+    return conv2d_interleaved(p, in, out);
+  }
   const int32_t max_off =
       (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) * p->in_c + p->in_c - 1;
   if (taps >= 4 && taps <= kStackPatchMax && max_off < 65536 && p->out_c <= kStackOutMax &&
@@ -947,6 +1044,9 @@ static int depthwise_generic(const nt_conv_params *p, const int8_t *in, int8_t *
 int nt_depthwise_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
   if (p->weight_layout != NT_LAYOUT_TFLITE) {
     return NT_ERR_LAYOUT;
+  }
+  if (p->pool_h != 0 || p->pool_w != 0) {
+    return NT_ERR_PARAM; /* pool fusion is a conv2d feature */
   }
   if (p->depth_multiplier != 1) {
     return depthwise_generic(p, in, out);

@@ -173,6 +173,12 @@ static int check_conv(int32_t idx, int depthwise) {
     p.stride_h = p.stride_w = p.dil_h = p.dil_w = 1; p.pad_top = p.pad_left = 0;
     p.out_h = p.out_w = 24;
   }
+  /* One conv in three gets a fused max pool (conv2d only): windows of 1..3 x 1..3. */
+  if (!depthwise && rnd() % 3u == 0) {
+    p.pool_h = rnd_range(1, 3);
+    p.pool_w = rnd_range(1, 3);
+    if (p.out_h < p.pool_h || p.out_w < p.pool_w) p.pool_h = p.pool_w = 0;
+  }
   fill(s_in, p.batches * p.in_h * p.in_w * p.in_c);
   const int32_t taps = p.k_h * p.k_w * (depthwise ? 1 : p.in_c);
   fill(s_w, taps * p.out_c);
@@ -205,7 +211,28 @@ static int check_conv(int32_t idx, int depthwise) {
       }
     }
   }
-  const int32_t n = p.batches * p.out_h * p.out_w * p.out_c;
+  int32_t n = p.batches * p.out_h * p.out_w * p.out_c;
+  if (p.pool_h > 0) { /* reference pool of the reference conv, in place (windows go forward) */
+    const int32_t qh = p.out_h / p.pool_h, qw = p.out_w / p.pool_w;
+    for (int32_t b = 0; b < p.batches; b++) {
+      for (int32_t qy = 0; qy < qh; qy++) {
+        for (int32_t qx = 0; qx < qw; qx++) {
+          for (int32_t o = 0; o < p.out_c; o++) {
+            int32_t m = -128;
+            for (int32_t dy = 0; dy < p.pool_h; dy++) {
+              for (int32_t dx = 0; dx < p.pool_w; dx++) {
+                const int32_t y = qy * p.pool_h + dy, x = qx * p.pool_w + dx;
+                const int32_t v = s_out_ref[((b * p.out_h + y) * p.out_w + x) * p.out_c + o];
+                m = v > m ? v : m;
+              }
+            }
+            s_out_ref[((b * qh + qy) * qw + qx) * p.out_c + o] = (int8_t)m;
+          }
+        }
+      }
+    }
+    n = p.batches * qh * qw * p.out_c;
+  }
   memset(s_out_dsp, 0x55, (size_t)n);
   int rc = depthwise ? nt_depthwise_conv2d_dsp(&p, s_in, s_out_dsp)
                      : nt_conv2d_dsp(&p, s_in, s_out_dsp);
