@@ -269,6 +269,8 @@ def lower_conv(p: Program, op: Op, depthwise: bool, pool: Op | None = None) -> S
     scratch = 0 if depthwise else kh * kw * ic * 4
     if pool_h:
         scratch += oc * 2 * 4  # NT_CONV_POOL_SCRATCH_BYTES: running max of two pooled pixels
+    if not depthwise and ic == 1 and kw == 5:
+        scratch += oc * kh * 3 * 4  # NT_CONV_C1_SCRATCH_BYTES: the widened weights
 
     def emit(ctx) -> str:
         params = _struct("nt_conv_params", {

@@ -157,6 +157,9 @@ typedef struct {
 #define NT_CONV_SCRATCH_BYTES(k_h, k_w, in_c) ((size_t)(k_h) * (k_w) * (in_c) * 2u * 2u)
 /* plus, with a fused pool, the running max of two pooled pixels' accumulators (int32). */
 #define NT_CONV_POOL_SCRATCH_BYTES(out_c) ((size_t)(out_c) * 2u * 4u)
+/* plus, for a 1-channel input with 5-tap rows, the weights widened to int16 pairs (after the
+ * columns and the pooled maxima). */
+#define NT_CONV_C1_SCRATCH_BYTES(out_c, k_h) ((size_t)(out_c) * (k_h) * 3u * 4u)
 /* dsp depthwise may build one int16 patch across all output channels. */
 #define NT_DW_SCRATCH_BYTES(k_h, k_w, out_c) ((size_t)(k_h) * (k_w) * (out_c) * 2u)
 

@@ -446,6 +446,63 @@ __asm__(
     "  bne 1b\n"
     "  pop {r4-r11, pc}\n"
     "  .size nt_dsp_requant_cols_ssat, .-nt_dsp_requant_cols_ssat\n"
+    "\n"
+    "  .section .text.nt_dsp_c1k5_pair,\"ax\",%progbits\n"
+    "  .align 2\n"
+    "  .global nt_dsp_c1k5_pair\n"
+    "  .hidden nt_dsp_c1k5_pair\n"
+    "  .type nt_dsp_c1k5_pair, %function\n"
+    "  .thumb_func\n"
+    "nt_dsp_c1k5_pair:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, #16\n"
+    /* locals: [sp] row pointer, [sp+4] in_w | -k_h << 16, [sp+8] channel pairs left;
+     * args after the 9 saved registers: [sp+52] bias, [sp+56] acc */
+    "  str r0, [sp]\n"
+    "  str r1, [sp, #4]\n"
+    "  str r3, [sp, #8]\n"
+    "3:\n"
+    "  ldr r3, [sp, #52]\n"
+    "  ldrd r10, r12, [r3], #8\n"
+    "  str r3, [sp, #52]\n"
+    "  mov r11, r10\n"
+    "  mov lr, r12\n"
+    "  ldr r0, [sp]\n"
+    "  ldr r1, [sp, #4]\n"
+    "1:\n"
+    "  ldr r4, [r0]\n"
+    "  ldr r6, [r0, #2]\n"
+    "  sxtb16 r3, r4\n"
+    "  sxtb16 r4, r4, ror #8\n"
+    "  sxtb16 r5, r6\n"
+    "  sxtb16 r6, r6, ror #8\n"
+    "  ldmia r2!, {r7, r8, r9}\n"
+    "  smlad r10, r3, r7, r10\n"
+    "  smlad r11, r4, r7, r11\n"
+    "  smlad r10, r4, r8, r10\n"
+    "  smlad r11, r5, r8, r11\n"
+    "  smlad r10, r5, r9, r10\n"
+    "  smlad r11, r6, r9, r11\n"
+    "  ldmia r2!, {r7, r8, r9}\n"
+    "  smlad r12, r3, r7, r12\n"
+    "  smlad lr, r4, r7, lr\n"
+    "  smlad r12, r4, r8, r12\n"
+    "  smlad lr, r5, r8, lr\n"
+    "  smlad r12, r5, r9, r12\n"
+    "  smlad lr, r6, r9, lr\n"
+    "  uxtah r0, r0, r1\n"
+    "  adds r1, r1, #0x10000\n"
+    "  bcc 1b\n"
+    "  ldr r3, [sp, #56]\n"
+    "  stmia r3!, {r10, r11, r12, lr}\n"
+    "  str r3, [sp, #56]\n"
+    "  ldr r3, [sp, #8]\n"
+    "  subs r3, r3, #1\n"
+    "  str r3, [sp, #8]\n"
+    "  bne 3b\n"
+    "  add sp, #16\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size nt_dsp_c1k5_pair, .-nt_dsp_c1k5_pair\n"
     "  .text\n");
 
 void nt_dsp_dot2_k8(const uint32_t *x, const int8_t *w0, const int8_t *w1, uint32_t n8,
@@ -461,6 +518,13 @@ void nt_dsp_dot2x2_k4(const uint32_t *cols, const int8_t *w0, const int8_t *w1, 
  * [2^30, 2^31) (the caller checks). The same arithmetic as requant_norm, in registers. */
 void nt_dsp_requant_cols_ssat(const int32_t *acc, const int32_t *mult, const int32_t *shift,
                               int32_t out_zp, int32_t n, int8_t *oa, int32_t b_off);
+/* 1-channel input, 5-tap rows (see conv_c1k5_ok): for output pixels a (window at r) and
+ * b = a + 1 column, every channel pair of the widened weight table wt ([pair][k_h][A0 B0 C0 A1 B1
+ * C1]), appends {a, b of channel 2i, a, b of 2i + 1} to acc, starting from the biases.
+ * inw_count = in_w | (-k_h << 16): the row step in the low half, the row count in the high
+ * half (counted up to the carry out, so one register serves both). pairs >= 1, k_h >= 1. */
+void nt_dsp_c1k5_pair(const int8_t *r, uint32_t inw_count, const uint32_t *wt, uint32_t pairs,
+                      const int32_t *bias, int32_t *acc);
 void nt_dsp_conv_pairs(const uint32_t *cols, const int8_t *w, int32_t depth, uint32_t pairs,
                        uint32_t n4, const int32_t *bias, int32_t *buf);
 
@@ -729,7 +793,23 @@ typedef struct {
   uint32_t *cols;
   const uint16_t *off;
   int8_t *pa, *pb;
+  const uint32_t *c1wt; /* 1-channel 5-tap path: widened weights, or NULL */
+  uint32_t c1inw;       /* its in_w | -k_h << 16 */
 } conv_ctx;
+
+/* The direct path for a 1-channel input with 5-tap rows (e.g. the cnn's first layer, 28x28x1,
+ * 5x5), no im2col. For output pixels a = (y, x) and b = (y, x + 1), one kernel row reads
+ * r = input row y + ky from column x: with L0 = r[0..3] and L2 = r[2..5],
+ *   S0 = SXTB16(L0) = (r0, r2), S1 = SXTB16(L0 ror 8) = (r1, r3),
+ *   S2 = SXTB16(L2) = (r2, r4), S3 = SXTB16(L2 ror 8) = (r3, r5),
+ * and with the row's weights as int16 pairs A = (w0, w2), B = (w1, w3), C = (0, w4):
+ *   a += S0.A + S1.B + S2.C,   b += S1.A + S2.B + S3.C   (six SMLAD for ten MACs),
+ * so the two pixels share their unpacked inputs and no load leaves b's window. The weights are
+ * widened once per call into the scratch (NT_CONV_C1_SCRATCH_BYTES). */
+static int conv_c1k5_ok(const nt_conv_params *p) {
+  return p->in_c == 1 && p->k_w == 5 && p->stride_w == 1 && p->dil_w == 1 && p->dil_h == 1 &&
+         (p->out_c & 1) == 0 && p->k_h < 32768 && p->in_w < 65536;
+}
 
 /* Raw accumulators of output pixels a = (oya, oxa) and b = (oyb, oxb) for every channel, into
  * acc (channel-major: acc[2o] pixel a, acc[2o + 1] pixel b). b may equal a. */
@@ -737,6 +817,13 @@ static inline void conv_pair_acc(const conv_ctx *c, int32_t oya, int32_t oxa, in
                                  int32_t oxb, int32_t *acc) {
   const nt_conv_params *p = c->p;
   const int8_t *pbp;
+  if (c->c1wt != NULL && oyb == oya && oxb == oxa + 1 && window_inside(p, oya, oxa) &&
+      window_inside(p, oyb, oxb)) {
+    const int8_t *r = c->img + (size_t)(oya * p->stride_h - p->pad_top) * p->in_w +
+                      (oxa - p->pad_left);
+    nt_dsp_c1k5_pair(r, c->c1inw, c->c1wt, (uint32_t)(c->out_c >> 1), c->bias, acc);
+    return;
+  }
   if (window_inside(p, oya, oxa) && window_inside(p, oyb, oxb)) {
     const int8_t *ba =
         c->img + ((size_t)(oya * p->stride_h - p->pad_top) * p->in_w +
@@ -816,6 +903,24 @@ static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t 
   c.pa = pa;
   c.pb = pb;
   c.off = off;
+  c.c1wt = NULL;
+  c.c1inw = 0;
+  if (conv_c1k5_ok(p)) {
+    /* [channel pair][ky][A0 B0 C0 A1 B1 C1] after the columns (and the pooled maxima) */
+    uint32_t *wt = (uint32_t *)((uint8_t *)p->scratch + 4 * (size_t)c.depth +
+                                (p->pool_h > 0 ? 8 * (size_t)out_c : 0));
+    for (int32_t o = 0; o < out_c; o++) {
+      for (int32_t ky = 0; ky < p->k_h; ky++) {
+        const int8_t *w = p->weights + ((size_t)o * p->k_h + ky) * 5;
+        uint32_t *d = wt + ((size_t)(o >> 1) * p->k_h + ky) * 6 + (o & 1) * 3;
+        d[0] = pack16(w[0], w[2]);
+        d[1] = pack16(w[1], w[3]);
+        d[2] = pack16(0, w[4]);
+      }
+    }
+    c.c1wt = wt;
+    c.c1inw = (uint32_t)p->in_w | ((uint32_t)(-p->k_h) << 16);
+  }
   {
     int32_t k = 0;
     for (int32_t ky = 0; ky < p->k_h; ky++) {
@@ -905,12 +1010,15 @@ int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
     }
     const int32_t max_off = (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) *
                                 p->in_c + p->in_c - 1;
-    if (!mono || taps < 4 || taps > kStackPatchMax || max_off >= 65536 ||
-        p->out_c > kStackOutMax || !multipliers_normal(p->multiplier, p->out_c)) {
+    if (!mono || !multipliers_normal(p->multiplier, p->out_c)) {
+      return nt_conv2d_c99(p, in, out);
+    }
+    if (taps < 4 || taps > kStackPatchMax || max_off >= 65536 || p->out_c > kStackOutMax) {
       return nt_conv2d_c99(p, in, out);
     }
     return conv2d_interleaved(p, in, out);
   }
+
   const int32_t max_off =
       (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) * p->in_c + p->in_c - 1;
   if (taps >= 4 && taps <= kStackPatchMax && max_off < 65536 && p->out_c <= kStackOutMax &&

@@ -172,6 +172,12 @@ static int check_conv(int32_t idx, int depthwise) {
     p.batches = 1; p.in_h = 28; p.in_w = 28; p.in_c = 1; p.out_c = 8; p.k_h = 5; p.k_w = 5;
     p.stride_h = p.stride_w = p.dil_h = p.dil_w = 1; p.pad_top = p.pad_left = 0;
     p.out_h = p.out_w = 24;
+  } else if (!depthwise && idx < 12) { /* 1-channel input, 5-tap rows (the direct DSP path) */
+    p.in_c = 1; p.k_w = 5; p.k_h = rnd_range(1, 5); p.stride_w = 1; p.dil_h = p.dil_w = 1;
+    p.stride_h = rnd_range(1, 2); p.out_c = 2 * rnd_range(1, 8);
+    p.in_h = rnd_range(p.k_h, 14); p.in_w = rnd_range(6, 16); p.pad_top = p.pad_left = 0;
+    p.out_h = (p.in_h - p.k_h) / p.stride_h + 1;
+    p.out_w = p.in_w - 4 - (idx & 1); /* odd and even widths */
   }
   /* One conv in three gets a fused max pool (conv2d only): windows of 1..3 x 1..3. */
   if (!depthwise && rnd() % 3u == 0) {
