@@ -740,19 +740,42 @@ static inline int window_inside(const nt_conv_params *p, int32_t oy, int32_t ox)
          x0 + (p->k_w - 1) * p->dil_w < p->in_w;
 }
 
+/* Clamp n int8 values in place to [lo, hi] (each as four bytes): four at a time with
+ * SSUB8/SEL, a bytewise signed max then min in four instructions. */
+static void clamp_bytes(int8_t *v, int32_t n, uint32_t lo4, uint32_t hi4) {
+  for (; n >= 4; n -= 4, v += 4) {
+    uint32_t w = ld32(v);
+    (void)__ssub8(w, lo4);
+    w = __sel(w, lo4);
+    (void)__ssub8(w, hi4);
+    w = __sel(hi4, w);
+    memcpy(v, &w, sizeof(w));
+  }
+  const int32_t lo = (int8_t)lo4, hi = (int8_t)hi4;
+  for (; n > 0; n--, v++) {
+    *v = (int8_t)nt_clamp(*v, lo, hi);
+  }
+}
+
 /* Requantize the raw accumulators of a pixel pair (acc[2o] column a, acc[2o + 1] column b;
  * per-channel constants): column a to oa[o], column b to oa[b_off + o], with a general
- * activation clamp (the SSAT case is nt_dsp_requant_cols_ssat). */
+ * activation clamp: the SSAT routine, then the (narrower) clamp on the stored bytes, which is
+ * the same as clamping once because [act_min, act_max] lies inside [-128, 127]. */
 static __attribute__((noinline)) void requant_cols_clamp(const int32_t *acc,
                                                          const int32_t *mult,
                                                          const int32_t *shift, int32_t out_zp,
                                                          int32_t act_min, int32_t act_max,
                                                          int32_t n, int8_t *oa, int32_t b_off) {
-  for (int32_t o = 0; o < n; o++) {
-    const int32_t m = mult[o], sh = shift[o];
-    const int32_t va = acc[2 * o], vb = acc[2 * o + 1];
-    oa[b_off + o] = (int8_t)nt_clamp(requant_norm(vb, m, sh) + out_zp, act_min, act_max);
-    oa[o] = (int8_t)nt_clamp(requant_norm(va, m, sh) + out_zp, act_min, act_max);
+  nt_dsp_requant_cols_ssat(acc, mult, shift, out_zp, n, oa, b_off);
+  const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)act_min * 0x01010101u;
+  const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)act_max * 0x01010101u;
+  if (b_off == n) {
+    clamp_bytes(oa, 2 * n, lo4, hi4);
+  } else {
+    clamp_bytes(oa, n, lo4, hi4);
+    if (b_off != 0) {
+      clamp_bytes(oa + b_off, n, lo4, hi4);
+    }
   }
 }
 
@@ -1146,6 +1169,125 @@ static int depthwise_generic(const nt_conv_params *p, const int8_t *in, int8_t *
   return NT_OK;
 }
 
+/* SXTB16 with the ROR #8 folded in (GCC 12 emits a separate ROR for the intrinsic form). */
+static inline uint32_t sxtb16_ror8(uint32_t v) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+
+/* Depth multiplier 1, channels a multiple of 4, per-channel multipliers 0 or in [2^30, 2^31),
+ * at most kDwTapsMax taps. Pixels whose window lies inside the image take the tap-offset table
+ * (no bounds checks); one tap of four channels is one LDR of activations, one LDR of weights,
+ * four SXTB16 and four SMLABB/SMLATT; the four results are requantized (requant_norm, SSAT in
+ * the usual full-range case) and stored as one word. Border pixels take the checked loop with
+ * in_zp padding words (the folded-bias contract). */
+enum { kDwTapsMax = 64 };
+
+static inline void dw_tap(uint32_t xv, uint32_t wv, int32_t *a0, int32_t *a1, int32_t *a2,
+                          int32_t *a3) {
+  const uint32_t x02 = __sxtb16(xv), x13 = sxtb16_ror8(xv);
+  const uint32_t w02 = __sxtb16(wv), w13 = sxtb16_ror8(wv);
+  *a0 = __smlabb(x02, w02, *a0);
+  *a2 = __smlatt(x02, w02, *a2);
+  *a1 = __smlabb(x13, w13, *a1);
+  *a3 = __smlatt(x13, w13, *a3);
+}
+
+/* Accumulators of four channels at one output pixel (window origin at x0, y0; c the first
+ * channel), from the biases. */
+static inline void dw_q4(const nt_conv_params *p, const int8_t *img, const int32_t *toff,
+                         int32_t y0, int32_t x0, int inside, int32_t c, uint32_t zp_word,
+                         int32_t acc[4]) {
+  const int32_t ch = p->out_c, taps = p->k_h * p->k_w;
+  int32_t a0 = p->bias_folded[c], a1 = p->bias_folded[c + 1];
+  int32_t a2 = p->bias_folded[c + 2], a3 = p->bias_folded[c + 3];
+  const int8_t *wk = p->weights + c;
+  if (inside) {
+    const int8_t *src = img + ((size_t)y0 * p->in_w + x0) * ch + c;
+    if (taps == 9) { /* 3x3: unrolled */
+      for (int32_t t = 0; t < 9; t++) {
+        dw_tap(ld32(src + toff[t]), ld32(wk + t * ch), &a0, &a1, &a2, &a3);
+      }
+    } else {
+      for (int32_t t = 0; t < taps; t++) {
+        dw_tap(ld32(src + toff[t]), ld32(wk), &a0, &a1, &a2, &a3);
+        wk += ch;
+      }
+    }
+  } else {
+    for (int32_t ky = 0; ky < p->k_h; ky++) {
+      const int32_t y = y0 + ky * p->dil_h;
+      for (int32_t kx = 0; kx < p->k_w; kx++) {
+        const int32_t xx = x0 + kx * p->dil_w;
+        const uint32_t xv = (y >= 0 && y < p->in_h && xx >= 0 && xx < p->in_w)
+                                ? ld32(img + ((size_t)y * p->in_w + xx) * ch + c)
+                                : zp_word;
+        dw_tap(xv, ld32(wk), &a0, &a1, &a2, &a3);
+        wk += ch;
+      }
+    }
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
+/* Output pixels go in pairs (a, b) through acc (channel-major, acc[2o] a, acc[2o + 1] b) so that
+ * the conv's requantization routines serve (one constant setup per channel and pair). */
+static int depthwise_dm1_q4(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+  const int32_t ch = p->out_c, k_h = p->k_h, k_w = p->k_w;
+  const int32_t in_w = p->in_w, out_w = p->out_w;
+  const int32_t pixels = p->out_h * out_w;
+  const int32_t out_zp = p->out_zp, act_min = p->act_min, act_max = p->act_max;
+  const int full = act_min == -128 && act_max == 127;
+  const uint32_t zp_word = (uint32_t)(uint8_t)(int8_t)p->in_zp * 0x01010101u;
+  int32_t toff[kDwTapsMax];
+  int32_t acc[2 * kStackOutMax] __attribute__((aligned(8)));
+  for (int32_t ky = 0, t = 0; ky < k_h; ky++) {
+    for (int32_t kx = 0; kx < k_w; kx++, t++) {
+      toff[t] = (ky * p->dil_h * in_w + kx * p->dil_w) * ch;
+    }
+  }
+  for (int32_t b = 0; b < p->batches; b++) {
+    const int8_t *img = in + (size_t)b * p->in_h * in_w * ch;
+    int8_t *dst = out + (size_t)b * pixels * ch;
+    for (int32_t pix = 0; pix < pixels; pix += 2) {
+      const int two = pix + 1 < pixels;
+      const int32_t oya = pix / out_w, oxa = pix % out_w;
+      const int32_t oyb = two ? (pix + 1) / out_w : oya, oxb = two ? (pix + 1) % out_w : oxa;
+      const int32_t ya = oya * p->stride_h - p->pad_top, xa = oxa * p->stride_w - p->pad_left;
+      const int32_t yb = oyb * p->stride_h - p->pad_top, xb = oxb * p->stride_w - p->pad_left;
+      const int ina = window_inside(p, oya, oxa), inb = window_inside(p, oyb, oxb);
+      for (int32_t c = 0; c < ch; c += 4) {
+        int32_t va[4], vb[4];
+        dw_q4(p, img, toff, ya, xa, ina, c, zp_word, va);
+        dw_q4(p, img, toff, yb, xb, inb, c, zp_word, vb);
+        int32_t *q = acc + 2 * c;
+        q[0] = va[0];
+        q[1] = vb[0];
+        q[2] = va[1];
+        q[3] = vb[1];
+        q[4] = va[2];
+        q[5] = vb[2];
+        q[6] = va[3];
+        q[7] = vb[3];
+      }
+      int8_t *oa = dst + (size_t)pix * ch;
+      int8_t *ob = two ? oa + ch : oa; /* lone pixel: b results land on a's, then a's */
+      if (full) {
+        nt_dsp_requant_cols_ssat(acc, p->multiplier, p->shift, out_zp, ch, oa,
+                                 (int32_t)(ob - oa));
+      } else {
+        requant_cols_clamp(acc, p->multiplier, p->shift, out_zp, act_min, act_max, ch, oa,
+                           (int32_t)(ob - oa));
+      }
+    }
+  }
+  return NT_OK;
+}
+
 /* Four channels per step: one LDR brings 4 int8 activations of one tap and one LDR 4 weights;
  * SXTB16 splits lanes (0,2) and (1,3), and SMLABB / SMLATT accumulate each lane into its own
  * channel. Padding taps use a word of four in_zp bytes (folded-bias contract). */
@@ -1158,6 +1300,10 @@ int nt_depthwise_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *o
   }
   if (p->depth_multiplier != 1) {
     return depthwise_generic(p, in, out);
+  }
+  if ((p->out_c & 3) == 0 && p->per_channel != 0 && p->k_h * p->k_w <= kDwTapsMax &&
+      p->out_c <= kStackOutMax && multipliers_normal(p->multiplier, p->out_c)) {
+    return depthwise_dm1_q4(p, in, out);
   }
   const int32_t ch = p->out_c;
   const int32_t body = ch & ~3;
