@@ -1176,103 +1176,89 @@ static inline uint32_t sxtb16_ror8(uint32_t v) {
   return r;
 }
 
-/* Depth multiplier 1, channels a multiple of 4, per-channel multipliers 0 or in [2^30, 2^31),
- * at most kDwTapsMax taps. Pixels whose window lies inside the image take the tap-offset table
- * (no bounds checks); one tap of four channels is one LDR of activations, one LDR of weights,
- * four SXTB16 and four SMLABB/SMLATT; the four results are requantized (requant_norm, SSAT in
- * the usual full-range case) and stored as one word. Border pixels take the checked loop with
- * in_zp padding words (the folded-bias contract). */
+/* Depth multiplier 1, channels a multiple of 4 (at most kStackOutMax), per-channel multipliers
+ * 0 or in [2^30, 2^31), at most kDwTapsMax taps. Output pixels in pairs; each has a table of tap
+ * pointers (padding taps point at a row of in_zp bytes), so border pixels take the same loop
+ * without bounds checks. One tap of four channels for the pair: one LDR of weights, two of
+ * activations, six SXTB16, eight SMLABB/SMLATT. */
 enum { kDwTapsMax = 64 };
 
-static inline void dw_tap(uint32_t xv, uint32_t wv, int32_t *a0, int32_t *a1, int32_t *a2,
-                          int32_t *a3) {
-  const uint32_t x02 = __sxtb16(xv), x13 = sxtb16_ror8(xv);
-  const uint32_t w02 = __sxtb16(wv), w13 = sxtb16_ror8(wv);
-  *a0 = __smlabb(x02, w02, *a0);
-  *a2 = __smlatt(x02, w02, *a2);
-  *a1 = __smlabb(x13, w13, *a1);
-  *a3 = __smlatt(x13, w13, *a3);
+/* Four channels of a pixel pair: tap t of pixel a reads ta[t] + c, of pixel b tb[t] + c (the
+ * tables point padding taps at a row of in_zp bytes, the folded-bias contract); each weight
+ * word is loaded and unpacked once for both pixels. Results go to q in acc order. */
+static inline void dw_q4_pair(const int8_t *const *ta, const int8_t *const *tb, int32_t c,
+                              const int8_t *wk, int32_t taps, int32_t ch, const int32_t *bias,
+                              int32_t *q) {
+  int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3];
+  int32_t b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+  for (int32_t t = 0; t < taps; t++) {
+    const uint32_t wv = ld32(wk);
+    wk += ch;
+    const uint32_t w02 = __sxtb16(wv), w13 = sxtb16_ror8(wv);
+    uint32_t xv = ld32(ta[t] + c);
+    uint32_t x02 = __sxtb16(xv), x13 = sxtb16_ror8(xv);
+    a0 = __smlabb(x02, w02, a0);
+    a2 = __smlatt(x02, w02, a2);
+    a1 = __smlabb(x13, w13, a1);
+    a3 = __smlatt(x13, w13, a3);
+    xv = ld32(tb[t] + c);
+    x02 = __sxtb16(xv);
+    x13 = sxtb16_ror8(xv);
+    b0 = __smlabb(x02, w02, b0);
+    b2 = __smlatt(x02, w02, b2);
+    b1 = __smlabb(x13, w13, b1);
+    b3 = __smlatt(x13, w13, b3);
+  }
+  q[0] = a0;
+  q[1] = b0;
+  q[2] = a1;
+  q[3] = b1;
+  q[4] = a2;
+  q[5] = b2;
+  q[6] = a3;
+  q[7] = b3;
 }
 
-/* Accumulators of four channels at one output pixel (window origin at x0, y0; c the first
- * channel), from the biases. */
-static inline void dw_q4(const nt_conv_params *p, const int8_t *img, const int32_t *toff,
-                         int32_t y0, int32_t x0, int inside, int32_t c, uint32_t zp_word,
-                         int32_t acc[4]) {
-  const int32_t ch = p->out_c, taps = p->k_h * p->k_w;
-  int32_t a0 = p->bias_folded[c], a1 = p->bias_folded[c + 1];
-  int32_t a2 = p->bias_folded[c + 2], a3 = p->bias_folded[c + 3];
-  const int8_t *wk = p->weights + c;
-  if (inside) {
-    const int8_t *src = img + ((size_t)y0 * p->in_w + x0) * ch + c;
-    if (taps == 9) { /* 3x3: unrolled */
-      for (int32_t t = 0; t < 9; t++) {
-        dw_tap(ld32(src + toff[t]), ld32(wk + t * ch), &a0, &a1, &a2, &a3);
-      }
-    } else {
-      for (int32_t t = 0; t < taps; t++) {
-        dw_tap(ld32(src + toff[t]), ld32(wk), &a0, &a1, &a2, &a3);
-        wk += ch;
-      }
-    }
-  } else {
-    for (int32_t ky = 0; ky < p->k_h; ky++) {
-      const int32_t y = y0 + ky * p->dil_h;
-      for (int32_t kx = 0; kx < p->k_w; kx++) {
-        const int32_t xx = x0 + kx * p->dil_w;
-        const uint32_t xv = (y >= 0 && y < p->in_h && xx >= 0 && xx < p->in_w)
-                                ? ld32(img + ((size_t)y * p->in_w + xx) * ch + c)
-                                : zp_word;
-        dw_tap(xv, ld32(wk), &a0, &a1, &a2, &a3);
-        wk += ch;
-      }
+/* Tap pointers of output pixel (oy, ox): into the image, or at zp_row for padding taps. */
+static void dw_taps(const nt_conv_params *p, const int8_t *img, const int8_t *zp_row,
+                    int32_t oy, int32_t ox, const int8_t **t) {
+  const int32_t ch = p->out_c;
+  const int32_t y0 = oy * p->stride_h - p->pad_top, x0 = ox * p->stride_w - p->pad_left;
+  for (int32_t ky = 0; ky < p->k_h; ky++) {
+    const int32_t y = y0 + ky * p->dil_h;
+    const int row_ok = y >= 0 && y < p->in_h;
+    const int8_t *row = img + (size_t)y * p->in_w * ch;
+    for (int32_t kx = 0; kx < p->k_w; kx++) {
+      const int32_t xx = x0 + kx * p->dil_w;
+      *t++ = row_ok && xx >= 0 && xx < p->in_w ? row + (size_t)xx * ch : zp_row;
     }
   }
-  acc[0] = a0;
-  acc[1] = a1;
-  acc[2] = a2;
-  acc[3] = a3;
 }
 
 /* Output pixels go in pairs (a, b) through acc (channel-major, acc[2o] a, acc[2o + 1] b) so that
  * the conv's requantization routines serve (one constant setup per channel and pair). */
 static int depthwise_dm1_q4(const nt_conv_params *p, const int8_t *in, int8_t *out) {
-  const int32_t ch = p->out_c, k_h = p->k_h, k_w = p->k_w;
-  const int32_t in_w = p->in_w, out_w = p->out_w;
+  const int32_t ch = p->out_c, taps = p->k_h * p->k_w;
+  const int32_t out_w = p->out_w;
   const int32_t pixels = p->out_h * out_w;
   const int32_t out_zp = p->out_zp, act_min = p->act_min, act_max = p->act_max;
   const int full = act_min == -128 && act_max == 127;
-  const uint32_t zp_word = (uint32_t)(uint8_t)(int8_t)p->in_zp * 0x01010101u;
-  int32_t toff[kDwTapsMax];
+  const int8_t *ta[kDwTapsMax];
+  const int8_t *tb[kDwTapsMax];
+  int8_t zp_row[kStackOutMax] __attribute__((aligned(4)));
   int32_t acc[2 * kStackOutMax] __attribute__((aligned(8)));
-  for (int32_t ky = 0, t = 0; ky < k_h; ky++) {
-    for (int32_t kx = 0; kx < k_w; kx++, t++) {
-      toff[t] = (ky * p->dil_h * in_w + kx * p->dil_w) * ch;
-    }
-  }
+  memset(zp_row, (int)(int8_t)p->in_zp, (size_t)ch);
   for (int32_t b = 0; b < p->batches; b++) {
-    const int8_t *img = in + (size_t)b * p->in_h * in_w * ch;
+    const int8_t *img = in + (size_t)b * p->in_h * p->in_w * ch;
     int8_t *dst = out + (size_t)b * pixels * ch;
     for (int32_t pix = 0; pix < pixels; pix += 2) {
       const int two = pix + 1 < pixels;
       const int32_t oya = pix / out_w, oxa = pix % out_w;
       const int32_t oyb = two ? (pix + 1) / out_w : oya, oxb = two ? (pix + 1) % out_w : oxa;
-      const int32_t ya = oya * p->stride_h - p->pad_top, xa = oxa * p->stride_w - p->pad_left;
-      const int32_t yb = oyb * p->stride_h - p->pad_top, xb = oxb * p->stride_w - p->pad_left;
-      const int ina = window_inside(p, oya, oxa), inb = window_inside(p, oyb, oxb);
+      dw_taps(p, img, zp_row, oya, oxa, ta);
+      dw_taps(p, img, zp_row, oyb, oxb, tb);
       for (int32_t c = 0; c < ch; c += 4) {
-        int32_t va[4], vb[4];
-        dw_q4(p, img, toff, ya, xa, ina, c, zp_word, va);
-        dw_q4(p, img, toff, yb, xb, inb, c, zp_word, vb);
-        int32_t *q = acc + 2 * c;
-        q[0] = va[0];
-        q[1] = vb[0];
-        q[2] = va[1];
-        q[3] = vb[1];
-        q[4] = va[2];
-        q[5] = vb[2];
-        q[6] = va[3];
-        q[7] = vb[3];
+        dw_q4_pair(ta, tb, c, p->weights + c, taps, ch, p->bias_folded + c, acc + 2 * c);
       }
       int8_t *oa = dst + (size_t)pix * ch;
       int8_t *ob = two ? oa + ch : oa; /* lone pixel: b results land on a's, then a's */
