@@ -380,14 +380,26 @@ int nt_gather(const nt_gather_params *p, const int8_t *in, int8_t *out) {
                 for (int32_t i3 = 0; i3 < shape[3]; ++i3) {
                     const int32_t base = p->offset + i0 * stride[0] + i1 * stride[1] +
                                          i2 * stride[2] + i3 * stride[3];
-                    for (int32_t i4 = 0; i4 < shape[4]; ++i4) {
-                        const int32_t b4 = base + i4 * stride[4];
-                        if (stride[5] == 1) {
-                            memcpy(out + o, in + b4, (size_t)shape[5]);
+                    if (stride[5] == 1) {
+                        for (int32_t i4 = 0; i4 < shape[4]; ++i4) {
+                            memcpy(out + o, in + base + i4 * stride[4], (size_t)shape[5]);
                             o += (size_t)shape[5];
-                        } else {
-                            for (int32_t i5 = 0; i5 < shape[5]; ++i5) {
-                                out[o++] = in[b4 + i5 * stride[5]];
+                        }
+                    } else if (shape[5] == 2) {
+                        /* e.g. ShuffleNet's channel shuffle (a 2-group transpose): pairs. */
+                        const int8_t *src = in + base;
+                        int8_t *dst = out + o;
+                        const int32_t s4 = stride[4], s5 = stride[5];
+                        for (int32_t i4 = 0; i4 < shape[4]; ++i4, src += s4, dst += 2) {
+                            dst[0] = src[0];
+                            dst[1] = src[s5];
+                        }
+                        o += 2 * (size_t)shape[4];
+                    } else {
+                        for (int32_t i4 = 0; i4 < shape[4]; ++i4) {
+                            const int8_t *src = in + base + i4 * stride[4];
+                            for (int32_t i5 = 0; i5 < shape[5]; ++i5, src += stride[5]) {
+                                out[o++] = *src;
                             }
                         }
                     }
