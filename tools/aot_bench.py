@@ -64,6 +64,7 @@ class Prepared:
     arena_bytes: int
     tflm_arena_bytes: int
     reference: np.ndarray  # int8 (N, output_bytes)
+    fused: tuple[str, ...] = ()  # fusions the generator applied
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ class Row:
     instructions_min: int
     instructions_max: int
     stack_used_bytes: int
+    kernel_flash_bytes: int = 0  # kernels and runtime only (flash_bytes minus the model's)
+    fused: tuple[str, ...] = ()  # e.g. "CONV_2D+MAX_POOL_2D (operators 0, 1)"
 
 
 def find_models(names: tuple[str, ...], tflite_paths: tuple[str, ...],
@@ -144,7 +147,7 @@ def prepare(name: str, tflite: Path, images: np.ndarray, work: Path) -> Prepared
     arena = int(re.search(r"#define MODEL_AOT_ARENA_BYTES (\d+)",
                           (gen_dir / "model_aot.h").read_text()).group(1))
     return Prepared(name, tflite, gen_dir, inputs_c, int(result.macs), arena,
-                    int(ref.arena_bytes), reference)
+                    int(ref.arena_bytes), reference, tuple(result.fused))
 
 
 def build_image(prep: Prepared, variant: str, work: Path) -> Path:
@@ -198,14 +201,21 @@ def run_image(elf: Path, n: int, output_bytes: int, timeout: float) -> dict:
     }
 
 
-def flash_bytes(elf: Path) -> int:
-    """Flash (text + rodata + data initial values) of the generated model and the kernels
-    (plus the few libc/libgcc routines they call), from nanobench.elfsize's DWARF attribution:
-    its `model` and `runtime` categories. The bench harness, port and inputs are `application`."""
+def flash_split(elf: Path) -> tuple[int, int]:
+    """(flash of the generated model and the kernels, flash of the kernels alone): text +
+    rodata + data initial values, from nanobench.elfsize's DWARF attribution. The first is its
+    `model` and `runtime` categories, the second `runtime` only (kernels_*.c plus the few
+    libc/libgcc routines they call). The bench harness, port and inputs are `application`."""
     from nanobench.elfsize import footprint
 
     fp = footprint(elf)
-    return int(fp.breakdown["model"]["flash"] + fp.breakdown["runtime"]["flash"])
+    runtime = int(fp.breakdown["runtime"]["flash"])
+    return int(fp.breakdown["model"]["flash"]) + runtime, runtime
+
+
+def flash_bytes(elf: Path) -> int:
+    """Flash of the generated model and the kernels (flash_split's first figure)."""
+    return flash_split(elf)[0]
 
 
 def bench_one(prep: Prepared, variant: str, work: Path, timeout: float) -> Row:
@@ -220,10 +230,11 @@ def bench_one(prep: Prepared, variant: str, work: Path, timeout: float) -> Row:
     instr = res["ticks"] * kInstructionsPerTick
     median = int(np.median(instr))
     agree = float(np.mean(np.all(res["outputs"] == prep.reference, axis=1)))
+    flash, kernel_flash = flash_split(elf)
     return Row(prep.name, variant, prep.macs, median,
                round(median / prep.macs, 3) if prep.macs else float("nan"),
-               flash_bytes(elf), prep.arena_bytes, prep.tflm_arena_bytes, agree, n,
-               int(instr.min()), int(instr.max()), res["stack_used"])
+               flash, prep.arena_bytes, prep.tflm_arena_bytes, agree, n,
+               int(instr.min()), int(instr.max()), res["stack_used"], kernel_flash, prep.fused)
 
 
 # ---- cross-check: count instructions by single-stepping through QEMU's gdb stub -------------
@@ -331,14 +342,15 @@ def count_by_stepping(elf: Path, symbol: str = "model_aot_invoke", limit: int = 
 
 def format_table(rows: list[Row]) -> str:
     """A fixed-width table of the rows, one per model and variant."""
-    head = ("model", "variant", "MACs", "instr/inf", "instr/MAC", "flash B", "arena B",
-            "TFLM arena B", "agreement", "images")
+    head = ("model", "variant", "MACs", "instr/inf", "instr/MAC", "flash B", "kernel flash B",
+            "arena B", "TFLM arena B", "agreement", "images", "fused")
     lines = [head]
     for r in rows:
         lines.append((r.model, r.variant, f"{r.macs:,}", f"{r.instructions:,}",
                       f"{r.instructions_per_mac:.3f}", f"{r.flash_bytes:,}",
-                      f"{r.arena_bytes:,}", f"{r.tflm_arena_bytes:,}", f"{r.agreement:.4f}",
-                      str(r.images)))
+                      f"{r.kernel_flash_bytes:,}", f"{r.arena_bytes:,}",
+                      f"{r.tflm_arena_bytes:,}", f"{r.agreement:.4f}", str(r.images),
+                      str(len(r.fused))))
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     out = []
     for j, line in enumerate(lines):
@@ -417,7 +429,8 @@ def main(names: tuple[str, ...], tflite_paths: tuple[str, ...], n_images: int, v
                 "flash_bytes", "arena_bytes", "tflm_arena_bytes", "agreement")
         data = [{**{k: asdict(r)[k] for k in keys},
                  "images": r.images, "instructions_min": r.instructions_min,
-                 "instructions_max": r.instructions_max, "stack_used_bytes": r.stack_used_bytes}
+                 "instructions_max": r.instructions_max, "stack_used_bytes": r.stack_used_bytes,
+                 "kernel_flash_bytes": r.kernel_flash_bytes, "fused": list(r.fused)}
                 for r in rows]
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(data, indent=2) + "\n")

@@ -169,42 +169,6 @@ static void widen_q4(const int8_t *in, int32_t n, uint32_t *dst) {
   }
 }
 
-/* acc[r] += sum over q quads of row r's weights (int8, rows `stride` bytes apart) times the
- * widened activations x (2 words per quad). Four rows share each activation load. */
-static inline void dot4_rows(const int8_t *w, int32_t stride, const uint32_t *x, int32_t quads,
-                             int32_t acc[4]) {
-  const int8_t *w0 = w;
-  const int8_t *w1 = w0 + stride;
-  const int8_t *w2 = w1 + stride;
-  const int8_t *w3 = w2 + stride;
-  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-  for (int32_t q = 0; q < quads; q++) {
-    const uint32_t xa = x[0];
-    const uint32_t xb = x[1];
-    x += 2;
-    uint32_t v = ld32(w0);
-    w0 += 4;
-    a0 = __smlad(__sxtb16(v), xa, a0);
-    a0 = __smlad(__sxtb16(ror32(v, 8)), xb, a0);
-    v = ld32(w1);
-    w1 += 4;
-    a1 = __smlad(__sxtb16(v), xa, a1);
-    a1 = __smlad(__sxtb16(ror32(v, 8)), xb, a1);
-    v = ld32(w2);
-    w2 += 4;
-    a2 = __smlad(__sxtb16(v), xa, a2);
-    a2 = __smlad(__sxtb16(ror32(v, 8)), xb, a2);
-    v = ld32(w3);
-    w3 += 4;
-    a3 = __smlad(__sxtb16(v), xa, a3);
-    a3 = __smlad(__sxtb16(ror32(v, 8)), xb, a3);
-  }
-  acc[0] = a0;
-  acc[1] = a1;
-  acc[2] = a2;
-  acc[3] = a3;
-}
-
 static inline int32_t dot1_row(const int8_t *w, const uint32_t *x, int32_t quads, int32_t acc) {
   for (int32_t q = 0; q < quads; q++) {
     const uint32_t v = ld32(w);
@@ -569,21 +533,6 @@ int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out)
                             p->act_max);
         row_out[o + 1] = finish(acc[1], p->multiplier[c1], p->shift[c1], p->out_zp,
                                 p->act_min, p->act_max);
-      }
-    }
-    for (; o + 4 <= p->out_features; o += 4) {
-      const int8_t *w = p->weights + (size_t)o * depth;
-      int32_t acc[4] = {p->bias_folded[o], p->bias_folded[o + 1], p->bias_folded[o + 2],
-                        p->bias_folded[o + 3]};
-      dot4_rows(w, depth, x, quads, acc);
-      for (int32_t r = 0; r < 4; r++) {
-        const int8_t *wr = w + (size_t)r * depth;
-        for (int32_t k = body; k < depth; k++) {
-          acc[r] += (int32_t)row_in[k] * wr[k];
-        }
-        const int32_t c = pc ? o + r : 0;
-        row_out[o + r] = finish(acc[r], p->multiplier[c], p->shift[c], p->out_zp, p->act_min,
-                                p->act_max);
       }
     }
     for (; o < p->out_features; o++) {
@@ -1016,6 +965,8 @@ static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t 
   return NT_OK;
 }
 
+static int conv2d_staged(const nt_conv_params *p, const int8_t *in, int8_t *out);
+
 int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
   if (p->weight_layout != NT_LAYOUT_TFLITE) {
     return NT_ERR_LAYOUT;
@@ -1049,6 +1000,15 @@ int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
       multipliers_normal(p->multiplier, p->per_channel ? p->out_c : 1)) {
     return conv2d_interleaved(p, in, out);
   }
+  return conv2d_staged(p, in, out);
+}
+
+/* Kernels too large for the interleaved path (more than kStackPatchMax taps or kStackOutMax
+ * channels) or with per-tensor / unusual multipliers: rare in small models, so compiled for
+ * size (it would otherwise be the largest function in the image). */
+static __attribute__((noinline, optimize("Os"))) int conv2d_staged(const nt_conv_params *p,
+                                                                   const int8_t *in,
+                                                                   int8_t *out) {
   const int32_t depth = p->k_h * p->k_w * p->in_c;
   const int32_t quads = depth >> 2;
   const int32_t body = quads << 2;
