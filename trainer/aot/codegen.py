@@ -181,8 +181,9 @@ def lower_fc(p: Program, op: Op) -> Step:
             "out_zp": _zp(out), "act_min": lo, "act_max": hi, "per_channel": int(per_channel),
             "weight_layout": "NT_LAYOUT_TFLITE", "weights": wn, "bias_folded": bn,
             "multiplier": mn, "shift": sn, "scratch": ctx.scratch})
-        return ctx.call("nt_fully_connected", params, [ctx.buf(op.inputs[0])],
-                        ctx.buf(op.outputs[0]))
+        # With its scratch planned, no run-time dispatch (kernels.h: nt_fully_connected_fast).
+        fn = "nt_fully_connected" if ctx.p.no_scratch else "nt_fully_connected_fast"
+        return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
 
     return Step(op, [op.inputs[0]], [op.outputs[0]], int(n_out and k * 2), emit,
                 macs=batches * k * n_out)
@@ -265,6 +266,12 @@ def lower_conv(p: Program, op: Op, depthwise: bool, pool: Op | None = None) -> S
     bn = p.const(f"{stem}_b", "int32_t", folded)
     mn = p.const(f"{stem}_m", "int32_t", mult)
     sn = p.const(f"{stem}_s", "int32_t", shift)
+    # kernels.h nt_conv2d_fast: the DSP fast path's preconditions, checked here once.
+    taps = kh * kw * ic
+    max_off = ((kh - 1) * dh * iw + (kw - 1) * dw) * ic + ic - 1
+    fast = (not depthwise and 4 <= taps <= 256 and max_off < 65536 and oc <= 128
+            and all(m == 0 or m >= (1 << 30) for m in mult)
+            and (not pool_h or all(sh <= 0 for sh in shift)))
     # The dsp depthwise kernel needs no scratch; conv widens two im2col columns.
     scratch = 0 if depthwise else kh * kw * ic * 4
     if pool_h:
@@ -282,6 +289,8 @@ def lower_conv(p: Program, op: Op, depthwise: bool, pool: Op | None = None) -> S
             "bias_folded": bn, "multiplier": mn, "shift": sn, "scratch": ctx.scratch,
             **({"pool_h": pool_h, "pool_w": pool_w} if pool_h else {})})
         fn = "nt_depthwise_conv2d" if depthwise else "nt_conv2d"
+        if fast and not ctx.p.no_scratch:
+            fn = "nt_conv2d_fast"
         return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(dst))
 
     macs = n * oh * ow * oc * kh * kw * (1 if depthwise else ic)  # the model's, fused or not

@@ -277,6 +277,14 @@ int nt_concat(const int8_t *const *ins, const int32_t *copy_bytes, int32_t n_inp
 
 /* ---- variant dispatch ---------------------------------------------------------------------- */
 
+/* nt_conv2d_fast / nt_fully_connected_fast: the same kernels without run-time dispatch, for
+ * layers the generator checked at export against the DSP fast path's preconditions (conv: its
+ * scratch, 4..256 taps, tap offsets below 2^16, at most 128 channels, per-channel multipliers 0
+ * or in [2^30, 2^31), and with a fused pool every shift <= 0; fully connected: its scratch).
+ * An image then links only the paths its model uses. The dsp versions trust that check (they
+ * refuse, NT_ERR_PARAM, only what would overrun their buffers: no scratch, more than 256 taps or
+ * 128 channels); nt_conv2d_fast_ok_dsp is the check. In c99 builds they are the c99 kernels. */
+
 #if defined(__ARM_FEATURE_DSP) && !defined(NANO_TFLM_FORCE_C99)
 #define NANO_TFLM_KERNELS_VARIANT "dsp"
 int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out);
@@ -295,6 +303,16 @@ int nt_max_pool_dsp(const nt_pool_params *p, const int8_t *in, int8_t *out);
 static inline int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
     return nt_max_pool_dsp(p, in, out);
 }
+int nt_conv2d_fast_ok_dsp(const nt_conv_params *p);
+int nt_conv2d_fast_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out);
+int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out);
+static inline int nt_conv2d_fast(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+    return nt_conv2d_fast_dsp(p, in, out);
+}
+static inline int nt_fully_connected_fast(const nt_fc_params *p, const int8_t *in,
+                                          int8_t *out) {
+    return nt_fully_connected_fast_dsp(p, in, out);
+}
 #else
 #define NANO_TFLM_KERNELS_VARIANT "c99"
 static inline int nt_fully_connected(const nt_fc_params *p, const int8_t *in, int8_t *out) {
@@ -308,6 +326,13 @@ static inline int nt_depthwise_conv2d(const nt_conv_params *p, const int8_t *in,
 }
 static inline int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
     return nt_max_pool_c99(p, in, out);
+}
+static inline int nt_conv2d_fast(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+    return nt_conv2d_c99(p, in, out);
+}
+static inline int nt_fully_connected_fast(const nt_fc_params *p, const int8_t *in,
+                                          int8_t *out) {
+    return nt_fully_connected_c99(p, in, out);
 }
 #endif
 

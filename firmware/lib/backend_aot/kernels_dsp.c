@@ -495,14 +495,19 @@ void nt_dsp_conv_pairs(const uint32_t *cols, const int8_t *w, int32_t depth, uin
 /* ---- fully connected ----------------------------------------------------------------------- */
 
 int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
+  if (p->scratch == NULL) {
+    return nt_fully_connected_c99(p, in, out); /* planned without scratch to fit a budget */
+  }
+  return nt_fully_connected_fast_dsp(p, in, out);
+}
+
+/* nt_fully_connected_dsp with its scratch (the generator calls this one when it planned it). */
+int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
   if (p->weight_layout != NT_LAYOUT_TFLITE) {
     return NT_ERR_LAYOUT;
   }
-  if (p->in_features <= 0 || p->out_features <= 0) {
+  if (p->in_features <= 0 || p->out_features <= 0 || p->scratch == NULL) {
     return NT_ERR_PARAM;
-  }
-  if (p->scratch == NULL) {
-    return nt_fully_connected_c99(p, in, out); /* planned without scratch to fit a budget */
   }
   const int32_t depth = p->in_features;
   const int32_t quads = depth >> 2;
@@ -691,7 +696,8 @@ static inline int window_inside(const nt_conv_params *p, int32_t oy, int32_t ox)
 
 /* Clamp n int8 values in place to [lo, hi] (each as four bytes): four at a time with
  * SSUB8/SEL, a bytewise signed max then min in four instructions. */
-static void clamp_bytes(int8_t *v, int32_t n, uint32_t lo4, uint32_t hi4) {
+static __attribute__((noinline)) void clamp_bytes(int8_t *v, int32_t n, uint32_t lo4,
+                                                  uint32_t hi4) {
   for (; n >= 4; n -= 4, v += 4) {
     uint32_t w = ld32(v);
     (void)__ssub8(w, lo4);
@@ -718,13 +724,9 @@ static __attribute__((noinline)) void requant_cols_clamp(const int32_t *acc,
   nt_dsp_requant_cols_ssat(acc, mult, shift, out_zp, n, oa, b_off);
   const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)act_min * 0x01010101u;
   const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)act_max * 0x01010101u;
-  if (b_off == n) {
-    clamp_bytes(oa, 2 * n, lo4, hi4);
-  } else {
-    clamp_bytes(oa, n, lo4, hi4);
-    if (b_off != 0) {
-      clamp_bytes(oa + b_off, n, lo4, hi4);
-    }
+  clamp_bytes(oa, n, lo4, hi4);
+  if (b_off != 0) {
+    clamp_bytes(oa + b_off, n, lo4, hi4);
   }
 }
 
@@ -967,38 +969,52 @@ static int conv2d_interleaved(const nt_conv_params *p, const int8_t *in, int8_t 
 
 static int conv2d_staged(const nt_conv_params *p, const int8_t *in, int8_t *out);
 
+/* The interleaved path's preconditions (kernels.h, nt_conv2d_fast): scratch present, 4..256
+ * taps, tap offsets below 2^16, at most kStackOutMax channels, per-channel multipliers 0 or in
+ * [2^30, 2^31); with a fused pool also every shift <= 0 (monotone requantization). */
+int nt_conv2d_fast_ok_dsp(const nt_conv_params *p) {
+  const int32_t taps = p->k_h * p->k_w * p->in_c;
+  const int32_t max_off =
+      (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) * p->in_c + p->in_c - 1;
+  if (p->weight_layout != NT_LAYOUT_TFLITE || p->scratch == NULL || taps < 4 ||
+      taps > kStackPatchMax || max_off >= 65536 || p->out_c > kStackOutMax ||
+      p->per_channel == 0 || !multipliers_normal(p->multiplier, p->out_c)) {
+    return 0;
+  }
+  if (p->pool_h != 0 || p->pool_w != 0) {
+    if (p->pool_h <= 0 || p->pool_w <= 0) {
+      return 0;
+    }
+    for (int32_t o = 0; o < p->out_c; o++) {
+      if (p->shift[o] > 0) {
+        return 0;
+      }
+    }
+  }
+  return 1;
+}
+
+/* The generator checked nt_conv2d_fast_ok_dsp at export; only the bounds that keep the stack
+ * buffers safe are checked again here (the multiplier scans would link more code). */
+int nt_conv2d_fast_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+  const int32_t taps = p->k_h * p->k_w * p->in_c;
+  if (p->scratch == NULL || taps < 4 || taps > kStackPatchMax || p->out_c > kStackOutMax) {
+    return NT_ERR_PARAM;
+  }
+  return conv2d_interleaved(p, in, out);
+}
+
 int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out) {
   if (p->weight_layout != NT_LAYOUT_TFLITE) {
     return NT_ERR_LAYOUT;
   }
-  if (p->scratch == NULL) {
-    return nt_conv2d_c99(p, in, out); /* planned without scratch to fit an arena budget */
-  }
-  const int32_t taps = p->k_h * p->k_w * p->in_c;
-  if (p->pool_h > 0 || p->pool_w > 0) {
-    /* Fused max pool: the max-of-accumulators path needs monotone requantization (every
-     * shift <= 0: no wrapping left shift) and the interleaved path's limits. */
-    int mono = p->per_channel != 0 && p->pool_h > 0 && p->pool_w > 0;
-    for (int32_t o = 0; mono && o < p->out_c; o++) {
-      mono = p->shift[o] <= 0;
-    }
-    const int32_t max_off = (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) *
-                                p->in_c + p->in_c - 1;
-    if (!mono || !multipliers_normal(p->multiplier, p->out_c)) {
-      return nt_conv2d_c99(p, in, out);
-    }
-    if (taps < 4 || taps > kStackPatchMax || max_off >= 65536 || p->out_c > kStackOutMax) {
-      return nt_conv2d_c99(p, in, out);
-    }
+  if (nt_conv2d_fast_ok_dsp(p)) {
     return conv2d_interleaved(p, in, out);
   }
-
-  const int32_t max_off =
-      (((p->k_h - 1) * p->dil_h * p->in_w) + (p->k_w - 1) * p->dil_w) * p->in_c + p->in_c - 1;
-  if (taps >= 4 && taps <= kStackPatchMax && max_off < 65536 && p->out_c <= kStackOutMax &&
-      p->per_channel != 0 &&
-      multipliers_normal(p->multiplier, p->per_channel ? p->out_c : 1)) {
-    return conv2d_interleaved(p, in, out);
+  if (p->scratch == NULL || p->pool_h != 0 || p->pool_w != 0) {
+    /* planned without scratch to fit an arena budget, or a fused pool the interleaved path
+     * cannot take */
+    return nt_conv2d_c99(p, in, out);
   }
   return conv2d_staged(p, in, out);
 }
