@@ -151,6 +151,22 @@ def _weights(op: Op, g: Graph, i: int) -> Tensor:
     return w
 
 
+def fc_pairs8(w: np.ndarray) -> np.ndarray:
+    """(rows, depth) int8 weights in NT_LAYOUT_FC_PAIRS8 order (kernels.h), as a flat array:
+    row pairs, per block of 8 inputs row 2j's bytes then row 2j + 1's, then the depth % 8
+    remaining inputs of each row; an odd last row as is. depth must be even."""
+    rows, depth = w.shape
+    body = depth // 8 * 8
+    parts = []
+    for j in range(rows // 2):
+        pair = w[2 * j:2 * j + 2]
+        parts.append(pair[:, :body].reshape(2, -1, 8).transpose(1, 0, 2).reshape(-1))
+        parts.append(pair[:, body:].reshape(-1))
+    if rows % 2:
+        parts.append(w[-1])
+    return np.concatenate(parts) if parts else w.reshape(-1)
+
+
 def lower_fc(p: Program, op: Op) -> Step:
     g = p.graph
     x, wt, out = _t(g, op.inputs[0]), _weights(op, g, op.inputs[1]), _t(g, op.outputs[0])
@@ -169,7 +185,9 @@ def lower_fc(p: Program, op: Op) -> Step:
         m, s = quant.fc_multiplier_per_tensor(_scale(x), float(wt.scale[0]), _scale(out))
         mult, shift = [m], [s]
     lo, hi = _act(op, out)
-    wn = p.const("fc_w", "int8_t", w, 16)
+    # Even depth: the rows in pairs, in the order the DSP loop reads them (same bytes).
+    layout = "NT_LAYOUT_FC_PAIRS8" if k % 2 == 0 else "NT_LAYOUT_TFLITE"
+    wn = p.const("fc_w", "int8_t", fc_pairs8(w) if k % 2 == 0 else w, 16)
     bn = p.const("fc_b", "int32_t", folded)
     mn = p.const("fc_m", "int32_t", mult)
     sn = p.const("fc_s", "int32_t", shift)
@@ -179,10 +197,11 @@ def lower_fc(p: Program, op: Op) -> Step:
         params = _struct("nt_fc_params", {
             "batches": batches, "in_features": k, "out_features": n_out, "in_zp": in_zp,
             "out_zp": _zp(out), "act_min": lo, "act_max": hi, "per_channel": int(per_channel),
-            "weight_layout": "NT_LAYOUT_TFLITE", "weights": wn, "bias_folded": bn,
+            "weight_layout": layout, "weights": wn, "bias_folded": bn,
             "multiplier": mn, "shift": sn, "scratch": ctx.scratch})
         # With its scratch planned, no run-time dispatch (kernels.h: nt_fully_connected_fast).
-        fn = "nt_fully_connected" if ctx.p.no_scratch else "nt_fully_connected_fast"
+        fast = not ctx.p.no_scratch and layout == "NT_LAYOUT_FC_PAIRS8"
+        fn = "nt_fully_connected_fast" if fast else "nt_fully_connected"
         return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
 
     return Step(op, [op.inputs[0]], [op.outputs[0]], int(n_out and k * 2), emit,

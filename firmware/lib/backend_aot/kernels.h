@@ -56,7 +56,28 @@ enum {
  * must read every layout so the same generated file builds for any target). */
 typedef enum {
     NT_LAYOUT_TFLITE = 0,
+    /* Fully connected only, in_features even: rows in pairs, in the order the DSP inner loop
+     * reads them (one LDM of 16 bytes per 8 inputs of two rows). Pair j (rows 2j, 2j + 1)
+     * starts at 2j * in_features; per block of 8 inputs, row 2j's 8 bytes then row 2j + 1's;
+     * then the in_features % 8 remaining inputs of row 2j, then of row 2j + 1. An odd last row
+     * is stored as in NT_LAYOUT_TFLITE. Same bytes, same size: only the order differs. */
+    NT_LAYOUT_FC_PAIRS8 = 1,
 } nt_weight_layout;
+
+/* Byte index of weight (row o, input k) of a fully connected layer in `layout`. */
+static inline size_t nt_fc_weight_index(int32_t layout, int32_t depth, int32_t rows, int32_t o,
+                                        int32_t k) {
+    if (layout != NT_LAYOUT_FC_PAIRS8 || ((rows & 1) && o == rows - 1)) {
+        return (size_t)o * (size_t)depth + (size_t)k;
+    }
+    const size_t base = (size_t)(o & ~1) * (size_t)depth;
+    const int32_t body = depth & ~7;
+    if (k < body) {
+        return base + 2u * (size_t)(k & ~7) + (size_t)(o & 1) * 8u + (size_t)(k & 7);
+    }
+    return base + 2u * (size_t)body + (size_t)(o & 1) * (size_t)(depth - body) +
+           (size_t)(k - body);
+}
 
 /* ---- fixed-point helpers (TFLM reference semantics) --------------------------------------- */
 
@@ -111,8 +132,8 @@ typedef struct {
     int32_t out_zp;
     int32_t act_min, act_max; /* fused activation clamp, int8 domain */
     int32_t per_channel;      /* 1: multiplier/shift have out_features entries, 0: one entry */
-    int32_t weight_layout;    /* nt_weight_layout */
-    const int8_t *weights;    /* [out_features][in_features] */
+    int32_t weight_layout;    /* nt_weight_layout: NT_LAYOUT_TFLITE or NT_LAYOUT_FC_PAIRS8 */
+    const int8_t *weights;    /* [out_features][in_features] (nt_fc_weight_index) */
     const int32_t *bias_folded; /* [out_features] */
     const int32_t *multiplier;
     const int32_t *shift;

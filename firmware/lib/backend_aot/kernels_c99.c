@@ -15,18 +15,27 @@ static inline int8_t requant(int32_t acc, const int32_t *mult, const int32_t *sh
 }
 
 int nt_fully_connected_c99(const nt_fc_params *p, const int8_t *in, int8_t *out) {
-    if (p->weight_layout != NT_LAYOUT_TFLITE) {
+    const int32_t layout = p->weight_layout;
+    if (layout != NT_LAYOUT_TFLITE && layout != NT_LAYOUT_FC_PAIRS8) {
         return NT_ERR_LAYOUT;
     }
     const int32_t k = p->in_features;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *x = in + (size_t)b * (size_t)k;
         for (int32_t o = 0; o < p->out_features; ++o) {
-            const int8_t *w = p->weights + (size_t)o * (size_t)k;
             /* The folded bias already holds bias - in_zp * sum(w): sum raw products only. */
             int32_t acc = p->bias_folded[o];
-            for (int32_t i = 0; i < k; ++i) {
-                acc += (int32_t)x[i] * (int32_t)w[i];
+            if (layout == NT_LAYOUT_TFLITE) {
+                const int8_t *w = p->weights + (size_t)o * (size_t)k;
+                for (int32_t i = 0; i < k; ++i) {
+                    acc += (int32_t)x[i] * (int32_t)w[i];
+                }
+            } else {
+                for (int32_t i = 0; i < k; ++i) {
+                    acc += (int32_t)x[i] *
+                           (int32_t)p->weights[nt_fc_weight_index(layout, k, p->out_features, o,
+                                                                  i)];
+                }
             }
             out[(size_t)b * (size_t)p->out_features + (size_t)o] =
                 requant(acc, p->multiplier, p->shift, p->per_channel, o, p->out_zp,

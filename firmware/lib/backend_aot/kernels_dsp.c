@@ -27,8 +27,12 @@
 #include <arm_acle.h>
 #include <string.h>
 
-/* GCC 12's arm_acle.h has no __ror. */
-static inline uint32_t ror32(uint32_t v, uint32_t r) { return (v >> r) | (v << (32u - r)); }
+/* SXTB16 with the ROR #8 folded in (GCC 12 emits a separate ROR for the intrinsic form). */
+static inline uint32_t sxtb16_ror8(uint32_t v) {
+  uint32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
 
 /* Unaligned 32-bit load: the Cortex-M4 does unaligned LDR in hardware and GCC emits one LDR. */
 static inline uint32_t ld32(const void *p) {
@@ -164,7 +168,7 @@ static void widen_q4(const int8_t *in, int32_t n, uint32_t *dst) {
   for (int32_t k = 0; k < n; k += 4) {
     const uint32_t v = ld32(in + k);
     dst[0] = __sxtb16(v);
-    dst[1] = __sxtb16(ror32(v, 8));
+    dst[1] = sxtb16_ror8(v);
     dst += 2;
   }
 }
@@ -174,7 +178,7 @@ static inline int32_t dot1_row(const int8_t *w, const uint32_t *x, int32_t quads
     const uint32_t v = ld32(w);
     w += 4;
     acc = __smlad(__sxtb16(v), x[0], acc);
-    acc = __smlad(__sxtb16(ror32(v, 8)), x[1], acc);
+    acc = __smlad(sxtb16_ror8(v), x[1], acc);
     x += 2;
   }
   return acc;
@@ -467,6 +471,80 @@ __asm__(
     "  add sp, #16\n"
     "  pop {r4-r11, pc}\n"
     "  .size nt_dsp_c1k5_pair, .-nt_dsp_c1k5_pair\n"
+    "\n"
+    "  .macro NT_FC_BLOCK\n"
+    "  ldmia r0!, {r4-r7}\n"
+    "  ldmia r1!, {r8-r11}\n"
+    "  sxtb16 r12, r8\n"
+    "  smlad r2, r12, r4, r2\n"
+    "  sxtb16 r8, r8, ror #8\n"
+    "  smlad r2, r8, r5, r2\n"
+    "  sxtb16 r12, r9\n"
+    "  smlad r2, r12, r6, r2\n"
+    "  sxtb16 r9, r9, ror #8\n"
+    "  smlad r2, r9, r7, r2\n"
+    "  sxtb16 r12, r10\n"
+    "  smlad r3, r12, r4, r3\n"
+    "  sxtb16 r10, r10, ror #8\n"
+    "  smlad r3, r10, r5, r3\n"
+    "  sxtb16 r12, r11\n"
+    "  smlad r3, r12, r6, r3\n"
+    "  sxtb16 r11, r11, ror #8\n"
+    "  smlad r3, r11, r7, r3\n"
+    "  .endm\n"
+    "  .section .text.nt_dsp_fc_pairs,\"ax\",%progbits\n"
+    "  .align 2\n"
+    "  .global nt_dsp_fc_pairs\n"
+    "  .hidden nt_dsp_fc_pairs\n"
+    "  .type nt_dsp_fc_pairs, %function\n"
+    "  .thumb_func\n"
+    "nt_dsp_fc_pairs:\n"
+    "  push {r4-r11, lr}\n"
+    "  sub sp, #16\n"
+    /* locals: [sp] x, [sp+4] n8 % 4, [sp+8] n8 / 4, [sp+12] pairs left;
+     * args after the 9 saved registers: [sp+52] bias, [sp+56] acc, [sp+60] skip */
+    "  str r0, [sp]\n"
+    "  and r4, r2, #3\n"
+    "  str r4, [sp, #4]\n"
+    "  lsr r4, r2, #2\n"
+    "  str r4, [sp, #8]\n"
+    "  str r3, [sp, #12]\n"
+    "3:\n"
+    "  ldr r12, [sp, #52]\n"
+    "  ldrd r2, r3, [r12], #8\n"
+    "  str r12, [sp, #52]\n"
+    "  ldr r0, [sp]\n"
+    "  ldr lr, [sp, #4]\n"
+    "  cmp lr, #0\n"
+    "  beq 5f\n"
+    "4:\n"
+    "  NT_FC_BLOCK\n"
+    "  subs lr, lr, #1\n"
+    "  bne 4b\n"
+    "5:\n"
+    "  ldr lr, [sp, #8]\n"
+    "  cmp lr, #0\n"
+    "  beq 7f\n"
+    "6:\n"
+    "  NT_FC_BLOCK\n"
+    "  NT_FC_BLOCK\n"
+    "  NT_FC_BLOCK\n"
+    "  NT_FC_BLOCK\n"
+    "  subs lr, lr, #1\n"
+    "  bne 6b\n"
+    "7:\n"
+    "  ldr r12, [sp, #56]\n"
+    "  strd r2, r3, [r12], #8\n"
+    "  str r12, [sp, #56]\n"
+    "  ldr r12, [sp, #60]\n"
+    "  add r1, r1, r12\n"
+    "  ldr r12, [sp, #12]\n"
+    "  subs r12, r12, #1\n"
+    "  str r12, [sp, #12]\n"
+    "  bne 3b\n"
+    "  add sp, #16\n"
+    "  pop {r4-r11, pc}\n"
+    "  .size nt_dsp_fc_pairs, .-nt_dsp_fc_pairs\n"
     "  .text\n");
 
 void nt_dsp_dot2_k8(const uint32_t *x, const int8_t *w0, const int8_t *w1, uint32_t n8,
@@ -489,26 +567,104 @@ void nt_dsp_requant_cols_ssat(const int32_t *acc, const int32_t *mult, const int
  * half (counted up to the carry out, so one register serves both). pairs >= 1, k_h >= 1. */
 void nt_dsp_c1k5_pair(const int8_t *r, uint32_t inw_count, const uint32_t *wt, uint32_t pairs,
                       const int32_t *bias, int32_t *acc);
+/* Fully connected, NT_LAYOUT_FC_PAIRS8: for each of `pairs` row pairs (starting at w, each
+ * 16 * n8 + skip bytes long), acc[2i], acc[2i + 1] = bias[2i], bias[2i + 1] + the first 8 n8
+ * inputs (x widened by widen_q4) times the two rows. One LDM of activations and one of weights
+ * per 8 inputs of both rows: 18 instructions per 16 MACs, loop unrolled four times. w word
+ * aligned (LDM), n8 >= 1, pairs >= 1. */
+void nt_dsp_fc_pairs(const uint32_t *x, const int8_t *w, uint32_t n8, uint32_t pairs,
+                     const int32_t *bias, int32_t *acc, uint32_t skip);
 void nt_dsp_conv_pairs(const uint32_t *cols, const int8_t *w, int32_t depth, uint32_t pairs,
                        uint32_t n4, const int32_t *bias, int32_t *buf);
 
 /* ---- fully connected ----------------------------------------------------------------------- */
 
+static int fc_tflite(const nt_fc_params *p, const int8_t *in, int8_t *out);
+
 int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
   if (p->scratch == NULL) {
     return nt_fully_connected_c99(p, in, out); /* planned without scratch to fit a budget */
   }
-  return nt_fully_connected_fast_dsp(p, in, out);
-}
-
-/* nt_fully_connected_dsp with its scratch (the generator calls this one when it planned it). */
-int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
+  if (p->in_features <= 0 || p->out_features <= 0) {
+    return NT_ERR_PARAM;
+  }
+  if (p->weight_layout == NT_LAYOUT_FC_PAIRS8) {
+    return nt_fully_connected_fast_dsp(p, in, out);
+  }
   if (p->weight_layout != NT_LAYOUT_TFLITE) {
     return NT_ERR_LAYOUT;
   }
-  if (p->in_features <= 0 || p->out_features <= 0 || p->scratch == NULL) {
+  return fc_tflite(p, in, out);
+}
+
+/* NT_LAYOUT_FC_PAIRS8 with its scratch (the generator calls this one directly): the input row
+ * is widened once, nt_dsp_fc_pairs runs every row pair's first 8 n8 inputs in one call per
+ * chunk of kFcChunk pairs, then the in_features % 8 remaining inputs, an odd last row and the
+ * requantization follow in C. */
+enum { kFcChunk = 32 };
+
+int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
+  const int32_t depth = p->in_features, rows = p->out_features;
+  if (p->weight_layout != NT_LAYOUT_FC_PAIRS8) {
+    return NT_ERR_LAYOUT;
+  }
+  if (p->scratch == NULL || depth <= 0 || rows <= 0 || (depth & 1) ||
+      ((uintptr_t)p->weights & 3u) != 0) {
     return NT_ERR_PARAM;
   }
+  const int32_t n8 = depth >> 3, body8 = n8 << 3, tail = depth - body8;
+  const int32_t quads = depth >> 2;
+  uint32_t *x = (uint32_t *)p->scratch;
+  const int pc = p->per_channel != 0;
+  const int normal = multipliers_normal(p->multiplier, pc ? rows : 1);
+  const int full = p->act_min == -128 && p->act_max == 127;
+  int32_t acc[2 * kFcChunk] __attribute__((aligned(8)));
+  for (int32_t b = 0; b < p->batches; b++) {
+    const int8_t *row_in = in + (size_t)b * depth;
+    int8_t *row_out = out + (size_t)b * rows;
+    widen_q4(row_in, quads << 2, x);
+    const int32_t pairs = rows >> 1;
+    for (int32_t j0 = 0; j0 < pairs; j0 += kFcChunk) {
+      const int32_t n = pairs - j0 < kFcChunk ? pairs - j0 : kFcChunk;
+      const int8_t *w = p->weights + (size_t)j0 * 2 * depth;
+      if (n8 > 0) {
+        nt_dsp_fc_pairs(x, w, (uint32_t)n8, (uint32_t)n, p->bias_folded + 2 * j0, acc,
+                        (uint32_t)(2 * tail));
+      } else {
+        for (int32_t i = 0; i < 2 * n; i++) {
+          acc[i] = p->bias_folded[2 * j0 + i];
+        }
+      }
+      for (int32_t i = 0; i < 2 * n; i++) {
+        const int32_t o = 2 * j0 + i;
+        int32_t a = acc[i];
+        const int8_t *wt = w + (size_t)(i >> 1) * 2 * depth + 2 * body8 + (i & 1) * tail;
+        for (int32_t k = 0; k < tail; k++) {
+          a += (int32_t)row_in[body8 + k] * wt[k];
+        }
+        const int32_t c = pc ? o : 0;
+        row_out[o] = normal ? (int8_t)finish_norm(a, p->multiplier[c], p->shift[c], p->out_zp,
+                                                  full, p->act_min, p->act_max)
+                            : finish(a, p->multiplier[c], p->shift[c], p->out_zp, p->act_min,
+                                     p->act_max);
+      }
+    }
+    if (rows & 1) { /* the odd last row, stored plainly */
+      const int32_t o = rows - 1;
+      const int8_t *w = p->weights + (size_t)o * depth;
+      int32_t a = dot1_row(w, x, quads, p->bias_folded[o]);
+      for (int32_t k = quads << 2; k < depth; k++) {
+        a += (int32_t)row_in[k] * w[k];
+      }
+      const int32_t c = pc ? o : 0;
+      row_out[o] = finish(a, p->multiplier[c], p->shift[c], p->out_zp, p->act_min, p->act_max);
+    }
+  }
+  return NT_OK;
+}
+
+/* NT_LAYOUT_TFLITE weights (what older generated code and odd in_features use). */
+static int fc_tflite(const nt_fc_params *p, const int8_t *in, int8_t *out) {
   const int32_t depth = p->in_features;
   const int32_t quads = depth >> 2;
   const int32_t body = quads << 2;
@@ -608,7 +764,7 @@ static inline void dot2x2(const int8_t *w0, const int8_t *w1, const uint32_t *ca
     uint32_t v = ld32(w0);
     w0 += 4;
     uint32_t lo = __sxtb16(v);
-    uint32_t hi = __sxtb16(ror32(v, 8));
+    uint32_t hi = sxtb16_ror8(v);
     a00 = __smlad(lo, xa0, a00);
     a00 = __smlad(hi, xa1, a00);
     a01 = __smlad(lo, xb0, a01);
@@ -616,7 +772,7 @@ static inline void dot2x2(const int8_t *w0, const int8_t *w1, const uint32_t *ca
     v = ld32(w1);
     w1 += 4;
     lo = __sxtb16(v);
-    hi = __sxtb16(ror32(v, 8));
+    hi = sxtb16_ror8(v);
     a10 = __smlad(lo, xa0, a10);
     a10 = __smlad(hi, xa1, a10);
     a11 = __smlad(lo, xb0, a11);
@@ -635,9 +791,9 @@ static void widen2_q4(const int8_t *a, const int8_t *b, int32_t n, uint32_t *dst
     const uint32_t va = ld32(a + k);
     const uint32_t vb = ld32(b + k);
     dst[0] = __sxtb16(va);
-    dst[1] = __sxtb16(ror32(va, 8));
+    dst[1] = sxtb16_ror8(va);
     dst[2] = __sxtb16(vb);
-    dst[3] = __sxtb16(ror32(vb, 8));
+    dst[3] = sxtb16_ror8(vb);
     dst += 4;
   }
 }
@@ -649,7 +805,7 @@ static inline int32_t dot1_cols(const int8_t *w, const uint32_t *col, int32_t qu
     const uint32_t v = ld32(w);
     w += 4;
     acc = __smlad(__sxtb16(v), col[0], acc);
-    acc = __smlad(__sxtb16(ror32(v, 8)), col[1], acc);
+    acc = __smlad(sxtb16_ror8(v), col[1], acc);
     col += 4;
   }
   return acc;
@@ -1145,12 +1301,6 @@ static int depthwise_generic(const nt_conv_params *p, const int8_t *in, int8_t *
   return NT_OK;
 }
 
-/* SXTB16 with the ROR #8 folded in (GCC 12 emits a separate ROR for the intrinsic form). */
-static inline uint32_t sxtb16_ror8(uint32_t v) {
-  uint32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-  return r;
-}
 
 /* Depth multiplier 1, channels a multiple of 4 (at most kStackOutMax), per-channel multipliers
  * 0 or in [2^30, 2^31), at most kDwTapsMax taps. Output pixels in pairs; each has a table of tap
@@ -1296,8 +1446,8 @@ int nt_depthwise_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *o
                                       : zp_word;
               const uint32_t wv = ld32(wk);
               wk += ch;
-              const uint32_t x02 = __sxtb16(xv), x13 = __sxtb16(ror32(xv, 8));
-              const uint32_t w02 = __sxtb16(wv), w13 = __sxtb16(ror32(wv, 8));
+              const uint32_t x02 = __sxtb16(xv), x13 = sxtb16_ror8(xv);
+              const uint32_t w02 = __sxtb16(wv), w13 = sxtb16_ror8(wv);
               a0 = __smlabb(x02, w02, a0);
               a2 = __smlatt(x02, w02, a2);
               a1 = __smlabb(x13, w13, a1);
