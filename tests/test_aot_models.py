@@ -124,3 +124,33 @@ def test_unsupported_op_is_refused_with_one_line(tmp_path: Path) -> None:
         generate(c.convert(), tmp_path)
     msg = str(e.value)
     assert "REDUCE_MAX" in msg and "tflm backend" in msg and "\n" not in msg
+
+
+def test_conv_pool_fused_so_the_full_map_never_exists(tiny_tflite, mnist, tmp_path: Path) -> None:
+    """cnn: each CONV_2D + MAX_POOL_2D pair is one kernel call, so the 24x24x8 conv output
+    (4,608 B) is never in the arena, and the outputs stay TFLM's bit for bit."""
+    agreement, res, tflm_arena = _agreement(tiny_tflite("cnn"), mnist.x_test[:100], tmp_path)
+    assert agreement == 1.0
+    assert len(res.fused) == 2 and all(f.startswith("CONV_2D+MAX_POOL_2D") for f in res.fused)
+    assert res.arena_bytes < 24 * 24 * 8 <= tflm_arena
+    assert "nt_max_pool" not in (tmp_path / "model_aot.c").read_text()
+
+
+def test_planner_fits_a_budget_by_dropping_scratch(tiny_tflite, mnist, tmp_path: Path) -> None:
+    """Below the fast plan's arena the generator plans the kernels without scratch (their plain
+    paths), which still gives TFLM's outputs exactly."""
+    from trainer.reference import Reference, input_lut
+
+    tfl = tiny_tflite("seed_final")
+    fast = generate(tfl, tmp_path / "fast", arena_limit=None)
+    small = generate(tfl, tmp_path / "small", arena_limit=fast.arena_bytes - 1)
+    assert small.arena_bytes < fast.arena_bytes
+    assert "kernels without scratch" in (tmp_path / "small" / "model_aot.h").read_text()
+    assert ".scratch = NULL" in (tmp_path / "small" / "model_aot.c").read_text()
+    exe = build_runner(tmp_path / "small", RUNNER_C)
+    g = load(tfl)
+    t_in = g.tensors[g.inputs[0]]
+    images = mnist.x_test[:100]
+    x = input_lut(float(t_in.scale[0]), int(t_in.zero_point[0]))[images.reshape(100, -1)]
+    want = Reference(tfl).run(images).reshape(100, -1)
+    assert np.array_equal(run_runner(exe, x, want.shape[1]), want)

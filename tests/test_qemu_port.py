@@ -213,6 +213,11 @@ def test_aot_bench_cli_json(tmp_path: Path) -> None:
     assert row["instructions_per_mac"] == pytest.approx(row["instructions"] / row["macs"],
                                                         abs=1e-3)
     assert "instr/MAC" in r.stdout
+    # Kernels and runtime only (issue 12: at most 6 KiB for the default cnn, DSP build), and the
+    # fusions the generator applied.
+    assert 0 < row["kernel_flash_bytes"] <= 6 * 1024 < row["flash_bytes"]
+    assert row["fused"] == ["CONV_2D+MAX_POOL_2D (operators 0, 1)",
+                            "CONV_2D+MAX_POOL_2D (operators 2, 3)"]
 
 
 def test_aot_bench_missing_model_is_one_line_error(tmp_path: Path) -> None:
