@@ -17,9 +17,9 @@
  *     fully connected: [out_features][in_features]
  *     conv2d:          [out_c][k_h][k_w][in_c]         (OHWI)
  *     depthwise:       [k_h][k_w][out_c]               (1HWO), out_c = in_c * depth_multiplier
- *   weight_layout selects an alternative offline layout (nt_weight_layout below); the generator
- *   only emits NT_LAYOUT_TFLITE today; a kernel that gets a layout it cannot read returns
- *   NT_ERR_LAYOUT.
+ *   weight_layout selects an alternative offline layout (nt_weight_layout below; the generator
+ *   emits NT_LAYOUT_FC_PAIRS8 for fully connected layers of even depth); a kernel that gets a
+ *   layout it cannot read returns NT_ERR_LAYOUT.
  * - Biases are FOLDED: bias_folded[o] = bias[o] - in_zp * sum_k w[o][k] (int32, over all taps
  *   of output channel o; bias = 0 when the model has none). TFLM accumulates
  *   sum_k (x[k] - in_zp) * w[o][k] + bias[o] over valid (non-padding) taps only. With the folded
@@ -51,9 +51,9 @@ enum {
     NT_ERR_PARAM = -2,  /* parameters out of range (should have been refused at export) */
 };
 
-/* Offline weight layouts. NT_LAYOUT_TFLITE is the only one the generator emits today; a new
- * layout is added here first, then to the generator, then to BOTH variants (the c99 variant
- * must read every layout so the same generated file builds for any target). */
+/* Offline weight layouts. A new layout is added here first, then to the generator, then to BOTH
+ * variants (the c99 variant must read every layout so the same generated file builds for any
+ * target). */
 typedef enum {
     NT_LAYOUT_TFLITE = 0,
     /* Fully connected only, in_features even: rows in pairs, in the order the DSP inner loop

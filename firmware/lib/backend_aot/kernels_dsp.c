@@ -8,15 +8,22 @@
  * - int8 pairs are split with SXTB16 (lanes 0 and 2) and SXTB16 ROR #8 (lanes 1 and 3), and two
  *   products are accumulated per SMLAD;
  * - activations are widened once into int16 scratch in that same (x0,x2),(x1,x3) lane order and
- *   shared across output rows: fully connected runs 2 rows x 8 inputs per step (one LDM of
- *   activations, one LDRD of weights per row: 19 instructions per 16 MACs); conv runs 2 output
- *   pixels x 2 channels x 4 taps (one LDM, one LDR per row: 15 per 16 MACs) on an im2col block
- *   gathered straight from the image through a tap-offset table when the window is inside it;
- * - the three hottest loops (and the conv requantization) are in assembly, because GCC 12 does
- *   not fold the ROR into SXTB16 and spills the accumulators and row pointers;
+ *   shared across output rows: fully connected runs 2 rows x 8 inputs per step on weights the
+ *   generator interleaved offline (NT_LAYOUT_FC_PAIRS8: one LDM of activations, one LDM of
+ *   weights: 18 instructions per 16 MACs); conv runs 2 output pixels x 2 channels x 4 taps (one
+ *   LDM, one LDR per row: 15 per 16 MACs) on an im2col block gathered straight from the image
+ *   through a tap-offset table when the window is inside it;
+ * - a 1-channel input with 5-tap rows (the cnn's first layer) skips im2col: two neighbouring
+ *   pixels share each unpacked input (six SMLAD per ten MACs, nt_dsp_c1k5_pair);
+ * - a fused max pool (nt_conv_params.pool_h/pool_w) takes the max of the raw accumulators over
+ *   each window and requantizes once (requantization is monotone when no shift is positive);
+ * - depthwise (depth multiplier 1) runs pixel pairs x 4 channels, each weight word unpacked once
+ *   for both pixels, with tap pointer tables so border pixels need no bounds checks;
+ * - the hottest loops (and the requantization of a pixel pair) are in assembly, because GCC 12
+ *   does not fold the ROR into SXTB16 and spills the accumulators and row pointers;
  * - the input zero point is already folded into bias_folded by the generator (kernels.h), and
  *   padding taps are filled with in_zp, so the inner loops have no zero-point arithmetic.
- * Reads the NT_LAYOUT_TFLITE weight layout (any other returns NT_ERR_LAYOUT). The conv fast path
+ * Reads NT_LAYOUT_TFLITE (and NT_LAYOUT_FC_PAIRS8 for fully connected). The conv fast path
  * keeps two 256-byte patches, a 512-byte offset table and 1 KiB of accumulators on the stack
  * (about 2 KiB); larger kernels take the scratch-staged path.
  */
