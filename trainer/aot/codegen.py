@@ -860,13 +860,24 @@ class AotResult:
 
 
 def tflm_arena_bytes(tflite_bytes: bytes) -> int | None:
-    """Arena bytes the TFLM reference interpreter allocates for the model (None if it cannot
-    run it here)."""
+    """Arena bytes the TFLM reference interpreter allocates for the model, measured like
+    trainer.reference.Reference.arena_bytes (one invoke on a zero input, then TFLM's allocation
+    report) but for any input shape; None if TFLM cannot run the model here."""
     try:
-        from trainer.reference import Reference
+        from tflite_micro.python.tflite_micro import runtime
 
-        return int(Reference(tflite_bytes).arena_bytes)
-    except (ImportError, RuntimeError, ValueError, UserError) as e:
+        from trainer.reference import _ARENA_RE, _MIN_ARENA, _capture_fd2
+
+        interp = runtime.Interpreter.from_bytes(
+            bytes(tflite_bytes), arena_size=max(10 * len(tflite_bytes), _MIN_ARENA))
+        d = interp.get_input_details(0)
+        interp.set_input(np.zeros(d["shape"], dtype=d["dtype"]), 0)
+        interp.invoke()
+        with _capture_fd2() as text:
+            interp.print_allocations()
+        m = _ARENA_RE.search(text[0])
+        return int(m.group(1)) if m else None
+    except Exception as e:  # noqa: BLE001  (the wheel raises RuntimeError/ValueError/...)
         log.debug("aot: no TFLM arena to plan against: %s", e)
         return None
 
