@@ -587,6 +587,9 @@ void nt_dsp_conv_pairs(const uint32_t *cols, const int8_t *w, int32_t depth, uin
 /* ---- fully connected ----------------------------------------------------------------------- */
 
 static int fc_tflite(const nt_fc_params *p, const int8_t *in, int8_t *out);
+/* kernels.h declares the dsp entry points only when the dsp variant is selected; this file
+ * is compiled for NANO_TFLM_FORCE_C99 images too. */
+int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out);
 
 int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
   if (p->scratch == NULL) {
