@@ -72,6 +72,8 @@ class Program:
     arena_bytes: int = 0
     plan_strategy: str = ""
     no_scratch: bool = False  # kernels run without scratch (their plain paths) to fit a budget
+    sparse: bool = True  # fully connected layers may take NT_FC_BLOCK8X2 when it is smaller
+    includes: set[str] = field(default_factory=set)  # extra kernel headers the C file needs
 
     def const(self, stem: str, ctype: str, values, align: int = 4) -> str:
         name = f"k_{stem}_{len(self.consts)}"
@@ -167,6 +169,33 @@ def fc_pairs8(w: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else w.reshape(-1)
 
 
+def fc_block8x2(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(rows, depth) int8 weights in kernels_sparse.h's NT_FC_BLOCK8X2 format: (weights int8,
+    block_index uint8, block_count uint16), or None when the shape does not allow it (odd rows
+    or depth, depth / 8 > 256). Stores the 2 x 8 blocks of each row pair that hold a non-zero
+    weight, then the pair's depth % 8 remaining inputs densely."""
+    rows, depth = w.shape
+    if rows % 2 or depth % 2 or rows == 0 or depth // 8 > 256:
+        return None
+    body = depth // 8 * 8
+    # (pairs, blocks, 2, 8): pair j, block b, row 2j + r, input 8b + i
+    blocks = w[:, :body].reshape(rows // 2, 2, body // 8, 8).transpose(0, 2, 1, 3)
+    keep = np.any(blocks != 0, axis=(2, 3))  # (pairs, blocks)
+    parts, index = [], []
+    for j in range(rows // 2):
+        b = np.flatnonzero(keep[j])
+        parts.append(blocks[j, b].reshape(-1))
+        parts.append(w[2 * j:2 * j + 2, body:].reshape(-1))
+        index.append(b)
+    return (np.concatenate(parts).astype(np.int8), np.concatenate(index).astype(np.uint8),
+            keep.sum(axis=1).astype(np.uint16))
+
+
+def fc_block8x2_bytes(sparse: tuple[np.ndarray, np.ndarray, np.ndarray]) -> int:
+    """Flash bytes of the three NT_FC_BLOCK8X2 arrays."""
+    return sum(a.size * a.itemsize for a in sparse)
+
+
 def lower_fc(p: Program, op: Op) -> Step:
     g = p.graph
     x, wt, out = _t(g, op.inputs[0]), _weights(op, g, op.inputs[1]), _t(g, op.outputs[0])
@@ -185,13 +214,16 @@ def lower_fc(p: Program, op: Op) -> Step:
         m, s = quant.fc_multiplier_per_tensor(_scale(x), float(wt.scale[0]), _scale(out))
         mult, shift = [m], [s]
     lo, hi = _act(op, out)
+    batches = x.elements // k
+    sparse = fc_block8x2(w) if p.sparse else None
+    if sparse is not None and fc_block8x2_bytes(sparse) < w.size:
+        return _lower_fc_sparse(p, op, sparse, folded, mult, shift, per_channel, lo, hi, batches)
     # Even depth: the rows in pairs, in the order the DSP loop reads them (same bytes).
     layout = "NT_LAYOUT_FC_PAIRS8" if k % 2 == 0 else "NT_LAYOUT_TFLITE"
     wn = p.const("fc_w", "int8_t", fc_pairs8(w) if k % 2 == 0 else w, 16)
     bn = p.const("fc_b", "int32_t", folded)
     mn = p.const("fc_m", "int32_t", mult)
     sn = p.const("fc_s", "int32_t", shift)
-    batches = x.elements // k
 
     def emit(ctx) -> str:
         params = _struct("nt_fc_params", {
@@ -205,6 +237,35 @@ def lower_fc(p: Program, op: Op) -> Step:
         return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
 
     return Step(op, [op.inputs[0]], [op.outputs[0]], int(n_out and k * 2), emit,
+                macs=batches * k * n_out)
+
+
+def _lower_fc_sparse(p: Program, op: Op, sparse, folded, mult, shift, per_channel: bool,
+                     lo: int, hi: int, batches: int) -> Step:
+    """FULLY_CONNECTED as nt_fully_connected_sparse (kernels_sparse.h): only the non-zero 2 x 8
+    blocks are stored and multiplied. Bit-exact: the skipped products are all zero."""
+    g = p.graph
+    n_out, k = _t(g, op.inputs[1]).shape
+    wv, iv, cv = sparse
+    wn = p.const("fcs_w", "int8_t", wv, 16)
+    idn = p.const("fcs_i", "uint8_t", iv, 1)
+    cn = p.const("fcs_n", "uint16_t", cv, 2)
+    bn = p.const("fc_b", "int32_t", folded)
+    mn = p.const("fc_m", "int32_t", mult)
+    sn = p.const("fc_s", "int32_t", shift)
+    p.includes.add("kernels_sparse.h")
+    out = _t(g, op.outputs[0])
+
+    def emit(ctx) -> str:
+        params = _struct("nt_fc_sparse_params", {
+            "batches": batches, "in_features": k, "out_features": n_out, "out_zp": _zp(out),
+            "act_min": lo, "act_max": hi, "per_channel": int(per_channel), "weights": wn,
+            "block_index": idn, "block_count": cn, "bias_folded": bn, "multiplier": mn,
+            "shift": sn, "scratch": ctx.scratch})
+        return ctx.call("nt_fully_connected_sparse", params, [ctx.buf(op.inputs[0])],
+                        ctx.buf(op.outputs[0]))
+
+    return Step(op, [op.inputs[0]], [op.outputs[0]], k * 2, emit,
                 macs=batches * k * n_out)
 
 
@@ -578,11 +639,12 @@ def no_tflm_kernel(op: Op) -> UserError:
                      "activation or layer")
 
 
-def lower(g: Graph, fuse: bool = True) -> Program:
+def lower(g: Graph, fuse: bool = True, sparse: bool = True) -> Program:
     """Lower every op to kernel calls (or buffer aliases); with `fuse`, CONV_2D + MAX_POOL_2D
-    pairs become one call (fusable_pool). Raises UserError naming the first op the AOT backend
-    cannot reproduce exactly."""
-    p = Program(g)
+    pairs become one call (fusable_pool); with `sparse`, a fully connected layer whose
+    NT_FC_BLOCK8X2 form is smaller than its dense weights takes it (lower_fc). Raises UserError
+    naming the first op the AOT backend cannot reproduce exactly."""
+    p = Program(g, sparse=sparse)
     for i in g.inputs + g.outputs:
         if _t(g, i).dtype != "int8":
             raise UserError(f"model {'input' if i in g.inputs else 'output'} "
@@ -830,7 +892,8 @@ def emit_c(p: Program, sha256: str) -> tuple[str, str]:
          "int model_aot_invoke(const int8_t *in, int8_t *out);\n\n"
          "#ifdef __cplusplus\n}\n#endif\n\n#endif /* MODEL_AOT_H */\n")
     c = [banner, ('#include "model_aot.h"\n\n#include <stddef.h>\n#include <string.h>\n\n'
-         '#include "kernels.h"\n\n'
+         '#include "kernels.h"\n'
+         + "".join(f'#include "{h}"\n' for h in sorted(p.includes)) + "\n"
          "#if defined(__GNUC__)\n#define NT_ALIGN(n) __attribute__((aligned(n)))\n#else\n"
          "#define NT_ALIGN(n)\n#endif\n"
          "#define NT_CHECK(call) do { int rc_ = (call); if (rc_ != 0) return rc_; } while (0)\n\n"
@@ -882,7 +945,7 @@ def tflm_arena_bytes(tflite_bytes: bytes) -> int | None:
         return None
 
 
-def build_program(g: Graph, arena_limit) -> tuple[Program, int | None]:
+def build_program(g: Graph, arena_limit, sparse: bool = True) -> tuple[Program, int | None]:
     """Lower and plan `g`. Fused, with kernel scratch, is the fast program; when its arena exceeds
     `arena_limit` (TFLM's, so that the AOT arena never needs more than TFLM), the variants without
     scratch (kernels take their plain paths) and without fusion are planned too, and the first
@@ -890,7 +953,7 @@ def build_program(g: Graph, arena_limit) -> tuple[Program, int | None]:
     returning one (called once the model has lowered). Returns (program, limit)."""
     best: Program | None = None
     for fuse, no_scratch in ((True, False), (True, True), (False, False), (False, True)):
-        p = lower(g, fuse=fuse)
+        p = lower(g, fuse=fuse, sparse=sparse)
         p.no_scratch = no_scratch
         _inplace(p)
         plan(p)
@@ -906,7 +969,7 @@ def build_program(g: Graph, arena_limit) -> tuple[Program, int | None]:
 
 
 def generate(tflite_bytes: bytes, out_dir, variant: str = "any",
-             arena_limit: int | None | str = "tflm") -> AotResult:
+             arena_limit: int | None | str = "tflm", sparse: bool = True) -> AotResult:
     """Write model_aot.h and model_aot.c for `tflite_bytes` into `out_dir`.
 
     The generated file calls the dispatching kernel names (nt_fully_connected, ...); the C99
@@ -914,7 +977,8 @@ def generate(tflite_bytes: bytes, out_dir, variant: str = "any",
     "c99" or "dsp" for forward compatibility (all produce the same file today). Raises UserError
     naming the first op that cannot be reproduced bit-exactly. `arena_limit` bounds the planned
     arena (build_program): "tflm" (default) measures the TFLM reference's arena for this model,
-    None plans without a bound.
+    None plans without a bound. `sparse=False` keeps every fully connected layer dense (to
+    measure what the sparse format saves).
     """
     from trainer.aot.graph import load
 
@@ -924,7 +988,7 @@ def generate(tflite_bytes: bytes, out_dir, variant: str = "any",
     g = load(tflite_bytes)
     if arena_limit == "tflm":
         arena_limit = lambda: tflm_arena_bytes(tflite_bytes)  # asked once the model lowered
-    p, limit = build_program(g, arena_limit)
+    p, limit = build_program(g, arena_limit, sparse)
     h, c = emit_c(p, sha)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
