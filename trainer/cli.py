@@ -76,6 +76,14 @@ def load_keras(path: str | Path) -> Any:
         raise UserError(f"{path}: cannot load Keras model ({str(e).splitlines()[0]})") from None
 
 
+def _parse_block(text: str) -> tuple[int, int]:
+    """'8x2' -> (8, 2); UserError for anything else."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise UserError(f"--prune-block must look like 8x2 (inputs x outputs), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 @main.command()
 @click.option("--model", "model_name", default=None, help="Zoo model name (default: config's, or cnn).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
@@ -89,13 +97,17 @@ def load_keras(path: str | Path) -> Any:
 @click.option("--augment/--no-augment", default=None, help="Training-time augmentation.")
 @click.option("--prune", "prune_sparsity", type=float, default=None,
               help="Target weight sparsity, e.g. 0.5 (magnitude pruning).")
+@click.option("--prune-block", "prune_block", default=None, metavar="INxOUT",
+              help="Prune Dense kernels in blocks of IN inputs x OUT outputs, e.g. 8x2 (what the "
+                   "AOT sparse kernel skips); 1x1 = unstructured (default).")
 @click.option("--qat/--no-qat", default=None, help="Quantization-aware fine-tuning after training.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the four MNIST IDX files.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
 @click.option("--progress/--no-progress", default=True)
 def train(model_name, config_path, epochs, batch_size, learning_rate, seed, train_limit,
-          activation, augment, prune_sparsity, qat, data_dir, out_dir, progress) -> None:
+          activation, augment, prune_sparsity, prune_block, qat, data_dir, out_dir,
+          progress) -> None:
     """Train a zoo model; writes OUT/model.keras and OUT/train.json."""
     import dataclasses
 
@@ -112,7 +124,8 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
         mcfg = dataclasses.replace(mcfg, activation=activation)
     given = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
              "seed": seed, "train_limit": train_limit, "augment": augment,
-             "prune_sparsity": prune_sparsity, "qat": qat}
+             "prune_sparsity": prune_sparsity, "qat": qat,
+             "prune_block": _parse_block(prune_block) if prune_block else None}
     overrides = {k: v for k, v in given.items() if v is not None}
     tcfg = resolve(mcfg, dataclasses.replace(cfg.train, **overrides))
     data = load_mnist(data_dir)

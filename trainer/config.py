@@ -63,7 +63,11 @@ class TrainConfig:
     (None = all 60,000). validation_count: images held out from the end of the training set for
     validation metrics (0 = none). prune_sparsity: target fraction of zero weights reached with a
     polynomial schedule from prune_begin_epoch to prune_end_fraction of the run (None = no
-    pruning). qat: after the float epochs, fine-tune qat_epochs with tfmot's quantize_model at
+    pruning). prune_block: (inputs, outputs) of the blocks Dense kernels are pruned in, whole
+    blocks at a time (tfmot's block_size on the Keras (in, out) kernel); (8, 2) matches the AOT
+    backend's sparse fully connected kernel (8 inputs of an output row pair per block). None or
+    (1, 1) = unstructured; convolution kernels are always pruned unstructured (tfmot's blocks
+    need rank-2 kernels). qat: after the float epochs, fine-tune qat_epochs with tfmot's quantize_model at
     qat_learning_rate.
     """
 
@@ -80,6 +84,7 @@ class TrainConfig:
     prune_begin_epoch: int = 0
     prune_end_fraction: float = 0.75
     prune_frequency: int = 50
+    prune_block: tuple[int, ...] | None = None
     qat: bool = False
     qat_epochs: int = 1
     qat_learning_rate: float = 1e-4
@@ -187,7 +192,19 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dataclasses.asdict(cfg)))
 
 
+# Fields added after cached artifacts were first keyed: left out of config_hash while they hold
+# this default, so configs that do not use them keep their keys (and their caches).
+_HASH_OMIT_AT_DEFAULT = {"prune_block": None}
+
+
 def config_hash(*cfgs: Any) -> str:
     """Short stable hash of dataclass configs (used to key cached artifacts)."""
-    blob = json.dumps([to_dict(c) for c in cfgs], sort_keys=True).encode()
+    dicts = []
+    for c in cfgs:
+        d = to_dict(c)
+        if isinstance(d, dict):
+            d = {k: v for k, v in d.items()
+                 if k not in _HASH_OMIT_AT_DEFAULT or v != _HASH_OMIT_AT_DEFAULT[k]}
+        dicts.append(d)
+    blob = json.dumps(dicts, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -149,6 +149,15 @@ def weight_sparsity(model: keras.Model) -> float:
     return zeros / total if total else 0.0
 
 
+def prune_block(cfg: TrainConfig) -> tuple[int, int]:
+    """cfg.prune_block as (inputs, outputs) of a Dense kernel block; (1, 1) = unstructured.
+    Raises UserError unless it is two positive ints."""
+    block = cfg.prune_block if cfg.prune_block is not None else (1, 1)
+    if len(block) != 2 or any(int(b) < 1 for b in block):
+        raise UserError(f"prune_block must be two positive ints (inputs, outputs), got {block}")
+    return int(block[0]), int(block[1])
+
+
 def _prunable_clone(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int, epochs: int):
     if not 0.0 < cfg.prune_sparsity < 1.0:
         raise UserError(f"prune_sparsity must be in (0, 1), got {cfg.prune_sparsity}")
@@ -160,7 +169,12 @@ def _prunable_clone(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int, 
         end_step=end, frequency=max(1, min(cfg.prune_frequency, (end - begin) // 4 or 1)),
     )
 
+    block = prune_block(cfg)
+
     def wrap(layer):
+        if isinstance(layer, keras.layers.Dense) and block != (1, 1):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule,
+                                                            block_size=block)
         if isinstance(layer, _PRUNABLE):
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
         return layer.__class__.from_config(layer.get_config())
