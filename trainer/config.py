@@ -66,8 +66,8 @@ class TrainConfig:
     pruning). prune_block: (inputs, outputs) of the blocks Dense kernels are pruned in, whole
     blocks at a time (tfmot's block_size on the Keras (in, out) kernel); (8, 2) matches the AOT
     backend's sparse fully connected kernel (8 inputs of an output row pair per block). None or
-    (1, 1) = unstructured; convolution kernels are always pruned unstructured (tfmot's blocks
-    need rank-2 kernels). qat: after the float epochs, fine-tune qat_epochs with tfmot's quantize_model at
+    (1, 1) = unstructured; convolution kernels and the classifier (the last Dense) are always
+    pruned unstructured (tfmot's blocks need rank-2 kernels; the classifier is too small). qat: after the float epochs, fine-tune qat_epochs with tfmot's quantize_model at
     qat_learning_rate.
     """
 

@@ -27,6 +27,8 @@ from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# The zoo's output Dense layer (trainer/models.py names it so in every model).
+CLASSIFIER_NAME = "logits"
 # Layers whose kernels pruning acts on and sparsity is measured over.
 _PRUNABLE = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
@@ -172,7 +174,10 @@ def _prunable_clone(model: keras.Model, cfg: TrainConfig, steps_per_epoch: int, 
     block = prune_block(cfg)
 
     def wrap(layer):
-        if isinstance(layer, keras.layers.Dense) and block != (1, 1):
+        # The classifier stays unstructured: it is tiny (e.g. 60 x 10), and whole 8 x 2 blocks
+        # at 90 % left most classes without inputs (float accuracy 0.70, measured).
+        if (isinstance(layer, keras.layers.Dense) and block != (1, 1)
+                and layer.name != CLASSIFIER_NAME):
             return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule,
                                                             block_size=block)
         if isinstance(layer, _PRUNABLE):

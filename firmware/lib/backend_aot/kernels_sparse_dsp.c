@@ -82,6 +82,43 @@ void nt_dsp_fcs_pairs(const uint32_t *x, const int8_t *w, const uint8_t *idx,
 
 enum { kFcsChunk = 32 };
 
+/* requantize + out_zp + clamp, bit-exact with nt_mul_q (TFLM's double rounding). Multipliers
+ * the generator emits are 0 or in [2^30, 2^31); for those the two roundings fold into one
+ * 64-bit sum, P = acc * m + 2^30 + 2^(30+e) - [acc < 0] 2^31 shifted right by 31 + e for a right
+ * shift e >= 1 (the algebra and its exhaustive edge check are kernels_dsp.c's requant_norm; this
+ * is the same sequence, kept here so the sparse kernel does not depend on that file's statics).
+ * Anything else takes nt_mul_q. */
+static inline int32_t fcs_finish(int32_t acc, int32_t m, int32_t shift, int32_t out_zp,
+                                 int32_t lo, int32_t hi) {
+  int32_t v;
+#ifdef NT_SINGLE_ROUNDING
+  v = nt_mul_q(acc, m, shift);
+#else
+  if (m != 0 && m < (1 << 30)) {
+    v = nt_mul_q(acc, m, shift);
+  } else if (shift >= 0) {
+    const int32_t x = (int32_t)((uint32_t)acc << shift);
+    v = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
+  } else {
+    const int32_t em1 = ~shift;            /* e - 1 */
+    const uint32_t t = 2u << em1;          /* 2^e */
+    uint32_t l = 0x40000000u + (t << 30);  /* 2^30 + low word of 2^(30+e) */
+    int32_t h = (int32_t)(t >> 2);         /* high word of 2^(30+e) */
+    const int32_t sgn = acc >> 31;
+    __asm__("smlal %[l], %[h], %[a], %[m]\n\t"
+            "adds %[l], %[l], %[s], lsl #31\n\t"
+            "adc %[h], %[h], %[s]\n\t"
+            : [l] "+&r"(l), [h] "+&r"(h)
+            : [a] "r"(acc), [m] "r"(m), [s] "r"(sgn)
+            : "cc");
+    v = h >> em1;
+  }
+#endif
+  v += out_zp;
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
+
 int nt_fully_connected_sparse_dsp(const nt_fc_sparse_params *p, const int8_t *in, int8_t *out) {
   const int32_t depth = p->in_features, rows = p->out_features;
   if (p->scratch == NULL) {
@@ -91,8 +128,14 @@ int nt_fully_connected_sparse_dsp(const nt_fc_sparse_params *p, const int8_t *in
       ((uintptr_t)p->weights & 3u) != 0) {
     return NT_ERR_PARAM;
   }
+  /* Every field in a local: the int8 output stores may alias *p, and GCC would reload it. */
   const int32_t body = depth & ~7, tail = depth - body, pairs = rows / 2;
-  uint32_t *x = (uint32_t *)p->scratch;
+  const int32_t out_zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+  const int32_t *const mult = p->multiplier, *const shift = p->shift;
+  const int32_t *const bias = p->bias_folded;
+  const uint16_t *const count = p->block_count;
+  const int32_t cstep = p->per_channel ? 1 : 0;
+  uint32_t *const x = (uint32_t *)p->scratch;
   int32_t acc[2 * kFcsChunk] __attribute__((aligned(8)));
   for (int32_t b = 0; b < p->batches; b++) {
     const int8_t *row_in = in + (size_t)b * depth;
@@ -109,24 +152,28 @@ int nt_fully_connected_sparse_dsp(const nt_fc_sparse_params *p, const int8_t *in
     const uint8_t *idx = p->block_index;
     for (int32_t j0 = 0; j0 < pairs; j0 += kFcsChunk) {
       const int32_t n = pairs - j0 < kFcsChunk ? pairs - j0 : kFcsChunk;
-      nt_dsp_fcs_pairs(x, w, idx, p->block_count + j0, (uint32_t)n, p->bias_folded + 2 * j0,
-                       acc, (uint32_t)(2 * tail));
+      nt_dsp_fcs_pairs(x, w, idx, count + j0, (uint32_t)n, bias + 2 * j0, acc,
+                       (uint32_t)(2 * tail));
+      /* Past this chunk's blocks (and tails) for the next one, adding the tails on the way. */
       for (int32_t i = 0; i < n; i++) {
-        const uint32_t blocks = p->block_count[j0 + i];
-        w += 16u * blocks; /* now at pair j0 + i's tail */
+        const uint32_t blocks = count[j0 + i];
+        w += 16u * blocks;
         idx += blocks;
-        int32_t a0 = acc[2 * i], a1 = acc[2 * i + 1];
-        for (int32_t k = 0; k < tail; k++) {
-          a0 += (int32_t)row_in[body + k] * w[k];
-          a1 += (int32_t)row_in[body + k] * w[tail + k];
+        if (tail) {
+          int32_t a0 = acc[2 * i], a1 = acc[2 * i + 1];
+          for (int32_t k = 0; k < tail; k++) {
+            a0 += (int32_t)row_in[body + k] * w[k];
+            a1 += (int32_t)row_in[body + k] * w[tail + k];
+          }
+          acc[2 * i] = a0;
+          acc[2 * i + 1] = a1;
+          w += 2 * tail;
         }
-        w += 2 * tail;
-        const int32_t o = 2 * (j0 + i);
-        const int32_t c0 = p->per_channel ? o : 0, c1 = p->per_channel ? o + 1 : 0;
-        row_out[o] = (int8_t)nt_clamp(nt_mul_q(a0, p->multiplier[c0], p->shift[c0]) + p->out_zp,
-                                      p->act_min, p->act_max);
-        row_out[o + 1] = (int8_t)nt_clamp(
-            nt_mul_q(a1, p->multiplier[c1], p->shift[c1]) + p->out_zp, p->act_min, p->act_max);
+      }
+      int8_t *o = row_out + 2 * j0;
+      const int32_t *m = mult + cstep * 2 * j0, *s = shift + cstep * 2 * j0;
+      for (int32_t i = 0; i < 2 * n; i++, m += cstep, s += cstep) {
+        o[i] = (int8_t)fcs_finish(acc[i], *m, *s, out_zp, lo, hi);
       }
     }
   }
