@@ -210,6 +210,23 @@ def test_report_tables_checks_and_pareto(tmp_path):
     assert checks["pruning ≥ 75 % shrinks int8 gzip ≥ 2x: pruned"] is True
 
 
+def test_compression_table_shows_the_stored_aot_figures(tmp_path):
+    st = parse(FAKE_STUDY)
+    sweep.run_sweep(st, tmp_path, jobs=1, run_fn=fake_run, progress=False)
+    keys = {gp.label: gp.key for g in st.groups for gp in g.points}
+    report = sweep.write_report(st, tmp_path).read_text()
+    assert "| AOT flash B | AOT instr | AOT agr |" in report
+    assert "— | — | — |" in report  # not measured yet
+    for label, flash, instr in (("plain", 40_000, 60_000), ("pruned", 10_000, 21_000)):
+        sweep.write_json_atomic(sweep.run_path(tmp_path, keys[label], 0, ".aot.json"), {
+            "model_flash_bytes": flash, "kernel_flash_bytes": 2000, "instructions": instr,
+            "agreement": 1.0, "images": 100, "sparse_layers": 1, "seed": 0})
+    report = sweep.write_report(st, tmp_path).read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| pruned |"))
+    assert "| 10,000 (25 %) | 21,000 (35 %) | 1.0000 |" in row
+    assert "model flash 10,000 B vs 40,000 B, 21,000 vs 60,000 instructions" in report
+
+
 def test_inside_and_pareto_front():
     assert sweep.inside(0.97, 0.9685, 0.001) is True
     assert sweep.inside(0.97, 0.960, 0.001) is False

@@ -350,9 +350,12 @@ def synth_cmd(out_dir, per_class, seed) -> None:
 @click.option("--port", default=None, help="Bench the Pareto points on this device (pyserial URL).")
 @click.option("--emulate", type=click.Choice(["qemu", "host"]), default=None,
               help="Bench the Pareto points on an emulated device (latency).")
+@click.option("--aot", is_flag=True,
+              help="Measure the compression groups' AOT model flash and instructions per "
+                   "inference on QEMU (needs qemu-system-arm, arm-none-eabi-gcc).")
 @click.option("--progress/--no-progress", default=True)
 def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, report_only, port,
-          emulate, progress) -> None:
+          emulate, aot, progress) -> None:
     """Train a declarative grid of models (STUDY_FILE or --study), several seeds per point,
     resumable, in parallel; writes OUT/report.md, summary.json and pareto.png."""
     from trainer import sweep as sw
@@ -376,6 +379,8 @@ def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, re
                    f"finished, {len(res.failed)} failed in {res.seconds:.0f} s")
     if port or emulate:
         sw.bench_pareto(st, out, port=port, emulate=emulate, progress=progress)
+    if aot:
+        sw.aot_compression(st, out)
     report = sw.write_report(st, out, res)
     click.echo(f"report: {report}")
     if res is not None and res.failed:

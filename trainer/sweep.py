@@ -739,6 +739,11 @@ def aggregate(study: Study, out_dir: str | os.PathLike) -> dict[str, dict[str, A
             if lat:
                 a["latency"] = lat
                 break
+        for r in recs:
+            aot = _read_json(run_path(out_dir, point.key, r["seed"], ".aot.json"))
+            if aot:
+                a["aot"] = aot
+                break
         if recs:
             a["ops"] = recs[0].get("ops", [])
             a["test_images"] = recs[0].get("test_images")
@@ -826,6 +831,69 @@ def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = No
     return done
 
 
+def _aot_bench_module():
+    """tools/aot_bench.py as a module (tools/ is not a package)."""
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "aot_bench.py"
+    if "aot_bench" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("aot_bench", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["aot_bench"] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules["aot_bench"]
+
+
+def aot_compression(study: Study, out_dir: str | os.PathLike, images: int = 100,
+                    work: str | os.PathLike | None = None) -> dict[str, dict]:
+    """On-chip cost of the compression groups' points with the AOT backend: for each point's
+    first stored seed, tools/aot_bench.py generates the C (sparse fully connected layers where
+    that is smaller), builds the QEMU Cortex-M4 image with the DSP kernels and runs `images`
+    MNIST test images. Stores ``runs/<key>-s<seed>.aot.json``: ``model_flash_bytes`` (the
+    generated model's own flash: weights, indices, constants, parameter structs and its invoke
+    code, from the ELF's DWARF attribution; kernels excluded), ``kernel_flash_bytes``,
+    ``instructions`` (median per inference, QEMU -icount), ``agreement`` with the TFLM
+    reference. Already measured runs (same int8 sha256) are kept. Returns them by point key."""
+    bench = _aot_bench_module()
+    from trainer.data import load_mnist
+
+    out_dir = Path(out_dir)
+    agg = aggregate(study, out_dir)
+    work = Path(work or out_dir / "aot").resolve()
+    keys = [gp.key for g in study.groups if g.report == "compression" for gp in g.points]
+    x = None
+    done: dict[str, dict] = {}
+    for key in dict.fromkeys(keys):
+        a = agg[key]
+        if not a["n"]:
+            continue
+        seed = a["seeds"][0]
+        tfl_path = run_path(out_dir, key, seed, ".tflite")
+        aot_path = run_path(out_dir, key, seed, ".aot.json")
+        if not tfl_path.is_file():
+            log.warning("no stored model for %s (%s): rerun the sweep", a["labels"][0], tfl_path)
+            continue
+        sha = hashlib.sha256(tfl_path.read_bytes()).hexdigest()
+        old = _read_json(aot_path)
+        if old and old.get("int8_sha256") == sha and old.get("images") == images:
+            done[key] = old
+            continue
+        if x is None:
+            x = load_mnist().x_test[:images]
+        prep = bench.prepare(key, tfl_path, x, work)
+        row = bench.bench_one(prep, "dsp", work, timeout=900.0)
+        src = (prep.gen_dir / "model_aot.c").read_text()
+        rec = {"model_flash_bytes": row.flash_bytes - row.kernel_flash_bytes,
+               "kernel_flash_bytes": row.kernel_flash_bytes, "instructions": row.instructions,
+               "agreement": row.agreement, "images": row.images, "macs": row.macs,
+               "sparse_layers": src.count("nt_fully_connected_sparse("), "seed": seed,
+               "int8_sha256": sha, "variant": "dsp"}
+        write_json_atomic(aot_path, rec)
+        done[key] = rec
+    return done
+
+
 def _f(x: float, nd: int = 4) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
@@ -905,12 +973,18 @@ def _compression_table(g: Group, agg: dict[str, dict[str, Any]]) -> list[str]:
         ("Sizes in bytes. *gzip vs ref*: the reference point's gzip size divided by this one's "
         "(> 1: smaller). Flash holds the flatbuffer uncompressed; gzip shows what the zeros "
         "of pruning are worth once something compresses them (a download, an OTA image, or a "
-        "sparse/compressed weight format)."),
+        "sparse/compressed weight format). *AOT flash B* and *AOT instr*: on the chip, with "
+        "the AOT backend (QEMU Cortex-M4, DSP kernels, first seed; `trainer sweep --aot`): the "
+        "generated model's own flash (weights, sparse indices, constants and its code, from "
+        "the ELF; kernels excluded) and instructions per inference, in parentheses as a share "
+        "of the reference point's. Fully connected layers take the block-sparse format where "
+        "it is smaller than dense, bit-exact (agreement with the TFLM reference in *AOT agr*)."),
         "",
         ("| point | ref | float acc | int8 acc | int8 − float (points) | float B | int8 B | "
         "int8/float | float gzip B | int8 gzip B | float gzip vs ref | int8 gzip vs ref | "
+        "AOT flash B | AOT instr | AOT agr | "
         "sparsity (int8 weights) | params + KiB, int8 | params + KiB, float |"),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|" + "---:|" * 16,
     ]
     for gp in g.points:
         a = agg[gp.key]
@@ -927,9 +1001,21 @@ def _compression_table(g: Group, agg: dict[str, dict[str, Any]]) -> list[str]:
             f"{_i(a['int8_gzip_bytes'])} | "
             f"{_f(r['float_gzip_bytes'] / a['float_gzip_bytes'], 2)}x | "
             f"{_f(r['int8_gzip_bytes'] / a['int8_gzip_bytes'], 2)}x | "
+            f"{_aot_cell(a, r, 'model_flash_bytes')} | {_aot_cell(a, r, 'instructions')} | "
+            f"{_f(a['aot']['agreement']) if a.get('aot') else '—'} | "
             f"{_f(100 * a['sparsity'], 1)} % ({_f(100 * a['int8_sparsity'], 1)} %) | "
             f"{_f(a['seed_metric'], 1)} | {_f(a['seed_metric_float'], 1)} |")
     return lines
+
+
+def _aot_cell(a: dict[str, Any], r: dict[str, Any], field: str) -> str:
+    """An AOT figure, with its share of the reference point's when both were measured."""
+    if not a.get("aot"):
+        return "—"
+    v = a["aot"][field]
+    if not r.get("aot") or not r["aot"][field]:
+        return _i(v)
+    return f"{_i(v)} ({100 * v / r['aot'][field]:.0f} %)"
 
 
 def _zoo_table(g: Group, agg: dict[str, dict[str, Any]]) -> list[str]:
@@ -1115,7 +1201,12 @@ def _why_no_gain(study: Study, agg: dict[str, dict[str, Any]]) -> list[str]:
             f"x), gzip float {_i(a['float_gzip_bytes'])} B vs {_i(r['float_gzip_bytes'])} B "
             f"({_f(r['float_gzip_bytes'] / a['float_gzip_bytes'], 2)}x); int8 accuracy "
             f"{_pm(a['int8_accuracy'], a['int8_accuracy_std'])} vs "
-            f"{_pm(r['int8_accuracy'], r['int8_accuracy_std'])}.")
+            f"{_pm(r['int8_accuracy'], r['int8_accuracy_std'])}."
+            + (f" On the chip (AOT backend): model flash {_i(a['aot']['model_flash_bytes'])} B vs "
+               f"{_i(r['aot']['model_flash_bytes'])} B, "
+               f"{_i(a['aot']['instructions'])} vs {_i(r['aot']['instructions'])} instructions "
+               f"per inference ({a['aot']['sparse_layers']} block-sparse layers)."
+               if a.get("aot") and r.get("aot") else ""))
     return lines
 
 
