@@ -154,6 +154,34 @@ def test_pruning_reaches_target_sparsity(mnist):
     assert len(gzip.compress(tflite)) < 0.8 * len(gzip.compress(plain_tfl))
 
 
+def test_block_pruning_zeros_whole_blocks(mnist):
+    tcfg = TrainConfig(epochs=1, train_limit=2000, batch_size=64, prune_sparsity=0.75,
+                       prune_end_fraction=0.5, prune_block=(8, 2))
+    r = train(ModelConfig(name="seed_initial", hidden=(32, 16)), tcfg, mnist, progress=False)
+    for name, (n_in, n_out) in (("dense_0", (784, 32)), ("dense_1", (32, 16))):
+        k = r.model.get_layer(name).kernel.numpy()  # Keras (in, out)
+        assert k.shape == (n_in, n_out)
+        blocks = np.abs(k).reshape(n_in // 8, 8, n_out // 2, 2).sum(axis=(1, 3))
+        zero_blocks = int(np.sum(blocks == 0))
+        # Every zero weight lies in an all-zero 8 x 2 block, and 3 blocks in 4 are zero.
+        assert int(np.sum(k == 0)) == 16 * zero_blocks
+        assert zero_blocks / blocks.size == pytest.approx(0.75, abs=0.02)
+    with pytest.raises(UserError, match="prune_block must be two positive ints"):
+        train(ModelConfig(name="seed_initial"), dataclasses.replace(tcfg, prune_block=(8,)),
+              mnist, progress=False)
+
+
+def test_prune_block_left_out_of_config_hash_while_unset():
+    # Cached models are keyed by config_hash: adding the field must not change existing keys.
+    base = config.to_dict(TrainConfig())
+    del base["prune_block"]
+    import hashlib
+
+    old = hashlib.sha256(json.dumps([base], sort_keys=True).encode()).hexdigest()[:16]
+    assert config.config_hash(TrainConfig()) == old
+    assert config.config_hash(TrainConfig(prune_block=(8, 2))) != old
+
+
 def test_qat_converts_to_int8(mnist):
     tcfg = TrainConfig(epochs=1, train_limit=2000, batch_size=64, qat=True, qat_epochs=1)
     r = train(ModelConfig(name="cnn"), tcfg, mnist, progress=False)
@@ -245,6 +273,8 @@ def test_cli_pipeline(tmp_path, mnist):
         (["evaluate", "nope.tflite"], "error: nope.tflite: no such .tflite file"),
         (["train", "--model", "bogus", "--out", "x"], "error: unknown model 'bogus'"),
         (["quantize", "missing.keras", "--out", "x.tflite"], "error: missing.keras: no such"),
+        (["train", "--prune", "0.5", "--prune-block", "8", "--out", "x"],
+         "error: --prune-block must look like 8x2"),
     ],
 )
 def test_cli_user_errors_are_one_line(tmp_path, args, msg, monkeypatch):
