@@ -290,7 +290,7 @@ def test_cli_dry_run_lists_points_without_training(tmp_path):
     out, _ = p.communicate(timeout=120)
     assert p.returncode == 0, out
     lines = [ln for ln in out.splitlines() if " seed=" in ln]
-    assert len(lines) == 75 and all(" todo " in ln for ln in lines)
+    assert len(lines) == 81 and all(" todo " in ln for ln in lines)
     assert not (tmp_path / "o" / "runs").exists()
     p = _cli(str(tmp_path / "missing.toml"))
     out, _ = p.communicate(timeout=120)
