@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from nanobench import report
-from nanobench.client import Device, Inference, Lost
+from nanobench.client import Device, DeviceError, Inference, Lost
+from trainer import checks
 from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -83,18 +84,36 @@ def check_model(info: dict[str, str], tflite: bytes, model_name: str) -> str:
 
 @dataclass
 class Result:
-    """What ``run`` measured: the summary dict, the samples, the lost image indices."""
+    """What ``run`` measured: the summary dict, the samples, the lost image indices.
+    ``complete`` is False when streaming stopped early; ``stop_reason`` then says why."""
 
     summary: dict
     samples: list[report.Sample]
     lost: list[Lost]
     info: dict[str, str]
+    complete: bool = True
+    stop_reason: str | None = None
+    interrupted: bool = False
+
+
+def _stop_reason(exc: BaseException) -> str:
+    """One short phrase for why streaming stopped (the first line of the error)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 def run(device: Device, workload: Workload, tflite: bytes, *, model_name: str = "the model",
-        window: int = 8, footprint: dict | None = None, progress: bool = True) -> Result:
+        window: int = 8, footprint: dict | None = None, progress: bool = True,
+        max_lost: int | None = None) -> Result:
     """HELLO, model check, RESET, stream every image (pipelined), STATS; compare each output
-    vector with the TFLM reference and summarize. Lost images are counted, never scored."""
+    vector with the TFLM reference and summarize. Lost images are counted, never scored.
+
+    Streaming that stops early (the link fails, the emulator dies, Ctrl-C, more than
+    ``max_lost`` images lost) still returns every sample received, with ``complete`` False.
+    Device and reference accuracy are both taken over the labelled images the device answered.
+    """
     from trainer.reference import Reference
 
     info = device.hello()
@@ -107,9 +126,7 @@ def run(device: Device, workload: Workload, tflite: bytes, *, model_name: str = 
 
     ref_model = Reference(tflite)
     reference = ref_model.run(workload.images, progress=progress)
-    labelled = workload.labels >= 0
-    ref_acc = (float(np.mean(np.argmax(reference[labelled], axis=1) == workload.labels[labelled]))
-               if labelled.any() else None)
+    outputs = int(np.prod(reference.shape[1:]))
 
     device.reset()
     device.reset_counters()
@@ -122,8 +139,11 @@ def run(device: Device, workload: Workload, tflite: bytes, *, model_name: str = 
 
         bar = tqdm(total=n, desc=f"bench {info.get('board', '?')}", unit="img", mininterval=0.5)
     t0 = time.monotonic()
+    stop_reason: str | None = None
+    interrupted = False
+    stream = device.infer_many(workload.images, window=window, outputs=outputs)
     try:
-        for out in device.infer_many(workload.images, window=window):
+        for out in stream:
             if isinstance(out, Inference):
                 i = out.index
                 samples.append(report.Sample(
@@ -140,29 +160,51 @@ def run(device: Device, workload: Workload, tflite: bytes, *, model_name: str = 
                 if device.counters.errors:
                     bar.set_postfix(errors=device.counters.errors,
                                     retries=device.counters.retries, refresh=False)
+            if max_lost is not None and len(lost) > max_lost:
+                stop_reason = f"lost-sample budget exceeded ({len(lost)} > {max_lost})"
+                break
+    except (DeviceError, OSError) as exc:
+        stop_reason = _stop_reason(exc)
+    except KeyboardInterrupt as exc:
+        stop_reason = _stop_reason(exc)
+        interrupted = True
     finally:
+        stream.close()
         if bar is not None:
             bar.close()
     seconds = time.monotonic() - t0
     samples.sort(key=lambda s: s.index)
     counters = device.counters
-    stats = device.stats()
+    stats: dict[str, str] = {}
+    if stop_reason is None:
+        stats = device.stats()
     stack = stats.get("stack_used_bytes") or info.get("stack_used_bytes")
+    # The reference's accuracy over the same images as the device's: those it answered.
+    answered = np.array([s.index for s in samples if s.label >= 0], dtype=np.int64)
+    ref_acc = (float(np.mean(np.argmax(reference[answered], axis=1)
+                             == workload.labels[answered])) if len(answered) else None)
     summary = report.summarize(
         samples, info=info, latency_unit=unit, errors=counters.errors,
         retries=counters.retries, lost=len(lost), skipped=len(workload.skipped),
         seconds=seconds, model_sha256=sha, footprint=footprint,
         stack_used_bytes=int(stack) if stack else None, reference_accuracy=ref_acc,
-        clock_hz=int(info["clock_hz"]) if info.get("clock_hz", "").isdigit() else None)
+        clock_hz=int(info["clock_hz"]) if info.get("clock_hz", "").isdigit() else None,
+        complete=stop_reason is None, stop_reason=stop_reason, images=len(workload.images))
     summary["source"] = workload.source
     summary["window"] = window
-    summary["link"] = {"infer_rle": info.get("infer_rle") == "1", "sent": counters.sent, "error_frames": counters.error_frames,
-                       "bad_frames": counters.bad_frames, "timeouts": counters.timeouts,
-                       "stale": counters.stale, "error_codes": counters.error_codes}
+    summary["link"] = {"infer_rle": info.get("infer_rle") == "1", "sent": counters.sent,
+                       "error_frames": counters.error_frames,
+                       "bad_frames": counters.bad_frames, "malformed": counters.malformed,
+                       "timeouts": counters.timeouts, "stale": counters.stale,
+                       "error_codes": counters.error_codes}
     summary["device_stats"] = stats
+    if lost:
+        summary["lost_images"] = [{"name": workload.names[x.index], "reason": x.reason,
+                                   "attempts": x.attempts} for x in lost[:1000]]
     if workload.skipped:
         summary["skipped_files"] = [{"name": n, "reason": r} for n, r in workload.skipped]
-    return Result(summary=summary, samples=samples, lost=lost, info=info)
+    return Result(summary=summary, samples=samples, lost=lost, info=info,
+                  complete=stop_reason is None, stop_reason=stop_reason, interrupted=interrupted)
 
 
 def default_out_dir(root: str | Path = "runs") -> Path:
@@ -247,13 +289,17 @@ def bench(*, port: str | None = None, emulate: str | None = None, model: str | P
           limit: int | None = None, images: str | Path | None = None,
           elf: str | Path | None = None, out: str | Path | None = None,
           window: int | None = None,
-          timeout: float = 2.0, link: str = "pipe",
+          timeout: float = 2.0, link: str = "pipe", max_lost: int | None = None,
           progress: bool = True) -> tuple[dict, dict[str, Path]]:
     """One bench run as ``tools/bench.py`` does it: open ``port`` or build (unless ``elf`` is
     given) and start the ``emulate`` device, stream the MNIST test set (first ``limit``) or the
     photos in ``images``, check against the TFLM reference, write the report into ``out``
     (default runs/<timestamp>/). ``window``: requests in flight, default ``default_window``
-    for the transport. Returns (summary, output paths)."""
+    for the transport. ``max_lost``: stop once more images than this are lost (None: never).
+
+    Every output path is checked before any work. A run that stops early still writes its
+    folder (``summary["complete"]`` False, ``summary["stop_reason"]``); the caller turns that
+    and ``summary["lost"]`` into an exit status. Returns (summary, output paths)."""
     import contextlib
 
     from nanobench import emulate as emu_mod
@@ -266,7 +312,18 @@ def bench(*, port: str | None = None, emulate: str | None = None, model: str | P
                         "--emulate qemu|renode|host")
     if not model.is_file():
         raise UserError(f"model not found: {model} (pass --model PATH.tflite)")
+    if timeout is None or not timeout > 0 or timeout == float("inf"):
+        raise UserError(f"timeout must be a finite number of seconds > 0, got {timeout}")
+    if window is not None and window < 1:
+        raise UserError(f"window must be >= 1, got {window}")
+    if limit is not None and limit < 1:
+        raise UserError(f"limit must be >= 1 image, got {limit}")
+    out = Path(out) if out else default_out_dir()
+    checks.writable_dir(out, "--out")
     tflite = model.read_bytes()
+    from trainer.tflite_info import check_digit_classifier
+
+    check_digit_classifier(tflite, str(model))
     if window is None:
         window = default_window(emulate, link)
     with contextlib.ExitStack() as stack:
@@ -282,11 +339,10 @@ def bench(*, port: str | None = None, emulate: str | None = None, model: str | P
             emu = stack.enter_context(emu_mod.emulate(emulate, elf, link=link))
             device = stack.enter_context(Device(emu.port, timeout=timeout))
         result = run(device, workload, tflite, model_name=str(model), window=window,
-                     footprint=fp, progress=progress)
+                     footprint=fp, progress=progress, max_lost=max_lost)
     summary = result.summary
     summary["emulator"] = emulate
     summary["elf"] = str(elf) if elf else None
-    out = Path(out) if out else default_out_dir()
     source = f"{workload.source}; model {model}; " + (f"--emulate {emulate}" if emulate
                                                        else f"--port {port}")
     paths = report.write_run(out, result.samples, summary, source)

@@ -38,6 +38,13 @@ kTransientErrors = {
 }
 
 
+# HELLO fields that must be whole numbers when present (the firmware writes them with kv_u32).
+kHelloCounts = ("proto", "ready", "arena_bytes", "arena_used_bytes", "model_bytes", "clock_hz",
+                "tick_hz", "ticks_to_units", "stack_bytes", "stack_used_bytes", "max_body",
+                "selftest_count", "infer_rle")
+kHelloShapes = ("input_shape", "output_shape")  # like 1x28x28x1
+
+
 class DeviceError(UserError):
     """The device cannot be used: no port, busy port, silent, wrong firmware, wrong version."""
 
@@ -77,14 +84,15 @@ class Counters:
     error_frames: int = 0  # ERROR packets from the device
     bad_frames: int = 0  # chunks that were neither a packet nor text
     timeouts: int = 0  # requests given up waiting for
+    malformed: int = 0  # replies that decoded but failed validation (class byte, score count)
     stale: int = 0  # replies to a request already answered or abandoned
     lost: int = 0  # requests that ran out of attempts
     error_codes: dict[str, int] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
-        """Every error seen: error frames + undecodable frames + timeouts."""
-        return self.error_frames + self.bad_frames + self.timeouts
+        """Every error seen: error frames + undecodable frames + malformed replies + timeouts."""
+        return self.error_frames + self.bad_frames + self.malformed + self.timeouts
 
 
 @dataclass
@@ -100,6 +108,51 @@ class _Request:
 class _Send:
     request: _Request
     sent_at: float
+
+
+def check_hello(info: dict[str, str], url: str) -> None:
+    """Refuse a HELLO whose numeric fields are not numbers: one line naming the field."""
+    for key in kHelloCounts:
+        value = info.get(key)
+        if value is not None and not (value.isascii() and value.isdigit()):
+            raise DeviceError(f"device at {url} sent a malformed HELLO: {key}={value!r} is not "
+                              "a whole number (wrong or damaged firmware?)")
+    for key in kHelloShapes:
+        value = info.get(key)
+        if value is not None and not all(d.isascii() and d.isdigit() and int(d) > 0
+                                         for d in value.split("x")):
+            raise DeviceError(f"device at {url} sent a malformed HELLO: {key}={value!r} is not "
+                              "a shape like 1x28x28x1")
+    if info.get("ticks_to_units") == "0":
+        raise DeviceError(f"device at {url} sent a malformed HELLO: ticks_to_units=0")
+
+
+def hello_outputs(info: dict[str, str]) -> int | None:
+    """Output values per inference from a (checked) HELLO's ``output_shape``; None if absent."""
+    shape = info.get("output_shape")
+    if not shape:
+        return None
+    n = 1
+    for d in shape.split("x"):
+        n *= int(d)
+    return n
+
+
+def reply_problem(reply: proto.InferReply, outputs: int | None) -> str | None:
+    """Why an INFER reply cannot count as a result, or None when it is valid: the score count
+    must equal the model's output size, and the class byte must be the index of the first
+    maximum score (TFLM's and numpy's argmax)."""
+    n = len(reply.scores)
+    if n == 0:
+        return "no scores"
+    if outputs is not None and n != outputs:
+        return f"{n} scores, the model has {outputs} outputs"
+    best = max(range(n), key=lambda i: (reply.scores[i], -i))
+    if reply.label >= n:
+        return f"class {reply.label} is not one of the {n} classes"
+    if reply.label != best:
+        return f"class byte {reply.label} is not the argmax of the scores ({best})"
+    return None
 
 
 def _open(url: str, timeout: float) -> Any:
@@ -324,7 +377,9 @@ class Device:
         """
         self._write(b"\x00")
         pkt = self._request(proto.HELLO)
-        self.info = proto.decode_info(pkt.body)
+        info = proto.decode_info(pkt.body)
+        check_hello(info, self.url)
+        self.info = info
         got = self.info.get("proto")
         if got is not None and got != str(proto.VERSION):
             raise DeviceError(f"device at {self.url} speaks protocol version {got}, this host "
@@ -356,10 +411,14 @@ class Device:
         raise AssertionError("infer_many yielded nothing")  # unreachable: one in, one out
 
     def infer_many(self, images: Iterable[object], window: int = 8,
-                   rle: bool | None = None) -> Iterator[Inference | Lost]:
+                   rle: bool | None = None,
+                   outputs: int | None = None) -> Iterator[Inference | Lost]:
         """Stream images with up to ``window`` requests in flight; yield one ``Inference`` or
         ``Lost`` per image, in the order the device answers (``.index`` says which image).
         ``rle``: send INFER_RLE (zero-run coded pixels); None = when HELLO said ``infer_rle=1``.
+        ``outputs``: scores each reply must carry (the model's output size); None = HELLO's
+        ``output_shape`` when it has one. A reply with another count, or whose class byte is
+        not the first argmax of its scores, is malformed: an error, re-sent, never a result.
         """
         if window < 1:
             raise ValueError("window must be >= 1")
@@ -377,6 +436,8 @@ class Device:
         encode = proto.encode_pixels_rle if rle else proto.encode_pixels
         want = ptype | proto.REPLY_FLAG
         max_attempts = 1 + self.retries
+        if outputs is None:
+            outputs = hello_outputs(self.info)
 
         def send(req: _Request) -> None:
             nonlocal last_progress
@@ -452,6 +513,14 @@ class Device:
                     except proto.ProtocolError as exc:
                         self.counters.bad_frames += 1
                         lost = retry_or_lose(req, f"malformed reply: {exc}")
+                        if lost:
+                            yield lost
+                        continue
+                    problem = reply_problem(reply, outputs)
+                    if problem is not None:
+                        self.counters.malformed += 1
+                        log.debug("malformed INFER reply for image %d: %s", req.index, problem)
+                        lost = retry_or_lose(req, f"malformed reply: {problem}")
                         if lost:
                             yield lost
                         continue

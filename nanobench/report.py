@@ -10,7 +10,6 @@ request waited in the pipeline window).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 from collections.abc import Sequence
@@ -18,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from trainer import checks
+from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +84,18 @@ def summarize(
     stack_used_bytes: int | None = None,
     reference_accuracy: float | None = None,
     clock_hz: int | None = None,
+    complete: bool = True,
+    stop_reason: str | None = None,
+    images: int | None = None,
 ) -> dict:
     """Build the summary dict (summary.json) from the samples and the run's counters.
 
     `info` is the device's HELLO dict; `footprint` is `elfsize.Footprint.as_dict()` or None
     (then flash/RAM are null: they come only from an ELF); `seconds` is the wall time of the
-    streaming (for throughput_ips, images per second).
+    streaming (for throughput_ips, images per second). `complete` is False when streaming
+    stopped early, `stop_reason` then says why in one phrase; `images` is how many images the
+    run set out to stream (default: the samples plus the lost ones).
+    `reference_accuracy` must cover the same images as `accuracy` (the labelled ones answered).
     """
     n = len(samples)
     labelled = [s for s in samples if s.label >= 0]
@@ -131,7 +139,10 @@ def summarize(
         "board": info.get("board"),
         "model_sha256": model_sha256,
         # Extra keys (not in the issue's list, never replacing one of it).
+        "complete": complete,
+        "stop_reason": stop_reason,
         "lost": lost,
+        "images": images if images is not None else n + lost,
         "labelled": len(labelled),
         "reference_accuracy": reference_accuracy,
         "seconds": seconds,
@@ -244,7 +255,7 @@ def render_markdown(summary: dict, samples: Sequence[Sample], source: str) -> st
         "",
         "| figure | value |",
         "|---|---|",
-        f"| images (n) | {summary['n']} |",
+        f"| images answered (n) | {summary['n']} of {summary.get('images', summary['n'])} |",
         f"| accuracy (top-1, device) | {_fmt(summary['accuracy'], 'pct')} |",
         (f"| reference accuracy (TFLM on host, same images) | "
         f"{_fmt(summary.get('reference_accuracy'), 'pct')} |"),
@@ -271,6 +282,12 @@ def render_markdown(summary: dict, samples: Sequence[Sample], source: str) -> st
         f"| stack used (bytes, painted high-water mark) | {_fmt(summary['stack_used_bytes'])} |",
         "",
     ]
+    labelled = summary.get("labelled", summary["n"])
+    lines += [(f"Device accuracy and reference accuracy both cover the same {labelled} labelled "
+              f"images the device answered; agreement covers all {summary['n']} answered."), ""]
+    if summary.get("complete") is False:
+        lines[2:2] = [(f"- **incomplete run**: {summary.get('stop_reason')}; "
+                      f"{summary['n']} of {summary.get('images')} images answered")]
     if unit == "instructions":
         lines += [("Latency under QEMU `-icount shift=0` is an instruction count, not cycles or "
                   "time: it is deterministic and comparable between builds, not a clock figure."),
@@ -312,7 +329,18 @@ def render_markdown(summary: dict, samples: Sequence[Sample], source: str) -> st
 
 def write_run(out_dir: Path, samples: Sequence[Sample], summary: dict,
               source: str) -> dict[str, Path]:
-    """Write every output file of a bench run into out_dir; returns their paths by kind."""
+    """Write every output file of a bench run into out_dir; returns their paths by kind.
+    samples.csv and summary.json go first (they hold the results); a failure to write is a
+    one-line UserError."""
+    try:
+        return _write_run(out_dir, samples, summary, source)
+    except OSError as exc:
+        raise UserError(f"cannot write the run folder {out_dir}: "
+                        f"{exc.strerror or exc} ({exc.filename or out_dir})") from None
+
+
+def _write_run(out_dir: Path, samples: Sequence[Sample], summary: dict,
+               source: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "samples": out_dir / "samples.csv",
@@ -322,7 +350,7 @@ def write_run(out_dir: Path, samples: Sequence[Sample], summary: dict,
         "latency": out_dir / "latency.png",
     }
     write_samples_csv(paths["samples"], samples)
-    paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
+    paths["summary"].write_text(checks.dumps(summary, indent=2) + "\n")
     paths["report"].write_text(render_markdown(summary, samples, source))
     title = f"{summary['board']} / {summary['backend']}, n={summary['n']}"
     plot_confusion(paths["confusion"], confusion(samples), f"confusion: {title}")

@@ -154,7 +154,7 @@ def folder(tmp_path):
     (tmp_path / "3_text.png").write_text("this is not an image\n")
     photo.save(tmp_path / "unlabeled.png")
     Image.new("L", (60, 60), 200).save(tmp_path / "4_blank.png")
-    (tmp_path / "notes.txt").write_text("ignored: not an image extension")
+    (tmp_path / "notes.txt").write_text("skipped: not an image extension")
     (tmp_path / ".hidden.png").write_bytes(b"")
     return tmp_path
 
@@ -167,7 +167,9 @@ def test_load_folder_skips_bad_files_and_goes_on(folder, caplog):
     assert list(f.labels) == [7] * 6
     reasons = dict(f.skipped)
     assert set(reasons) == {"1_truncated.png", "2_empty.png", "3_text.png", "unlabeled.png",
-                            "4_blank.png"}
+                            "4_blank.png", "notes.txt", ".hidden.png"}
+    assert "not an image file (.txt)" in reasons["notes.txt"]
+    assert reasons[".hidden.png"] == "hidden file"
     assert "empty" in reasons["2_empty.png"]
     assert "not a PNG/JPEG/BMP" in reasons["3_text.png"]
     assert "corrupt" in reasons["1_truncated.png"] or "truncated" in reasons["1_truncated.png"]

@@ -7,6 +7,10 @@
 
 Writes --out DIR (default runs/<timestamp>/): samples.csv, summary.json, report.md,
 confusion.png, latency.png. The logic lives in nanobench (bench, client, emulate, report).
+
+Exit status: 0 when every image has a validated result; 3 when images were lost (everything is
+written first); 2 for a user error (nothing started); 1 (130 for Ctrl-C) when the run stopped
+early: the folder then holds every sample received, summary.json says "complete": false.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import click
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from trainer.checks import PositiveFloat
 from trainer.errors import UserError
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "model" / \
@@ -43,13 +48,16 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "mode
 @click.option("--window", type=click.IntRange(min=1), default=None,
               help="requests in flight [default: per transport, nanobench.bench.default_window: "
                    "4 emulated, 2 on a real port]")
-@click.option("--timeout", type=float, default=3.0, show_default=True,
+@click.option("--timeout", type=PositiveFloat(), default=3.0, show_default=True,
               help="seconds without a reply before a request is re-sent")
+@click.option("--max-lost", type=click.IntRange(min=0), default=None,
+              help="stop the run once more than N images are lost [default: never]")
 @click.option("--link", type=click.Choice(["pipe", "tcp"]), default="pipe", show_default=True,
               help="QEMU/host link: stdio pipes or a loopback TCP port")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
 @click.option("-v", "--verbose", is_flag=True, help="log what happens")
-def main(port, emulate, model, limit, images, elf, out, window, timeout, link, quiet, verbose):
+def main(port, emulate, model, limit, images, elf, out, window, timeout, max_lost, link, quiet,
+         verbose):
     """Benchmark a nano-tflm device: accuracy, agreement with the TFLM reference, latency,
     footprint."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -60,15 +68,27 @@ def main(port, emulate, model, limit, images, elf, out, window, timeout, link, q
     try:
         summary, paths = bench(port=port, emulate=emulate, model=model, limit=limit,
                                images=images, elf=elf, out=out, window=window, timeout=timeout,
-                               link=link, progress=not quiet)
-        click.echo(format_summary(summary))
-        click.echo(f"report: {paths['report']}")
+                               link=link, max_lost=max_lost, progress=not quiet)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    folder = paths["summary"].parent
+    if not summary["complete"]:
+        reason = summary["stop_reason"]
+        click.echo(f"error: the run stopped early ({reason}); {summary['n']} of "
+                   f"{summary['images']} images answered, partial results in {folder}",
+                   err=True)
+        sys.exit(130 if reason.startswith("interrupted") else 1)
+    click.echo(format_summary(summary))
+    click.echo(f"report: {paths['report']}")
+    if summary["lost"]:
+        click.echo(f"error: {summary['lost']} of {summary['images']} images lost (no valid "
+                   f"reply); the figures cover the {summary['n']} answered, see {folder}",
+                   err=True)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

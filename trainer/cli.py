@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from trainer import checks
 from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,8 @@ def main(verbose: int) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Write ``data`` as JSON (NaN/Infinity as null); a failure is a one-line UserError."""
+    checks.write_text(path, checks.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def load_keras(path: str | Path) -> Any:
@@ -88,14 +89,15 @@ def _parse_block(text: str) -> tuple[int, int]:
 @click.option("--model", "model_name", default=None, help="Zoo model name (default: config's, or cnn).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML file with [model] [train] [quant] tables.")
-@click.option("--epochs", type=int, default=None)
-@click.option("--batch-size", type=int, default=None)
-@click.option("--learning-rate", type=float, default=None)
+@click.option("--epochs", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--learning-rate", type=checks.PositiveFloat(), default=None)
 @click.option("--seed", type=int, default=None)
-@click.option("--train-limit", type=int, default=None, help="Use only the first N train images.")
+@click.option("--train-limit", type=click.IntRange(min=1), default=None,
+              help="Use only the first N train images.")
 @click.option("--activation", default=None, help="Hidden activation (seed models).")
 @click.option("--augment/--no-augment", default=None, help="Training-time augmentation.")
-@click.option("--prune", "prune_sparsity", type=float, default=None,
+@click.option("--prune", "prune_sparsity", type=checks.Fraction(), default=None,
               help="Target weight sparsity, e.g. 0.5 (magnitude pruning).")
 @click.option("--prune-block", "prune_block", default=None, metavar="INxOUT",
               help="Prune Dense kernels in blocks of IN inputs x OUT outputs, e.g. 8x2 (what the "
@@ -116,6 +118,7 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
     from trainer.train import keras_accuracy, resolve
     from trainer.train import train as run_train
 
+    checks.writable_dir(out_dir, "--out")
     cfg = cfgmod.load_toml(config_path) if config_path else cfgmod.Config()
     mcfg = cfg.model
     if model_name:
@@ -131,8 +134,11 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
     data = load_mnist(data_dir)
     result = run_train(mcfg, tcfg, data, progress=progress)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    result.model.save(out / "model.keras")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        result.model.save(out / "model.keras")
+    except OSError as e:
+        raise UserError(f"cannot write {out / 'model.keras'}: {e.strerror or e}") from None
     acc = keras_accuracy(result.model, data.x_test, data.y_test)
     info = {
         "model": cfgmod.to_dict(mcfg),
@@ -156,10 +162,10 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), required=True,
               help="Output .tflite (a .json with the quantization record is written beside it).")
 @click.option("--per-tensor-dense", is_flag=True, help="Per-tensor FULLY_CONNECTED weights.")
-@click.option("--calibration-count", type=int, default=None)
+@click.option("--calibration-count", type=click.IntRange(min=1), default=None)
 @click.option("--calibration-seed", type=int, default=None)
 @click.option("--qat", is_flag=True, help="Quantization-aware fine-tuning before converting.")
-@click.option("--qat-epochs", type=int, default=None)
+@click.option("--qat-epochs", type=click.IntRange(min=1), default=None)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None)
 @click.option("--float-out", type=click.Path(dir_okay=False), default=None,
               help="Also write the float32 .tflite here.")
@@ -170,6 +176,10 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
     """Full-integer int8 conversion of MODEL_PATH (.keras), int8 in/out, batch 1."""
     if not Path(model_path).exists():  # before importing TensorFlow: a typo should fail fast
         raise UserError(f"{model_path}: no such model file")
+    checks.writable_file(out_path, "--out")
+    checks.writable_file(Path(out_path).with_suffix(".json"), "--out record")
+    if float_out:
+        checks.writable_file(float_out, "--float-out")
     import dataclasses
     import gzip
     import hashlib
@@ -192,10 +202,13 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
         model = qat_finetune(TrainResult(model), data, tcfg, progress).model
     tflite = q.to_int8(model, data, qcfg)
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(tflite)
-    if float_out:
-        Path(float_out).write_bytes(q.to_float(model))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(tflite)
+        if float_out:
+            Path(float_out).write_bytes(q.to_float(model))
+    except OSError as e:
+        raise UserError(f"cannot write {e.filename or out}: {e.strerror or e}") from None
     s = q.summarize(tflite)
     record = {
         "source": str(model_path),
@@ -220,7 +233,8 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
 @click.argument("tflite_path", type=click.Path(dir_okay=False))
 @click.option("--keras", "keras_path", type=click.Path(dir_okay=False), default=None,
               help="The float model, for float accuracy and the int8 drop.")
-@click.option("--limit", type=int, default=None, help="Only the first N test images.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Only the first N test images.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
               help="Write the results dict here.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
@@ -230,10 +244,15 @@ def evaluate(tflite_path, keras_path, limit, json_path, data_dir, progress) -> N
     path = Path(tflite_path)
     if not path.is_file():  # before importing TensorFlow: a typo should fail fast
         raise UserError(f"{path}: no such .tflite file")
+    if json_path:
+        checks.writable_file(json_path, "--json")
     from trainer.data import load_mnist
     from trainer.evaluate import evaluate as run_eval
     from trainer.evaluate import format_table
+    from trainer.tflite_info import check_digit_classifier
 
+    # Before MNIST loads (seconds): a corrupt file or another kind of model fails at once.
+    check_digit_classifier(path.read_bytes(), str(path))
     model = load_keras(keras_path) if keras_path else None
     data = load_mnist(data_dir)
     res = run_eval(path.read_bytes(), data, model, limit=limit, progress=progress)
@@ -263,6 +282,7 @@ def export_cmd(tflite_path, out_dir, backend, metrics_path) -> None:
     """Generate the firmware's model files from an int8 .tflite."""
     from trainer.export import export
 
+    checks.writable_dir(out_dir, "--out")
     metrics = None
     if metrics_path:
         try:
@@ -302,6 +322,21 @@ def images_cmd(directory, keras_path, tflite_path, sheet, json_path) -> None:
     """Evaluate models on a folder of digit photos (3_name.png or 3/name.png)."""
     from trainer.images import evaluate_folder
 
+    if not Path(directory).is_dir():
+        raise UserError(f"{directory} is not a folder of images")
+    if keras_path is None and tflite_path is None:
+        raise UserError("give a model: --keras model.keras and/or --tflite model.tflite")
+    for opt, p in (("--sheet", sheet), ("--json", json_path)):
+        if p:
+            checks.writable_file(p, opt)
+    if tflite_path:
+        from trainer.tflite_info import check_digit_classifier
+
+        try:
+            data = Path(tflite_path).read_bytes()
+        except OSError as e:
+            raise UserError(f"cannot read {tflite_path}: {e.strerror or e}") from None
+        check_digit_classifier(data, str(tflite_path))
     model = load_keras(keras_path) if keras_path else None
     res = evaluate_folder(directory, model, tflite_path, sheet)
     for name, reason in res["skipped_files"]:
@@ -323,7 +358,7 @@ def images_cmd(directory, keras_path, tflite_path, sheet, json_path) -> None:
 
 @main.command("synth")
 @click.argument("out_dir", type=click.Path(file_okay=False))
-@click.option("--per-class", type=int, default=30, show_default=True)
+@click.option("--per-class", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_cmd(out_dir, per_class, seed) -> None:
     """Write a photo-like synthetic digit set (Debian fonts on uneven paper) as labeled files."""
@@ -341,11 +376,12 @@ def synth_cmd(out_dir, per_class, seed) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory [runs/sweep-<study>].")
 @click.option("--dry-run", is_flag=True, help="List the runs, one line each, without training.")
-@click.option("--jobs", "-j", type=int, default=None,
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="Local worker processes [usable cores].")
 @click.option("--ray", "ray_address", default=None,
               help="Run as Ray tasks: a cluster address, 'auto', or 'local' (new local instance).")
-@click.option("--seeds", type=int, default=None, help="Seeds per point (overrides the study).")
+@click.option("--seeds", type=click.IntRange(min=1), default=None,
+              help="Seeds per point (overrides the study).")
 @click.option("--report-only", is_flag=True, help="Only rewrite the report from stored runs.")
 @click.option("--port", default=None, help="Bench the Pareto points on this device (pyserial URL).")
 @click.option("--emulate", type=click.Choice(["qemu", "host"]), default=None,

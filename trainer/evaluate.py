@@ -18,6 +18,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 
 from trainer import models
 from trainer.data import Mnist
+from trainer.errors import UserError
 from trainer.quantize import summarize
 from trainer.reference import Reference
 from trainer.train import prepare
@@ -67,6 +68,8 @@ def evaluate(tflite: bytes, data: Mnist, keras_model: keras.Model | None = None,
     drop_points is (float - int8) * 100 percentage points, agreement_top1 the share of images
     where int8 and float pick the same class. Sizes in bytes, tflite_kib = bytes / 1024.
     """
+    if limit is not None and limit < 1:
+        raise UserError(f"limit must be >= 1 image, got {limit}")
     x, y = data.x_test, data.y_test
     if limit is not None:
         x, y = x[:limit], y[:limit]

@@ -18,7 +18,9 @@ Files that cannot be used are skipped with a one-line reason; the run goes on.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +31,9 @@ from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+# GIF counts when it holds one frame (a still image saved as GIF); an animated GIF is skipped,
+# since which of its frames is "the digit" is not ours to guess.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _WORK_SIDE = 192  # px; photos are reduced to this before processing (the result is 20x20 anyway)
 _FIT = 20  # MNIST: the digit's box is scaled to fit 20x20 ...
 _FRAME = 28  # ... inside a 28x28 frame
@@ -202,12 +206,16 @@ def load_image(path: str | Path) -> np.ndarray:
         if path.stat().st_size == 0:
             raise UserError(f"{path.name}: empty file (0 bytes)")
         with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                raise UserError(f"{path.name}: animated image ({frames} frames): save the "
+                                "digit as a single still image")
             img.load()  # decode now: a truncated file fails here, not later
             gray = _to_gray(img)
     except UserError:
         raise
     except UnidentifiedImageError:
-        raise UserError(f"{path.name}: not a PNG/JPEG/BMP image") from None
+        raise UserError(f"{path.name}: not a PNG/JPEG/BMP/GIF image") from None
     except Image.DecompressionBombError:
         raise UserError(f"{path.name}: image too large to decode safely") from None
     except OSError as exc:
@@ -222,28 +230,77 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def list_images(directory: str | Path) -> list[Path]:
-    """Image files (by extension) in `directory` and its subfolders, sorted, hidden ones left out."""
+    """Image files (by extension) in `directory` and its subfolders, sorted (see `scan_folder`
+    for the entries that are not used)."""
+    return scan_folder(directory)[0]
+
+
+def _entry_problem(path: Path) -> str | None:
+    """Why a folder entry cannot be an image file, or None when it is a candidate."""
+    if path.name.startswith("."):
+        return "hidden file"
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            return "symbolic link loop"
+        except OSError as exc:
+            if exc.errno == 40:  # ELOOP
+                return "symbolic link loop"
+            return "broken symbolic link (its target does not exist)"
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror or exc})"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        kind = path.suffix.lower() or "no extension"
+        return f"not an image file ({kind}): PNG, JPEG, BMP or GIF"
+    return None
+
+
+def scan_folder(directory: str | Path) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Every entry under `directory` (subfolders walked, symbolic links to folders not
+    followed): (image files to use, sorted; [(relative name, reason)] for every other entry).
+    Nothing is left out silently: hidden files, broken links, link loops and other file types
+    each get a one-line reason."""
     root = Path(directory)
     if not root.is_dir():
         raise UserError(f"{directory} is not a folder of images")
-    files = [
-        p for p in root.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    ]
-    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(dirpath)
+        for d in sorted(dirnames):
+            if d.startswith(".") or (base / d).is_symlink():
+                why = "hidden folder" if d.startswith(".") else "link to a folder (not followed)"
+                skipped.append(((base / d).relative_to(root).as_posix(), why))
+        dirnames[:] = [d for d in dirnames
+                       if not d.startswith(".") and not (base / d).is_symlink()]
+        for f in filenames:
+            path = base / f
+            why = _entry_problem(path)
+            if why is None:
+                files.append(path)
+            else:
+                skipped.append((path.relative_to(root).as_posix(), why))
+    files.sort(key=lambda p: p.relative_to(root).as_posix())
+    skipped.sort()
+    return files, skipped
 
 
 def load_folder(directory: str | Path, require_label: bool = True) -> Folder:
-    """Preprocess every PNG/JPEG/BMP under `directory`.
+    """Preprocess every PNG/JPEG/BMP/GIF (one frame) under `directory`.
 
-    A file that is empty, corrupt, unreadable, blank or (with require_label) has no label is
-    skipped: it goes to `Folder.skipped` with a one-line reason and is logged; the rest go on.
+    Any other entry (see `scan_folder`), and a file that is empty, corrupt, unreadable,
+    animated, blank or (with require_label) has no label is skipped: it goes to
+    `Folder.skipped` with a one-line reason and is logged; the rest go on.
     Unlabeled images get label -1 when require_label is False.
     """
     root = Path(directory)
-    files = list_images(root)
-    images, labels, names, skipped = [], [], [], []
+    files, skipped = scan_folder(root)
+    images, labels, names = [], [], []
     for path in files:
         rel = path.relative_to(root)
         name = rel.as_posix()

@@ -340,6 +340,27 @@ def parse(tflite_bytes: bytes) -> ModelInfo:
     )
 
 
+DIGIT_CLASSES = 10  # MNIST: one score per digit
+
+
+def check_digit_classifier(tflite_bytes: bytes, name: str = "the model") -> ModelInfo:
+    """`inspect` plus what evaluate and the bench need: one int8 input of 28x28 pixels and
+    one output of the 10 digit classes. A corrupt or non-TFLite file, or another model, is a
+    one-line UserError naming ``name``; call it before any dataset is loaded."""
+    try:
+        info = inspect(tflite_bytes)
+    except UserError as exc:
+        raise UserError(f"{name}: {exc}") from None
+    if info.output.elements != DIGIT_CLASSES:
+        raise UserError(f"{name}: the model has {info.output.elements} outputs "
+                        f"(shape {list(info.output.shape)}), not the {DIGIT_CLASSES} digit "
+                        "classes: give an MNIST classifier from `python -m trainer quantize`")
+    if info.input.elements != 28 * 28:
+        raise UserError(f"{name}: the model takes {info.input.elements} input values "
+                        f"(shape {list(info.input.shape)}), not a 28x28 image")
+    return info
+
+
 def inspect_file(path) -> ModelInfo:
     """`inspect` a file on disk; a missing or unreadable file is a UserError."""
     try:
