@@ -41,6 +41,10 @@ class Behaviour:
     dup_every: int = 0  # send every k-th reply twice
     delay_s: float = 0.0  # sleep before each reply
     black_hole: int | None = None  # never answer images whose first pixel is this value
+    black_hole_mod: int = 0  # never answer images whose pixel sum is a multiple of this
+    lie_every: int = 0  # every k-th INFER reply lies, as `lie` says:
+    lie: str = "label"  # "label": class byte not the argmax; "class200"; "short": 5 scores
+    die_after: int = 0  # close the connection after answering this many INFER frames
     silent: bool = False  # never write anything
     text_only: bool = False  # an unrelated firmware printing text
     version: int = proto.VERSION  # version byte of the reply packets
@@ -112,7 +116,13 @@ class FakeDevice:
                     booted = True
                     conn.sendall(self.b.text_only and b"Hello from Blink!\r\n" or self.b.boot)
                 for ev in dec.feed(data):
-                    out = self._answer(ev)
+                    try:
+                        out = self._answer(ev)
+                    except ConnectionResetError:
+                        # SO_LINGER 0: the client sees a reset, as when a board is unplugged.
+                        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                        return
                     if out:
                         if self.b.delay_s:
                             time.sleep(self.b.delay_s)
@@ -159,12 +169,24 @@ class FakeDevice:
         k = self.infer_frames
         if b.black_hole is not None and body[0] == b.black_hole:
             return b""
+        if b.black_hole_mod and sum(body) % b.black_hole_mod == 0:
+            return b""
+        if b.die_after and k > b.die_after:
+            raise ConnectionResetError("fake device dies")
         if b.drop_every and k % b.drop_every == 0:
             return b""
         if b.error_every and k % b.error_every == 0:
             return self._packet(proto.ERROR, ev.seq, bytes([proto.ErrorCode.BAD_CRC]) + b"bad")
         self.inferences += 1
         label, scores, ticks = fake_scores(body)
+        if b.lie_every and k % b.lie_every == 0:
+            if b.lie == "label":
+                label = (label + 1) % 10
+            elif b.lie == "class200":
+                label = 200
+            else:
+                scores = scores[:5]
+                label = int(np.argmax(scores))
         out = self._packet(ev.type | proto.REPLY_FLAG, ev.seq,
                            proto.encode_infer_reply(label, scores, ticks))
         if b.corrupt_every and k % b.corrupt_every == 0:

@@ -448,6 +448,8 @@ void core_feed(const uint8_t *data, size_t len) {
   }
 }
 
+void core_link_reset(void) { proto_rx_init(&g_rx); }
+
 size_t core_poll(void) {
   uint8_t chunk[kReadChunk];
   size_t total = 0;

@@ -35,6 +35,11 @@ size_t core_poll(void);
 /* Feeds bytes as if they had been read from the board (used by core_poll, and by tests). */
 void core_feed(const uint8_t *data, size_t len);
 
+/* Drops a half-received frame: for a port whose link can be replaced (the host build's TCP
+ * server accepting a new client), so bytes of the old link never join the new one's first
+ * frame. Counters are kept. */
+void core_link_reset(void);
+
 /* board_init(), core_init(), then core_poll()/board_wait() forever. */
 void core_run(void);
 

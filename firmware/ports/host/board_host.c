@@ -18,6 +18,7 @@
 
 #include "board.h"
 #include "board_host.h"
+#include "core.h"
 
 /* How long board_wait sleeps at most before the core looks again (ms). */
 #define kWaitMs 200
@@ -51,6 +52,9 @@ static void accept_client(void) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   g_in_fd = fd;
   g_out_fd = fd;
+  /* A new client starts with a clean receiver: a frame the last one left half-sent must not
+   * swallow this one's first request (it would answer ERR_FRAMING with the old seq). */
+  core_link_reset();
 }
 
 static void drop_client(void) {
