@@ -490,3 +490,37 @@ def test_lost_is_never_a_result_even_when_every_reply_lies():
         dev.hello()
         results = list(dev.infer_many(x, window=2, outputs=10))
     assert all(isinstance(r, Lost) and "malformed" in r.reason for r in results)
+
+
+# ------------------------------------------------------- rows 12 and 13: one QAT path
+
+
+def test_train_qat_points_to_the_one_qat_path(tmp_path, no_mnist):
+    code, out = trainer_cli("train", "--model", "seed_final", "--qat", "--out",
+                            str(tmp_path / "m"))
+    assert code == 2 and "quantize OUT/model.keras --qat" in out
+    one_line_error(out)
+    assert not (tmp_path / "m").exists()
+
+
+def test_qat_of_a_pruned_model_keeps_and_reports_its_sparsity(mnist, tmp_path):
+    from trainer.config import ModelConfig, TrainConfig
+    from trainer.train import train
+
+    tcfg = TrainConfig(epochs=1, train_limit=1500, batch_size=64, prune_sparsity=0.75,
+                       prune_begin_epoch=0, prune_end_fraction=0.5)
+    res = train(ModelConfig(name="seed_final"), tcfg, mnist, progress=False)
+    res.model.save(tmp_path / "model.keras")
+    cfg = tmp_path / "qat.toml"
+    cfg.write_text("[train]\ntrain_limit = 1500\nqat_epochs = 1\nbatch_size = 64\n"
+                   "[quant]\ncalibration_count = 50\n")
+    code, out = trainer_cli("quantize", str(tmp_path / "model.keras"), "--qat", "--config",
+                            str(cfg), "--out", str(tmp_path / "q.tflite"), "--no-progress")
+    assert code == 0, out
+    rec = json.loads((tmp_path / "q.json").read_text())["qat"]
+    assert rec["preserve_sparsity"] is True
+    assert rec["sparsity_before"] >= 0.7
+    assert rec["sparsity_after"] >= rec["sparsity_before"] - 0.01  # QAT did not refill zeros
+    int8 = json.loads((tmp_path / "q.json").read_text())["int8_weight_sparsity"]
+    assert int8 >= rec["sparsity_before"] - 0.02
+    assert "weight sparsity" in out and "before" in out and "after" in out

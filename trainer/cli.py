@@ -19,6 +19,10 @@ from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
 
+# Kernel sparsity from which a model counts as pruned (quantize --qat then preserves it): plain
+# training leaves well under 1 % of the weights exactly zero.
+kPrunedSparsity = 0.05
+
 
 class _Group(click.Group):
     """click.Group whose subcommands' UserErrors become one-line messages (exit 2)."""
@@ -102,7 +106,8 @@ def _parse_block(text: str) -> tuple[int, int]:
 @click.option("--prune-block", "prune_block", default=None, metavar="INxOUT",
               help="Prune Dense kernels in blocks of IN inputs x OUT outputs, e.g. 8x2 (what the "
                    "AOT sparse kernel skips); 1x1 = unstructured (default).")
-@click.option("--qat/--no-qat", default=None, help="Quantization-aware fine-tuning after training.")
+@click.option("--qat/--no-qat", default=None, hidden=True,
+              help="Gone: QAT is one step of `quantize --qat`.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None,
               help="Directory with the four MNIST IDX files.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True)
@@ -120,6 +125,12 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
 
     checks.writable_dir(out_dir, "--out")
     cfg = cfgmod.load_toml(config_path) if config_path else cfgmod.Config()
+    if qat or (qat is None and cfg.train.qat):
+        # One QAT path: a QAT-wrapped model.keras does not load again (tfmot's quantize layers
+        # do not round-trip through Keras' file format), so QAT happens where it is converted.
+        raise UserError("QAT is a step of quantize, not train: train (with --prune if you "
+                        "like), then `python -m trainer quantize OUT/model.keras --qat` (a "
+                        "pruned model keeps its sparsity)")
     mcfg = cfg.model
     if model_name:
         mcfg = dataclasses.replace(mcfg, name=model_name)
@@ -198,8 +209,20 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
     tcfg = cfg.train if qat_epochs is None else dataclasses.replace(cfg.train, qat_epochs=qat_epochs)
     model = load_keras(model_path)
     data = load_mnist(data_dir)
+    qat_record = None
     if qat:
-        model = qat_finetune(TrainResult(model), data, tcfg, progress).model
+        from trainer.train import weight_sparsity
+
+        before = weight_sparsity(model)
+        # A pruned model (sparsity well above what training leaves by chance) gets tfmot's
+        # pruning-preserving QAT scheme, so fine-tuning does not refill its zeros.
+        preserve = before >= kPrunedSparsity
+        model = qat_finetune(TrainResult(model), data, tcfg, progress,
+                             preserve_sparsity=preserve).model
+        qat_record = {"epochs": tcfg.qat_epochs, "learning_rate": tcfg.qat_learning_rate,
+                      "train_limit": tcfg.train_limit, "preserve_sparsity": preserve,
+                      "sparsity_before": round(before, 4),
+                      "sparsity_after": round(weight_sparsity(model), 4)}
     tflite = q.to_int8(model, data, qcfg)
     out = Path(out_path)
     try:
@@ -213,7 +236,7 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
     record = {
         "source": str(model_path),
         "quant": cfgmod.to_dict(qcfg),
-        "qat": {"epochs": tcfg.qat_epochs, "learning_rate": tcfg.qat_learning_rate} if qat else None,
+        "qat": qat_record,
         "calibration_indices": qcfg.calibration_indices(len(data.x_train)).tolist(),
         "flatbuffer_bytes": len(tflite),
         "gzip_bytes": len(gzip.compress(tflite, 9)),
@@ -225,8 +248,16 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
                    "zero_point": s.output_zero_point},
         "dense_weight_scales": q.dense_weight_scales(tflite),
     }
+    from trainer.tflite_info import int8_weight_sparsity
+
+    record["int8_weight_sparsity"] = round(int8_weight_sparsity(tflite), 4)
     _write_json(out.with_suffix(".json"), record)
     click.echo(f"{out}: {len(tflite)} bytes (gzip {record['gzip_bytes']}), ops {', '.join(s.ops)}")
+    if qat_record:
+        click.echo(f"QAT ({'pruning-preserving, ' if qat_record['preserve_sparsity'] else ''}"
+                   f"{tcfg.qat_epochs} epochs): weight sparsity {qat_record['sparsity_before']:.3f}"
+                   f" before, {qat_record['sparsity_after']:.3f} after, "
+                   f"{record['int8_weight_sparsity']:.3f} in the int8 model")
 
 
 @main.command()

@@ -393,3 +393,31 @@ def summary(info: ModelInfo) -> str:
         )
         lines.append(f"  {o.index:2d} {o.name:<20s} MACs {o.macs:>9d} params {o.params:>7d}{pc}")
     return "\n".join(lines)
+
+
+def int8_weight_sparsity(tflite_bytes: bytes) -> float:
+    """Fraction of exactly-zero weights (0..1) in the constant weight tensors (input 1) of the
+    CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED ops: what is left of a pruned model's zeros
+    after int8 quantization (symmetric weights: zero point 0, so a zero weight is byte 0)."""
+    schema = _schema()
+    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_bytes), 0)
+    ops = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+           schema.BuiltinOperator.FULLY_CONNECTED}
+    sub = model.subgraphs[0]
+    zeros = total = 0
+    seen: set[int] = set()
+    for op in sub.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) not in ops or len(op.inputs) < 2:
+            continue
+        idx = int(op.inputs[1])
+        if idx < 0 or idx in seen:
+            continue
+        seen.add(idx)
+        data = model.buffers[sub.tensors[idx].buffer].data
+        if data is None:
+            continue
+        w = np.asarray(data, dtype=np.uint8)
+        zeros += int(np.sum(w == 0))
+        total += w.size
+    return zeros / total if total else 0.0
