@@ -250,8 +250,14 @@ def run_bench_stage(export_dir: Path, limit: int | None = None) -> dict:
                            limit=limit)
     print("\nOn the emulated Cortex-M4 (QEMU mps2-an386, AOT backend; latency is an "
           "instruction count under -icount):")
+    if not summary["complete"]:  # the folder holds what was received; say so, do not print it
+        raise UserError(f"the bench stopped early ({summary['stop_reason']}); partial results "
+                        f"in {paths['summary'].parent}")
     print(format_summary(summary))
     print(f"report: {paths['report']}")
+    if summary["lost"]:
+        raise UserError(f"{summary['lost']} images lost (no valid reply): the figures cover the "
+                        f"{summary['n']} answered")
     return summary
 
 
