@@ -69,6 +69,7 @@ class FuzzStats:
     hangs: int = 0
     restarts: int = 0
     seconds: float = 0.0
+    interrupted: bool = False  # Ctrl-C: the figures cover the frames sent until then
     kinds: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
 
@@ -90,7 +91,7 @@ class FuzzStats:
                 f"{self.chunks:,}  infers checked {self.infers_checked:,}  crashes "
                 f"{self.crashes}  sanitizer reports {self.sanitizer_reports}  mismatches "
                 f"{self.mismatches}  hangs {self.hangs}  frames/s {self.frames_per_s:,.0f}  "
-                f"({self.seconds:.1f} s)")
+                f"({self.seconds:.1f} s)" + ("  INTERRUPTED" if self.interrupted else ""))
 
 
 @dataclass(frozen=True)
@@ -366,11 +367,14 @@ def _check(stats: FuzzStats, expects: list[_Expect | None], chunks: list[bytes],
 
 def run(target: str, frames: int, seed: int = 0, *, model_dir: str | Path | None = None,
         images: np.ndarray | None = None, batch: int | None = None,
-        hang_s: float | None = None, progress: bool = False) -> FuzzStats:
+        hang_s: float | None = None, progress: bool = False,
+        report_every: int = 0) -> FuzzStats:
     """Send ``frames`` fuzz items to the ``target`` ("host" or "qemu") firmware built for
     ``model_dir`` (default: the committed model) and check every reply (see the module
     docstring). INFER results are compared with the TFLM reference of that folder's
-    model_int8.tflite on ``images`` (default ``default_images()``)."""
+    model_int8.tflite on ``images`` (default ``default_images()``). ``report_every``: log the
+    figures so far every that many frames (0: never). Ctrl-C ends the run early with the
+    figures of the frames checked so far (``interrupted``)."""
     from trainer.reference import Reference
 
     if frames < 1:
@@ -402,8 +406,13 @@ def run(target: str, frames: int, seed: int = 0, *, model_dir: str | Path | None
 
     proc = start()
     t0 = time.monotonic()
+    next_report = report_every
     try:
         while stats.frames < frames:
+            if report_every and stats.frames >= next_report:
+                stats.seconds = time.monotonic() - t0
+                log.warning("so far: %s", stats.line())
+                next_report += report_every
             n = min(batch, frames - stats.frames)
             parts, expects, chunks = [], [], []
             for _ in range(n):
@@ -443,6 +452,8 @@ def run(target: str, frames: int, seed: int = 0, *, model_dir: str | Path | None
                                f"{err[-300:].decode(errors='replace')!r}")
                 proc = start()
                 stats.restarts += 1
+    except KeyboardInterrupt:
+        stats.interrupted = True
     finally:
         stats.seconds = time.monotonic() - t0
         if bar is not None:

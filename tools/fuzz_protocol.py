@@ -39,8 +39,10 @@ from trainer.errors import UserError
               help="libFuzzer corpus folder to keep [a temporary one]")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="also write the figures as JSON here")
+@click.option("--report-every", type=click.IntRange(min=0), default=0,
+              help="print the figures so far every N frames (host, qemu)")
 @click.option("-q", "--quiet", is_flag=True, help="no progress bar")
-def main(target, frames, seconds, seed, model_dir, corpus, json_path, quiet):
+def main(target, frames, seconds, seed, model_dir, corpus, json_path, report_every, quiet):
     """Fuzz the protocol of the host build, the QEMU image, or the libFuzzer harness."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from nanobench import fuzz
@@ -60,13 +62,15 @@ def main(target, frames, seconds, seed, model_dir, corpus, json_path, quiet):
             if not res.clean:
                 click.echo(res.output_tail, err=True)
         else:
-            res = fuzz.run(target, frames, seed, model_dir=model_dir, progress=not quiet)
+            res = fuzz.run(target, frames, seed, model_dir=model_dir, progress=not quiet,
+                           report_every=report_every)
             record = {"target": target, "seed": seed, "frames": res.frames,
                       "chunks": res.chunks, "infers_checked": res.infers_checked,
                       "crashes": res.crashes, "sanitizer_reports": res.sanitizer_reports,
                       "mismatches": res.mismatches, "hangs": res.hangs,
                       "frames_per_s": round(res.frames_per_s, 1),
-                      "seconds": round(res.seconds, 1), "kinds": res.kinds,
+                      "seconds": round(res.seconds, 1), "interrupted": res.interrupted,
+                      "kinds": res.kinds,
                       "examples": res.examples}
             for line in res.examples:
                 click.echo(f"found: {line}", err=True)
@@ -78,6 +82,8 @@ def main(target, frames, seconds, seed, model_dir, corpus, json_path, quiet):
         sys.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
+        sys.exit(130)
+    if getattr(res, "interrupted", False):
         sys.exit(130)
     sys.exit(0 if res.clean else 1)
 

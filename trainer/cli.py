@@ -434,6 +434,8 @@ def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, re
     if seeds is not None:
         st = sw.with_seeds(st, seeds)
     out = Path(out_dir or f"runs/sweep-{st.name}")
+    if not dry_run:
+        checks.writable_dir(out, "--out")
     if dry_run:
         for point, seed in st.runs():
             click.echo(sw.describe_run(point, seed, sw.load_record(out, point, seed) is not None))

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer import checks
 from trainer.errors import UserError
 from trainer.tflite_info import ModelInfo, inspect
 
@@ -458,6 +459,6 @@ def export(
             for p in sorted(written)
         },
     }
-    put("manifest.json", json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    put("manifest.json", checks.dumps(manifest, indent=2, sort_keys=False) + "\n")
     log.info("exported %s (%s) to %s", tflite_path.name, ", ".join(backends), out)
     return ExportResult(out_dir=out, files=tuple(sorted(written)), manifest=manifest)

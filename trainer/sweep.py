@@ -51,6 +51,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from trainer.checks import dumps as json_dumps_finite
 from trainer.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -495,7 +496,7 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
+        f.write(json_dumps_finite(obj, indent=1, sort_keys=True))  # NaN/Infinity as null
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
