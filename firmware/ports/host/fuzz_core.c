@@ -44,6 +44,11 @@ const char *board_timer_kind(void) { return "us"; }
 uint32_t board_tick_hz(void) { return 1000000u; }
 uint32_t board_ticks_to_units(void) { return 1u; }
 uint32_t board_clock_hz(void) { return 0u; }
+/* Input arrives through core_feed only: nothing to hold during invoke. */
+void board_link_hold(void) {}
+void board_link_release(void) {}
+const char *board_timing(void) { return "polled"; }
+uint32_t board_link_irqs(void) { return 0u; }
 size_t board_stack_size(void) { return 0u; }
 size_t board_stack_used(void) { return 0u; }
 
