@@ -53,7 +53,8 @@ class Behaviour:
     seed: int = 0
     info: dict = field(default_factory=lambda: {
         "fw": "0.1.0", "board": "fake", "backend": "aot", "model_sha256": "0123456789abcdef",
-        "input_shape": "1x28x28x1", "output_shape": "1x10", "arena_bytes": "2048", "arena_used_bytes": "1500",
+        "input_shape": "1x28x28x1", "output_shape": "1x10", "arena_bytes": "2048",
+        "arena_used_bytes": "1500",
         "model_bytes": "9000", "timer": "instructions", "tick_hz": "25000000",
         "ticks_to_units": "40", "clock_hz": "25000000", "stack_bytes": "4096",
         "stack_used_bytes": "900"})
