@@ -142,7 +142,9 @@ def test_qemu_latency_is_the_inference_alone_at_any_window(mnist):
     assert spread4 <= spread1 + 1, (
         f"latency spread {spread4 * kInstructionsPerTick} instructions at window 4, "
         f"{spread1 * kInstructionsPerTick} at window 1: link interrupts inside the timed region?")
-    assert sorted(w4)[len(w4) // 2] == sorted(w1)[len(w1) // 2]
+    # An inference that lasts a fraction of a tick more than n ticks reads as n or n + 1 by the
+    # timer's phase, so the medians of two runs of the same images may differ by that one tick.
+    assert abs(sorted(w4)[len(w4) // 2] - sorted(w1)[len(w1) // 2]) <= 1
 
 
 def test_qemu_over_tcp(mnist):
