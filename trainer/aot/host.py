@@ -14,10 +14,18 @@ from trainer.errors import UserError
 kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
+def portable_kernel_sources() -> list[Path]:
+    """The kernel .c files every target compiles: all of firmware/lib/backend_aot/ except the
+    Cortex-M DSP variants (*_dsp.c) and the backend.h glue (backend_aot.c)."""
+    from trainer.aot import KERNELS_DIR
+
+    return sorted(p for p in KERNELS_DIR.glob("*.c")
+                  if not p.name.endswith("_dsp.c") and p.name != "backend_aot.c")
+
+
 def build_runner(model_dir: Path, runner_c: Path, exe: Path | None = None, sanitize: bool = True,
                  extra_flags: tuple[str, ...] = ()) -> Path:
-    """Compile model_dir/model_aot.c + the C99 kernels (dense and sparse) + `runner_c` into an
-    executable.
+    """Compile model_dir/model_aot.c + the portable kernels + `runner_c` into an executable.
     Returns its path. Warnings are errors: generated code must compile cleanly."""
     from trainer.aot import KERNELS_DIR
 
@@ -27,8 +35,8 @@ def build_runner(model_dir: Path, runner_c: Path, exe: Path | None = None, sanit
     exe = exe or Path(model_dir) / "aot_runner"
     cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
            *(kSanitize if sanitize else ()), *extra_flags, f"-I{model_dir}", f"-I{KERNELS_DIR}",
-           str(Path(model_dir) / "model_aot.c"), str(KERNELS_DIR / "kernels_c99.c"),
-           str(KERNELS_DIR / "kernels_sparse_c99.c"), str(runner_c), "-o", str(exe)]
+           str(Path(model_dir) / "model_aot.c"), *map(str, portable_kernel_sources()),
+           str(runner_c), "-o", str(exe)]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"AOT host build failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")

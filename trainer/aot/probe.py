@@ -12,6 +12,8 @@ strided gather, which is then verified on random data.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from trainer.aot.graph import Graph, Op, single_op_model, sub_model
@@ -150,3 +152,45 @@ def gather_maps(graph: Graph, op: Op) -> list[tuple[list[int], list[int], int]] 
         if not np.array_equal(pred, y.reshape(-1)):
             return None
     return maps
+
+
+def pad_matches(graph: Graph, op: Op, before: list[int], after: list[int], value: int) -> bool:
+    """True if TFLM's PAD/PADV2 output equals numpy's constant pad (`before`/`after` per
+    dimension, fill `value`) on random int8 inputs: then nt_pad reproduces it exactly."""
+    src = op.inputs[0]
+    shape = graph.tensors[src].shape
+    model = single_op_model(graph, op, {})
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        x = rng.integers(-128, 128, size=shape, dtype=np.int8)
+        want = np.pad(x, list(zip(before, after)), constant_values=np.int8(value))
+        got = _run(model, [x], 1)[0].reshape(want.shape)
+        if not np.array_equal(got.astype(np.int8), want):
+            return False
+    return True
+
+
+def require_tflm_prepares(tflite: bytes) -> None:
+    """Raise UserError (one line, TFLM's own reason) if the TFLM reference interpreter cannot
+    prepare the model: then there is no reference to be bit-exact with, and the tflm backend
+    could not run it either."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    from trainer.errors import UserError
+    from trainer.reference import _capture_fd2
+
+    arena = max(10 * len(tflite), 16 << 20)
+    with _capture_fd2() as text:
+        try:
+            runtime.Interpreter.from_bytes(tflite, arena_size=arena)
+            failed = None
+        except Exception as e:  # noqa: BLE001  (the wheel raises RuntimeError/ValueError)
+            failed = str(e).strip() or type(e).__name__
+    if failed is None:
+        return
+    lines = [ln.strip() for ln in text[0].splitlines() if ln.strip()]
+    # "tensorflow/lite/micro/kernels/x.cc:478 cond was not true." -> "x.cc:478 cond ..."
+    why = "; ".join(re.sub(r"^\S*/(?=\S+:\d+ )", "", ln).rstrip(".") for ln in lines[-2:])
+    why = why or failed
+    raise UserError(f"TFLM cannot prepare this model ({why}): there is no reference to be "
+                    "bit-exact with, and neither the aot nor the tflm backend can run it")
