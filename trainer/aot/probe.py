@@ -170,27 +170,43 @@ def pad_matches(graph: Graph, op: Op, before: list[int], after: list[int], value
     return True
 
 
+_PREPARE_SCRIPT = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+try:
+    runtime.Interpreter.from_bytes(data, arena_size=int(sys.argv[2]))
+except Exception as e:
+    print(str(e).strip() or type(e).__name__, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
 def require_tflm_prepares(tflite: bytes) -> None:
     """Raise UserError (one line, TFLM's own reason) if the TFLM reference interpreter cannot
     prepare the model: then there is no reference to be bit-exact with, and the tflm backend
-    could not run it either."""
-    from tflite_micro.python.tflite_micro import runtime
+    could not run it either. Runs in a child process: some models make TFLM abort (a failed
+    TFLITE_CHECK) instead of returning an error."""
+    import subprocess
+    import sys
+    import tempfile
 
     from trainer.errors import UserError
-    from trainer.reference import _capture_fd2
 
     arena = max(10 * len(tflite), 16 << 20)
-    with _capture_fd2() as text:
-        try:
-            runtime.Interpreter.from_bytes(tflite, arena_size=arena)
-            failed = None
-        except Exception as e:  # noqa: BLE001  (the wheel raises RuntimeError/ValueError)
-            failed = str(e).strip() or type(e).__name__
-    if failed is None:
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(tflite)
+        f.flush()
+        r = subprocess.run([sys.executable, "-c", _PREPARE_SCRIPT, f.name, str(arena)],
+                           capture_output=True, text=True, check=False, timeout=600)
+    if r.returncode == 0:
         return
-    lines = [ln.strip() for ln in text[0].splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in r.stderr.splitlines()
+             if ln.strip() and "TFLM failed to allocate tensors" not in ln]
     # "tensorflow/lite/micro/kernels/x.cc:478 cond was not true." -> "x.cc:478 cond ..."
     why = "; ".join(re.sub(r"^\S*/(?=\S+:\d+ )", "", ln).rstrip(".") for ln in lines[-2:])
-    why = why or failed
+    if r.returncode < 0:
+        why = f"it aborts with signal {-r.returncode}" + (f": {why}" if why else "")
+    why = why or f"exit status {r.returncode}"
     raise UserError(f"TFLM cannot prepare this model ({why}): there is no reference to be "
                     "bit-exact with, and neither the aot nor the tflm backend can run it")
