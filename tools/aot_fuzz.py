@@ -273,11 +273,13 @@ class Outcome:
 
 
 def refused_op(message: str) -> str:
-    """The op a generator refusal names ("TFLM-prepare" when TFLM itself cannot prepare)."""
-    if message.startswith("TFLM cannot prepare"):
-        return "TFLM-prepare"
-    m = re.search(r"op (\S+) \(operator \d+\)", message)
-    return m.group(1) if m else "model"
+    """The op a generator refusal names, marked "(TFLM cannot prepare)" when TFLM itself
+    has no kernel for it or fails to prepare it."""
+    m = re.search(r"op (\S+)", message)
+    op = m.group(1) if m else "model"
+    if "in TFLM" in message.split(":")[0] or message.startswith("TFLM cannot prepare"):
+        return f"{op} (TFLM cannot prepare)"
+    return op
 
 
 def run_c99(gen: Path, x: np.ndarray, out_bytes: int) -> np.ndarray:
@@ -424,8 +426,9 @@ def report(s: Summary) -> str:
 
 
 def run(n_models: int, seed: int, variant: str, n_images: int, n_random: int, keep: Path,
-        first: int = 0, progress=None) -> Summary:
-    """Fuzz models first .. first+n_models-1 of run `seed`; returns the summary."""
+        first: int = 0, progress=None, isolate: bool = True) -> Summary:
+    """Fuzz models first .. first+n_models-1 of run `seed`; returns the summary. isolate=False
+    converts in this process (faster to start; a converter crash then ends the run)."""
     from trainer.data import load_mnist
 
     mnist = load_mnist()
@@ -435,9 +438,12 @@ def run(n_models: int, seed: int, variant: str, n_images: int, n_random: int, ke
     conv = Converter(seed)
     try:
         for i in range(first, first + n_models):
-            if i + 1 < first + n_models:
-                conv.submit(i + 1)  # convert the next model while this one is checked
-            tfl, layers, err = conv.result(i)
+            if not isolate:
+                tfl, layers, err = build_and_convert(seed, i)
+            else:
+                if i + 1 < first + n_models:
+                    conv.submit(i + 1)  # convert the next model while this one is checked
+                tfl, layers, err = conv.result(i)
             if tfl is None:
                 o = Outcome(i, layers, "unconvertible", err)
             else:
@@ -449,6 +455,14 @@ def run(n_models: int, seed: int, variant: str, n_images: int, n_random: int, ke
     finally:
         conv.close()
     return summary
+
+
+def write_json(s: Summary, path: Path) -> None:
+    """The summary as JSON (with the printed report under "report")."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**asdict(s), "report": report(s)}, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def check_file(path: Path, variant: str, n_images: int, n_random: int, seed: int) -> Outcome:
@@ -496,6 +510,8 @@ def main(n_models: int, seed: int, first: int, variant: str, n_images: int, n_ra
             sys.exit(1 if o.status in ("mismatch", "sanitizer", "error") else 0)
 
         def progress(s: Summary, o: Outcome) -> None:
+            if json_path:  # after every model: an interrupted run still leaves its totals
+                write_json(s, Path(json_path))
             if s.models % 10 == 0:
                 click.echo(f"... {s.models} models, {s.accepted} accepted, {s.mismatches} "
                            f"mismatches, {s.sanitizer_errors} sanitizer errors, "
@@ -507,8 +523,7 @@ def main(n_models: int, seed: int, first: int, variant: str, n_images: int, n_ra
         sys.exit(2)
     click.echo(report(s))
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(asdict(s), indent=2) + "\n")
+        write_json(s, Path(json_path))
     sys.exit(1 if s.mismatches or s.sanitizer_errors or s.errors else 0)
 
 

@@ -1091,7 +1091,7 @@ def generate(tflite_bytes: bytes, out_dir, variant: str = "any",
         raise UserError(f"unknown AOT kernel variant '{variant}' (any, c99, dsp)")
     sha = hashlib.sha256(tflite_bytes).hexdigest()
     g = load(tflite_bytes)
-    probe.require_tflm_prepares(tflite_bytes)
+    probe.require_tflm_prepares(tflite_bytes, g)
     if arena_limit == "tflm":
         arena_limit = lambda: tflm_arena_bytes(tflite_bytes)  # asked once the model lowered
     p, limit = build_program(g, arena_limit, sparse)
