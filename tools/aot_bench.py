@@ -155,9 +155,10 @@ def build_image(prep: Prepared, variant: str, work: Path) -> Path:
     if variant not in VARIANTS:
         raise UserError(f"unknown kernel variant '{variant}' (c99, dsp)")
     out = work / prep.name / variant / "aot_bench.elf"
-    srcs = [prep.gen_dir / "model_aot.c", KERNELS_DIR / "kernels_c99.c",
-            KERNELS_DIR / "kernels_dsp.c", KERNELS_DIR / "kernels_sparse_c99.c",
-            KERNELS_DIR / "kernels_sparse_dsp.c", prep.inputs_c]
+    from trainer.aot.host import portable_kernel_sources
+
+    srcs = [prep.gen_dir / "model_aot.c", *portable_kernel_sources(),
+            *sorted(KERNELS_DIR.glob("*_dsp.c")), prep.inputs_c]
     cmd = ["make", "-s", "-C", str(PORT_DIR), f"MAIN={PORT_DIR / 'aot_bench_main.c'}",
            "SRCS=" + " ".join(str(s) for s in srcs),
            f"INCLUDES={prep.gen_dir} {KERNELS_DIR}", f"OUT={out}",

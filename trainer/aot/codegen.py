@@ -26,7 +26,8 @@ MOVE_OPS = ("TRANSPOSE", "STRIDED_SLICE", "SLICE", "SPLIT", "SPLIT_V", "GATHER",
 ALIAS_OPS = ("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
 # Ops with a dedicated kernel in kernels.h.
 KERNEL_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D",
-              "AVERAGE_POOL_2D", "MEAN", "ADD", "MUL", "SOFTMAX", "CONCATENATION")
+              "AVERAGE_POOL_2D", "MEAN", "ADD", "MUL", "SOFTMAX", "CONCATENATION", "PAD",
+              "PADV2")
 
 
 def refuse(op: Op, why: str) -> UserError:
@@ -141,7 +142,30 @@ def _fold_bias(op: Op, g: Graph, bias_idx: int, w: np.ndarray, in_zp: int, n: in
     folded = bias - in_zp * w.astype(np.int64).sum(axis=1)
     if np.any(np.abs(folded) >= (1 << 31)):
         raise refuse(op, "has a bias that overflows int32 after folding the input zero point")
+    _check_accumulator(op, w, bias, folded)
     return folded
+
+
+def _check_shifts(op: Op, shifts) -> None:
+    """Refuse requantization shifts outside what TFLM and the kernels compute without undefined
+    behaviour (a model whose output scale is tiny next to its input * weight scales)."""
+    bad = [int(s) for s in np.asarray(shifts).reshape(-1) if not quant.shift_ok(int(s))]
+    if bad:
+        raise refuse(op, f"needs a requantization shift of {max(bad, key=abs):+d} bits "
+                     f"(only {quant.kMinShift}..{quant.kMaxShift} are defined in TFLM's "
+                     "integer arithmetic)")
+
+
+def _check_accumulator(op: Op, w: np.ndarray, bias: np.ndarray, folded: np.ndarray) -> None:
+    """Refuse when an int32 accumulator could overflow for some input (signed overflow is
+    undefined in C; TFLM's and our partial sums would differ). w is (n, taps); ours starts at
+    the folded bias and adds raw x * w (|x| <= 128, padding taps add in_zp * w), TFLM sums
+    (x - in_zp) * w (|x - in_zp| <= 255) and adds the bias last."""
+    absw = np.abs(w.astype(np.int64)).sum(axis=1)
+    ours = np.abs(folded.astype(np.int64)) + 128 * absw
+    tflm = np.abs(bias.astype(np.int64)) + 255 * absw
+    if np.any(ours >= (1 << 31)) or np.any(tflm >= (1 << 31)):
+        raise refuse(op, "has weights and bias large enough to overflow the int32 accumulator")
 
 
 def _weights(op: Op, g: Graph, i: int) -> Tensor:
@@ -213,6 +237,7 @@ def lower_fc(p: Program, op: Op) -> Step:
     else:
         m, s = quant.fc_multiplier_per_tensor(_scale(x), float(wt.scale[0]), _scale(out))
         mult, shift = [m], [s]
+    _check_shifts(op, shift)
     lo, hi = _act(op, out)
     batches = x.elements // k
     sparse = fc_block8x2(w) if p.sparse else None
@@ -330,6 +355,7 @@ def lower_conv(p: Program, op: Op, depthwise: bool, pool: Op | None = None) -> S
     bias_idx = op.inputs[2] if len(op.inputs) > 2 else -1
     folded = _fold_bias(op, g, bias_idx, w2, in_zp, oc)
     mult, shift = quant.conv_multipliers(_scale(x), wt.scale, _scale(out), oc)
+    _check_shifts(op, shift)
     lo, hi = _act(op, out)
     pool_h = pool_w = 0
     dst = op.outputs[0]
@@ -432,8 +458,9 @@ def lower_mean(p: Program, op: Op) -> Step:
     return Step(op, [op.inputs[0]], [op.outputs[0]], 0, emit)
 
 
-def _binary_operands(op: Op, g: Graph) -> tuple[int, int, int]:
-    """(first, second, in2_stride): same-size operands, or tensor and scalar."""
+def _binary_operands(op: Op, g: Graph) -> tuple[int, int, int] | None:
+    """(first, second, in2_stride): same-size operands, or tensor and scalar; None if the op
+    needs a general broadcast (see _broadcast_index)."""
     a, b, out = _t(g, op.inputs[0]), _t(g, op.inputs[1]), _t(g, op.outputs[0])
     if a.elements == out.elements and b.elements == out.elements:
         return op.inputs[0], op.inputs[1], 1
@@ -441,18 +468,39 @@ def _binary_operands(op: Op, g: Graph) -> tuple[int, int, int]:
         return op.inputs[0], op.inputs[1], 0
     if b.elements == out.elements and a.elements == 1:
         return op.inputs[1], op.inputs[0], 0
-    raise refuse(op, "broadcasts between shapes other than tensor + scalar")
+    return None
+
+
+def _broadcast_index(op: Op, shape: tuple[int, ...], out_shape: tuple[int, ...]) -> dict:
+    """The (div, mod) read pattern of an input of `shape` broadcast to `out_shape`
+    (nt_bcast_index): derived from the input's last non-1 dimension and checked element by
+    element against numpy's broadcasting (which is TFLM's). Refuses other patterns."""
+    n = int(np.prod(shape)) if shape else 1
+    total = int(np.prod(out_shape)) if out_shape else 1
+    if len(shape) > len(out_shape) or total >= (1 << 24):
+        raise refuse(op, "broadcasts in a way the AOT kernels do not cover")
+    full = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    non1 = [d for d, s in enumerate(full) if s != 1]
+    div = int(np.prod(out_shape[non1[-1] + 1:])) if non1 else 1
+    idx = np.broadcast_to(np.arange(n).reshape(full), out_shape).reshape(-1)
+    if not np.array_equal(idx, (np.arange(total) // div) % n):
+        raise refuse(op, f"broadcasts {tuple(shape)} to {tuple(out_shape)}, which is not one "
+                     "run of repeated or tiled values")
+    return {"div": div, "mod": n}
 
 
 def lower_mul(p: Program, op: Op) -> Step:
     g = p.graph
     out = _t(g, op.outputs[0])
     _require_int8(op, g, [op.inputs[0], op.inputs[1], op.outputs[0]])
-    first, second, stride = _binary_operands(op, g)
+    ops = _binary_operands(op, g)
+    first, second, stride = ops if ops else (op.inputs[0], op.inputs[1], 1)
     t1, t2 = _t(g, first), _t(g, second)
+    ix = None if ops else [_broadcast_index(op, t.shape, out.shape) for t in (t1, t2)]
     # TFLM mul_common.cc: double(s1) * double(s2) / double(so).
     m, sh = quant.quantize_multiplier(float(t1.scale[0]) * float(t2.scale[0])
                                       / float(out.scale[0]))
+    _check_shifts(op, [sh])
     lo, hi = _act(op, out)
     reads = [i for i in (first, second) if not _t(g, i).is_constant]
 
@@ -461,6 +509,10 @@ def lower_mul(p: Program, op: Op) -> Step:
             "count": out.elements, "in1_offset": -_zp(t1), "in2_offset": -_zp(t2),
             "out_offset": _zp(out), "out_multiplier": m, "out_shift": sh, "act_min": lo,
             "act_max": hi, "in2_stride": stride})
+        if ix:
+            idx = [f"&{ctx.static(_struct('nt_bcast_index', i))}" for i in ix]
+            return ctx.call("nt_mul_broadcast", params, idx + [ctx.buf(first), ctx.buf(second)],
+                            ctx.buf(op.outputs[0]))
         return ctx.call("nt_mul", params, [ctx.buf(first), ctx.buf(second)],
                         ctx.buf(op.outputs[0]))
 
@@ -471,8 +523,10 @@ def lower_add(p: Program, op: Op) -> Step:
     g = p.graph
     out = _t(g, op.outputs[0])
     _require_int8(op, g, [op.inputs[0], op.inputs[1], op.outputs[0]])
-    first, second, stride = _binary_operands(op, g)
+    ops = _binary_operands(op, g)
+    first, second, stride = ops if ops else (op.inputs[0], op.inputs[1], 1)
     t1, t2 = _t(g, first), _t(g, second)
+    ix = None if ops else [_broadcast_index(op, t.shape, out.shape) for t in (t1, t2)]
     q = quant.add_params(_scale(t1), _scale(t2), _scale(out))
     if max(q["in1_shift"], q["in2_shift"], q["out_shift"]) > 0:
         # TFLM's int8 ADD only handles multipliers < 1 (it aborts otherwise); happens when the
@@ -485,6 +539,10 @@ def lower_add(p: Program, op: Op) -> Step:
         params = _struct("nt_add_params", {
             "count": out.elements, "in1_offset": -_zp(t1), "in2_offset": -_zp(t2),
             "out_offset": _zp(out), **q, "act_min": lo, "act_max": hi, "in2_stride": stride})
+        if ix:
+            idx = [f"&{ctx.static(_struct('nt_bcast_index', i))}" for i in ix]
+            return ctx.call("nt_add_broadcast", params, idx + [ctx.buf(first), ctx.buf(second)],
+                            ctx.buf(op.outputs[0]))
         return ctx.call("nt_add", params, [ctx.buf(first), ctx.buf(second)],
                         ctx.buf(op.outputs[0]))
 
@@ -502,6 +560,7 @@ def lower_softmax(p: Program, op: Op) -> Step:
         mult, shift, diff_min = quant.softmax_params(float(op.options.beta), _scale(x))
     except ValueError:
         raise refuse(op, "has a beta * input scale too small") from None
+    _check_shifts(op, [shift])
 
     def emit(ctx) -> str:
         params = _struct("nt_softmax_params", {
@@ -585,6 +644,47 @@ def lower_move(p: Program, op: Op) -> Step:
         return "\n    ".join(lines)
 
     return Step(op, acts, list(op.outputs), 0, emit)
+
+
+def lower_pad(p: Program, op: Op) -> Step:
+    """PAD / PADV2 (ZeroPadding2D, and explicit padding converters emit before a convolution):
+    a fill with the pad value and a copy, checked against the TFLM reference on random data."""
+    g = p.graph
+    x, out = _t(g, op.inputs[0]), _t(g, op.outputs[0])
+    _require_int8(op, g, [op.inputs[0], op.outputs[0]])
+    pads = _t(g, op.inputs[1])
+    if pads.data is None:
+        raise refuse(op, "has non-constant paddings")
+    rank = len(x.shape)
+    if rank < 1 or rank > 6 or pads.data.shape != (rank, 2) or len(out.shape) != rank:
+        raise refuse(op, "has paddings that do not match its input's rank (1 to 6)")
+    before = [int(v) for v in pads.data[:, 0]]
+    after = [int(v) for v in pads.data[:, 1]]
+    if min(before + after) < 0 or any(x.shape[d] + before[d] + after[d] != out.shape[d]
+                                      for d in range(rank)):
+        raise refuse(op, "has negative paddings or an output shape that does not match them")
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        cv = _t(g, op.inputs[2])
+        if cv.data is None or cv.dtype != "int8":
+            raise refuse(op, "has a non-constant or non-int8 pad value")
+        value = int(cv.data.reshape(-1)[0])
+    else:
+        value = _zp(out)
+    try:
+        ok = probe.pad_matches(g, op, before, after, value)
+    except RuntimeError:
+        raise refuse(op, "has no int8 kernel in the TFLM reference") from None
+    if not ok:
+        raise refuse(op, "changes values (its output quantization differs from its input's)")
+
+    def emit(ctx) -> str:
+        params = _struct("nt_pad_params", {
+            "dims": rank, "in_shape": "{" + ", ".join(map(str, x.shape)) + "}",
+            "pad_before": "{" + ", ".join(map(str, before)) + "}",
+            "out_shape": "{" + ", ".join(map(str, out.shape)) + "}", "value": value})
+        return ctx.call("nt_pad", params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
+
+    return Step(op, [op.inputs[0]], [op.outputs[0]], 0, emit)
 
 
 def _consumers(g: Graph, t: int) -> list[Op]:
@@ -685,6 +785,8 @@ def lower(g: Graph, fuse: bool = True, sparse: bool = True) -> Program:
             p.steps.append(lower_softmax(p, op))
         elif name == "CONCATENATION":
             p.steps.append(lower_concat(p, op))
+        elif name in ("PAD", "PADV2"):
+            p.steps.append(lower_pad(p, op))
         elif name in ALIAS_OPS:
             src, dst = op.inputs[0], op.outputs[0]
             _require_int8(op, g, [src, dst])
@@ -827,13 +929,16 @@ class _Ctx:
             return "in"
         return f"(g_arena + {self.p.offsets[r]})"
 
-    def call(self, fn: str, params: str, ins: list[str], out: str) -> str:
-        # Params are a const compound literal in a static: flash, no stack copy.
+    def static(self, params: str) -> str:
+        """Define a `_struct(...)` value as a static const (flash, no stack copy); its name."""
         ptype = params.split(")", 1)[0]
         body = params.split(")", 1)[1]
         name = f"k_p{self.s}_{len(self.p.param_defs)}"
         self.p.param_defs.append(f"static const {ptype} {name} = {body};")
-        args = ", ".join([f"&{name}"] + ins + [out])
+        return name
+
+    def call(self, fn: str, params: str, ins: list[str], out: str) -> str:
+        args = ", ".join([f"&{self.static(params)}"] + ins + [out])
         return f"NT_CHECK({fn}({args}));"
 
 
@@ -986,6 +1091,7 @@ def generate(tflite_bytes: bytes, out_dir, variant: str = "any",
         raise UserError(f"unknown AOT kernel variant '{variant}' (any, c99, dsp)")
     sha = hashlib.sha256(tflite_bytes).hexdigest()
     g = load(tflite_bytes)
+    probe.require_tflm_prepares(tflite_bytes, g)
     if arena_limit == "tflm":
         arena_limit = lambda: tflm_arena_bytes(tflite_bytes)  # asked once the model lowered
     p, limit = build_program(g, arena_limit, sparse)

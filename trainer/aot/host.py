@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -14,10 +16,43 @@ from trainer.errors import UserError
 kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
+def portable_kernel_sources() -> list[Path]:
+    """The kernel .c files every target compiles: all of firmware/lib/backend_aot/ except the
+    Cortex-M DSP variants (*_dsp.c) and the backend.h glue (backend_aot.c)."""
+    from trainer.aot import KERNELS_DIR
+
+    return sorted(p for p in KERNELS_DIR.glob("*.c")
+                  if not p.name.endswith("_dsp.c") and p.name != "backend_aot.c")
+
+
+def _kernel_objects(cc: str, flags: list[str]) -> list[Path]:
+    """The portable kernels compiled with `flags`, once per content: object files cached under
+    build/aot-host-objs/<sha256 of the sources, kernels.h and flags>/ (the kernels dominate the
+    build time of a small model; the generated file compiles in a fraction of it)."""
+    from trainer.aot import KERNELS_DIR
+
+    srcs = portable_kernel_sources()
+    h = hashlib.sha256(" ".join([cc, *flags]).encode())
+    for f in [*srcs, *sorted(KERNELS_DIR.glob("*.h"))]:
+        h.update(f.name.encode() + f.read_bytes())
+    cache = Path(__file__).resolve().parents[2] / "build" / "aot-host-objs" / h.hexdigest()[:16]
+    objs = [cache / (src.stem + ".o") for src in srcs]
+    if all(o.is_file() for o in objs):
+        return objs
+    cache.mkdir(parents=True, exist_ok=True)
+    for src, obj in zip(srcs, objs, strict=True):
+        tmp = obj.with_suffix(f".{os.getpid()}.tmp")
+        cmd = [cc, *flags, f"-I{KERNELS_DIR}", "-c", str(src), "-o", str(tmp)]
+        r = subprocess.run(cmd, check=False, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"AOT kernel build failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")
+        os.replace(tmp, obj)  # atomic: concurrent builds never see half an object
+    return objs
+
+
 def build_runner(model_dir: Path, runner_c: Path, exe: Path | None = None, sanitize: bool = True,
                  extra_flags: tuple[str, ...] = ()) -> Path:
-    """Compile model_dir/model_aot.c + the C99 kernels (dense and sparse) + `runner_c` into an
-    executable.
+    """Compile model_dir/model_aot.c + the portable kernels + `runner_c` into an executable.
     Returns its path. Warnings are errors: generated code must compile cleanly."""
     from trainer.aot import KERNELS_DIR
 
@@ -25,10 +60,11 @@ def build_runner(model_dir: Path, runner_c: Path, exe: Path | None = None, sanit
     if cc is None:
         raise UserError("no C compiler (gcc) found; install gcc to build the AOT host runner")
     exe = exe or Path(model_dir) / "aot_runner"
-    cmd = [cc, "-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-           *(kSanitize if sanitize else ()), *extra_flags, f"-I{model_dir}", f"-I{KERNELS_DIR}",
-           str(Path(model_dir) / "model_aot.c"), str(KERNELS_DIR / "kernels_c99.c"),
-           str(KERNELS_DIR / "kernels_sparse_c99.c"), str(runner_c), "-o", str(exe)]
+    flags = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
+             *(kSanitize if sanitize else ()), *extra_flags]
+    objs = _kernel_objects(cc, flags)
+    cmd = [cc, *flags, f"-I{model_dir}", f"-I{KERNELS_DIR}",
+           str(Path(model_dir) / "model_aot.c"), *map(str, objs), str(runner_c), "-o", str(exe)]
     r = subprocess.run(cmd, check=False, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"AOT host build failed:\n{' '.join(cmd)}\n{r.stderr[-4000:]}")

@@ -12,6 +12,8 @@ strided gather, which is then verified on random data.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from trainer.aot.graph import Graph, Op, single_op_model, sub_model
@@ -150,3 +152,85 @@ def gather_maps(graph: Graph, op: Op) -> list[tuple[list[int], list[int], int]] 
         if not np.array_equal(pred, y.reshape(-1)):
             return None
     return maps
+
+
+def pad_matches(graph: Graph, op: Op, before: list[int], after: list[int], value: int) -> bool:
+    """True if TFLM's PAD/PADV2 output equals numpy's constant pad (`before`/`after` per
+    dimension, fill `value`) on random int8 inputs: then nt_pad reproduces it exactly."""
+    src = op.inputs[0]
+    shape = graph.tensors[src].shape
+    model = single_op_model(graph, op, {})
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        x = rng.integers(-128, 128, size=shape, dtype=np.int8)
+        want = np.pad(x, list(zip(before, after)), constant_values=np.int8(value))
+        got = _run(model, [x], 1)[0].reshape(want.shape)
+        if not np.array_equal(got.astype(np.int8), want):
+            return False
+    return True
+
+
+_PREPARE_SCRIPT = """
+import sys
+from tflite_micro.python.tflite_micro import runtime
+data = open(sys.argv[1], "rb").read()
+try:
+    runtime.Interpreter.from_bytes(data, arena_size=int(sys.argv[2]))
+except Exception as e:
+    print(str(e).strip() or type(e).__name__, file=sys.stderr)
+    sys.exit(3)
+"""
+
+
+def _prepare_in_child(tflite: bytes) -> tuple[int, str]:
+    """(exit status, stderr) of creating a TFLM interpreter for `tflite` in a child process
+    (negative status: killed by that signal)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    arena = max(10 * len(tflite), 16 << 20)
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as f:
+        f.write(tflite)
+        f.flush()
+        r = subprocess.run([sys.executable, "-c", _PREPARE_SCRIPT, f.name, str(arena)],
+                           capture_output=True, text=True, check=False, timeout=600)
+    return r.returncode, r.stderr
+
+
+def require_tflm_prepares(tflite: bytes, graph: Graph | None = None) -> None:
+    """Raise UserError (one line, TFLM's own reason) if the TFLM reference interpreter cannot
+    prepare the model: then there is no reference to be bit-exact with, and the tflm backend
+    could not run it either. Runs in a child process: some models make TFLM abort (a failed
+    TFLITE_CHECK) instead of returning an error; then each op of `graph` is prepared alone to
+    name the one that aborts."""
+    from trainer.errors import UserError
+
+    rc, err = _prepare_in_child(tflite)
+    if rc == 0:
+        return
+    lines = [ln.strip() for ln in err.splitlines()
+             if ln.strip() and "TFLM failed to allocate tensors" not in ln]
+    # "tensorflow/lite/micro/kernels/x.cc:478 cond was not true." -> "x.cc:478 cond ..."
+    why = "; ".join(re.sub(r"^\S*/(?=\S+:\d+ )", "", ln).rstrip(".") for ln in lines[-2:])
+    if rc < 0:
+        why = f"it aborts with signal {-rc}" + (f": {why}" if why else "")
+    why = why or f"exit status {rc}"
+    node = re.search(r"Node (\S+) \(number (\d+)\) failed to prepare", err)
+    missing = re.search(r"[Dd]idn't find op for builtin opcode '(\w+)'", err)
+    what = "TFLM cannot prepare this model"
+    if node:
+        what = f"op {node.group(1)} (operator {node.group(2)}) fails to prepare in TFLM"
+    elif missing:
+        what = f"op {missing.group(1)} has no kernel in TFLM"
+    elif graph is not None:
+        for op in graph.ops:
+            try:
+                alone = single_op_model(graph, op, {})
+            except Exception:  # noqa: BLE001,S112  (cannot cut this op out: generic text)
+                continue
+            if _prepare_in_child(alone)[0] != 0:
+                what = f"op {op.name} (operator {op.index}) fails to prepare in TFLM"
+                break
+    raise UserError(f"{what} ({why}): there is no reference to be bit-exact with, and neither "
+                    "the aot nor the tflm backend can run this model")

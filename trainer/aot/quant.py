@@ -73,10 +73,27 @@ def conv_multipliers(input_scale: float, filter_scales: np.ndarray, output_scale
 
 def fc_multiplier_per_tensor(input_scale: float, filter_scale: float,
                              output_scale: float) -> tuple[int, int]:
-    """TFLM GetQuantizedConvolutionMultipler: the input*filter product is taken in float32,
-    then widened to double and divided by double(output_scale)."""
-    prod = float(f32(input_scale) * f32(filter_scale))
-    return quantize_multiplier(prod / float(f32(output_scale)))
+    """FULLY_CONNECTED with one filter scale (per-tensor, or per-channel with one channel: the
+    flatbuffer cannot tell them apart). The TFLM source of kernel_util.cc takes the
+    input * filter product in float32 (GetQuantizedConvolutionMultipler), but the reference
+    interpreter we check against (the `tflite-micro` wheel, 2026-10) matches the product of the
+    two scales widened to double: seed142 in tests/data/aot_counterexamples differs by one on
+    10 of 270,400 FC outputs with the float32 product and on none with the double product.
+    The reference's behaviour is the truth, so: double(input_scale) * double(filter_scale) /
+    double(output_scale)."""
+    return quantize_multiplier(float(f32(input_scale)) * float(f32(filter_scale))
+                               / float(f32(output_scale)))
+
+
+kMinShift, kMaxShift = -31, 30  # shifts nt_mul_q (and TFLM) apply without undefined behaviour
+
+
+def shift_ok(shift: int) -> bool:
+    """True if a QuantizeMultiplier shift is one the kernels (and TFLM's
+    MultiplyByQuantizedMultiplier) compute without undefined behaviour: TFLM forms
+    `x * (1 << shift)` in int, so a left shift of 31 or more is undefined there and differs
+    between compilers and targets (x86 masks the count to 5 bits, Arm does not)."""
+    return kMinShift <= shift <= kMaxShift
 
 
 def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:

@@ -296,6 +296,37 @@ int nt_gather(const nt_gather_params *p, const int8_t *in, int8_t *out);
 int nt_concat(const int8_t *const *ins, const int32_t *copy_bytes, int32_t n_inputs,
               int32_t outer, int8_t *out);
 
+/* ---- PAD, broadcasting ADD / MUL (pad.c, binary_broadcast.c; one portable variant) ------ */
+
+/* PAD / PADV2: out (out_shape) is filled with `value`, and in (in_shape) is copied to the
+ * position pad_before in each dimension. value is the output zero point (PAD) or the int8
+ * constant (PADV2), as TFLM's int8 PAD. */
+typedef struct {
+    int32_t dims;
+    int32_t in_shape[NT_MAX_DIMS];
+    int32_t pad_before[NT_MAX_DIMS];
+    int32_t out_shape[NT_MAX_DIMS];
+    int32_t value;
+} nt_pad_params;
+
+int nt_pad(const nt_pad_params *p, const int8_t *in, int8_t *out);
+
+/* Broadcast read pattern of one input: element i of the flat output reads input element
+ * (i / div) % mod (same shape: 1, count; scalar: 1, 1; a trailing per-channel vector: 1, C;
+ * one value per pixel of an NHWC map: C, H*W). The generator derives it from the shapes and
+ * refuses broadcasts that do not have this form. */
+typedef struct {
+    int32_t div, mod;
+} nt_bcast_index;
+
+/* nt_add / nt_mul with both inputs read through their broadcast patterns (in2_stride unused). */
+int nt_add_broadcast(const nt_add_params *p, const nt_bcast_index *ix1,
+                     const nt_bcast_index *ix2, const int8_t *in1, const int8_t *in2,
+                     int8_t *out);
+int nt_mul_broadcast(const nt_mul_params *p, const nt_bcast_index *ix1,
+                     const nt_bcast_index *ix2, const int8_t *in1, const int8_t *in2,
+                     int8_t *out);
+
 /* ---- variant dispatch ---------------------------------------------------------------------- */
 
 /* nt_conv2d_fast / nt_fully_connected_fast: the same kernels without run-time dispatch, for
