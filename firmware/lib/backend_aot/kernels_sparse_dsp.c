@@ -15,6 +15,8 @@
 #include <arm_acle.h>
 #include <string.h>
 
+#include "requant_dsp.h"
+
 /* For each of `pairs` row pairs: acc[2j], acc[2j + 1] = bias[2j], bias[2j + 1] + the pair's
  * stored blocks (count[j] of them, indices from idx, weights from w) times x; after each pair,
  * w skips the pair's `skip` tail bytes. Returns nothing; w and idx advance over the pairs.
@@ -82,38 +84,12 @@ void nt_dsp_fcs_pairs(const uint32_t *x, const int8_t *w, const uint8_t *idx,
 
 enum { kFcsChunk = 32 };
 
-/* requantize + out_zp + clamp, bit-exact with nt_mul_q (TFLM's double rounding). Multipliers
- * the generator emits are 0 or in [2^30, 2^31); for those the two roundings fold into one
- * 64-bit sum, P = acc * m + 2^30 + 2^(30+e) - [acc < 0] 2^31 shifted right by 31 + e for a right
- * shift e >= 1 (the algebra and its exhaustive edge check are kernels_dsp.c's requant_norm; this
- * is the same sequence, kept here so the sparse kernel does not depend on that file's statics).
- * Anything else takes nt_mul_q. */
+/* requantize + out_zp + clamp, bit-exact with nt_mul_q (TFLM's double rounding): requant_norm
+ * (requant_dsp.h) for multipliers that are 0 or in [2^30, 2^31), which is what the generator
+ * emits; anything else takes nt_mul_q. */
 static inline int32_t fcs_finish(int32_t acc, int32_t m, int32_t shift, int32_t out_zp,
                                  int32_t lo, int32_t hi) {
-  int32_t v;
-#ifdef NT_SINGLE_ROUNDING
-  v = nt_mul_q(acc, m, shift);
-#else
-  if (m != 0 && m < (1 << 30)) {
-    v = nt_mul_q(acc, m, shift);
-  } else if (shift >= 0) {
-    const int32_t x = (int32_t)((uint32_t)acc << shift);
-    v = (int32_t)(((int64_t)x * m + ((int64_t)1 << 30)) >> 31);
-  } else {
-    const int32_t em1 = ~shift;            /* e - 1 */
-    const uint32_t t = 2u << em1;          /* 2^e */
-    uint32_t l = 0x40000000u + (t << 30);  /* 2^30 + low word of 2^(30+e) */
-    int32_t h = (int32_t)(t >> 2);         /* high word of 2^(30+e) */
-    const int32_t sgn = acc >> 31;
-    __asm__("smlal %[l], %[h], %[a], %[m]\n\t"
-            "adds %[l], %[l], %[s], lsl #31\n\t"
-            "adc %[h], %[h], %[s]\n\t"
-            : [l] "+&r"(l), [h] "+&r"(h)
-            : [a] "r"(acc), [m] "r"(m), [s] "r"(sgn)
-            : "cc");
-    v = h >> em1;
-  }
-#endif
+  int32_t v = (m != 0 && m < (1 << 30)) ? nt_mul_q(acc, m, shift) : requant_norm(acc, m, shift);
   v += out_zp;
   v = v < lo ? lo : v;
   return v > hi ? hi : v;
