@@ -10,11 +10,11 @@
 #include "kernels.h"
 
 /* kernels_dsp.c's requant_nn for multipliers that are 0 or in [2^30, 2^31) (what TFLM's
- * QuantizeMultiplier and the generator produce): then P = acc * m + 2^30 < 0 exactly when acc < 0, except for
- * acc = -1, m = 2^30 where P = 0, whose result is 0 either way (checked exhaustively on edge
- * values and on 3M random cases against the reference formula). So the sign correction comes
- * from acc, known before the multiply, and the constant 2^30 + 2^(30+e) is the SMLAL's initial
- * value: 3 instructions after the constant. */
+ * QuantizeMultiplier and the generator produce): then P = acc * m + 2^30 < 0 exactly when
+ * acc < 0, except for acc = -1, m = 2^30 where P = 0, whose result is 0 either way (checked
+ * exhaustively on edge values and on 3M random cases against the reference formula). So the
+ * sign correction comes from acc, known before the multiply, and the constant 2^30 + 2^(30+e)
+ * is the SMLAL's initial value: 3 instructions after the constant. */
 static inline int32_t requant_norm(int32_t acc, int32_t multiplier, int32_t shift) {
 #ifdef NT_SINGLE_ROUNDING
   return nt_mul_q(acc, multiplier, shift);
