@@ -16,8 +16,8 @@ import numpy as np
 
 from nanobench import report
 from nanobench.client import Device, DeviceError, Inference, Lost
-from trainer import checks
-from trainer.errors import UserError
+from nanocore import checks
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 
 from nanobench import protocol as proto
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from nanobench import firmware
 from nanobench import protocol as P
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

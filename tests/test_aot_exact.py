@@ -17,7 +17,7 @@ import pytest
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
 from trainer.aot.__main__ import check
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "aot_counterexamples"

@@ -66,7 +66,7 @@ def test_seed_study_activation(act: str, mnist, tmp_path: Path) -> None:
     an EXP with no int8 TFLM kernel. relu is covered by the zoo test, sigmoid and tanh by the
     kernel tests. Untrained weights are enough: the point is the op sequence."""
     from trainer.config import ModelConfig, QuantConfig
-    from trainer.errors import UserError
+    from nanocore.errors import UserError
     from trainer.models import build
     from trainer.quantize import to_int8
     from trainer.reference import Reference
@@ -104,7 +104,7 @@ def test_unsupported_op_is_refused_with_one_line(tmp_path: Path) -> None:
     import tensorflow as tf
     import tf_keras as k
 
-    from trainer.errors import UserError
+    from nanocore.errors import UserError
 
     i = k.Input((6,), batch_size=1)
     x = k.layers.Dense(4)(i)

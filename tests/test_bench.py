@@ -18,7 +18,7 @@ import pytest
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanobench import report
 from nanobench.elfsize import classify_file, footprint
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 BENCH = [sys.executable, str(REPO / "tools" / "bench.py")]

@@ -17,7 +17,7 @@ import pytest
 
 from nanobench import protocol as proto
 from nanobench.client import Device, DeviceError, Inference, Lost
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 
 def fake_scores(body: bytes) -> tuple[int, tuple[int, ...], int]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from trainer import data
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 LABELS = "t10k-labels-idx1-ubyte"
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from trainer.errors import UserError
+from nanocore.errors import UserError
 from trainer.tflite_info import inspect
 
 ARM_GXX = shutil.which("arm-none-eabi-g++")

@@ -24,7 +24,7 @@ from _firmware_proc import FirmwareProc
 import trainer  # noqa: F401  (sets the TF environment first)
 from nanobench import firmware
 from nanobench import protocol as P
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 N_HOST_IMAGES = 300

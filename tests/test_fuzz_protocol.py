@@ -67,7 +67,7 @@ def build(request, images) -> tuple[object, np.ndarray]:
         return exe, _standin_module().run(images)
     try:
         firmware.check_model_dir()
-    except trainer.errors.UserError as e:
+    except nanocore.errors.UserError as e:
         pytest.skip(f"no exported default model yet: {e}")
     exe = firmware.build_host()
     return exe, _infer_all(exe, images)

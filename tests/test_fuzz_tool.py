@@ -28,7 +28,7 @@ def _default_model_or_skip() -> None:
 
     try:
         firmware.check_model_dir()
-    except trainer.errors.UserError as e:
+    except nanocore.errors.UserError as e:
         pytest.skip(f"no exported default model yet: {e}")
 
 

@@ -30,7 +30,7 @@ import nanobench
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanobench import protocol as proto
 from nanobench.client import Device, DeviceError, Inference, Lost
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
@@ -335,7 +335,7 @@ def test_evaluate_api_refuses_a_bad_limit():
 
 
 def test_json_never_holds_nan(tmp_path):
-    from trainer import checks
+    from nanocore import checks
 
     text = checks.dumps({"a": math.nan, "b": [math.inf, 1.5], "c": {"d": -math.inf}})
     assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": {"d": None}}

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import trainer  # noqa: F401
-from trainer.errors import UserError
+from nanocore.errors import UserError
 from trainer.images import (
     contact_sheet,
     label_from_name,

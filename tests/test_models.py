@@ -8,7 +8,7 @@ import tf_keras as keras
 
 from trainer import models
 from trainer.config import ModelConfig
-from trainer.errors import UserError
+from nanocore.errors import UserError
 from trainer.reference import Reference
 
 ZOO = ("seed_initial", "seed_final", "cnn", "mobilenet_v1", "shufflenet_v2")

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from trainer import config, quantize, reference
 from trainer.cli import main
 from trainer.config import ModelConfig, QuantConfig, TrainConfig
-from trainer.errors import UserError
+from nanocore.errors import UserError
 from trainer.evaluate import evaluate, format_table
 from trainer.train import keras_accuracy, prepare, train, weight_sparsity
 

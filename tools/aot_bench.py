@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger("aot_bench")
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import click
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from trainer.checks import PositiveFloat
-from trainer.errors import UserError
+from nanocore.checks import PositiveFloat
+from nanocore.errors import UserError
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "model" / \
     "model_int8.tflite"

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from trainer.config import Config, ModelConfig, QuantConfig, TrainConfig, config_hash, to_dict
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger("demo")
 

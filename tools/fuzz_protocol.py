@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import click
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from trainer import checks
-from trainer.errors import UserError
+from nanocore import checks
+from nanocore.errors import UserError
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from trainer import checks
-from trainer.errors import UserError
+from nanocore import checks
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

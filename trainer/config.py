@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 
 @dataclass(frozen=True)

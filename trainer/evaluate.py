@@ -18,7 +18,7 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as sch
 
 from trainer import models
 from trainer.data import Mnist
-from trainer.errors import UserError
+from nanocore.errors import UserError
 from trainer.quantize import summarize
 from trainer.reference import Reference
 from trainer.train import prepare

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer import checks
-from trainer.errors import UserError
+from nanocore import checks
+from nanocore.errors import UserError
 from trainer.tflite_info import ModelInfo, inspect
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import tensorflow as tf
 import tf_keras as keras
 
 from trainer.config import ModelConfig
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10

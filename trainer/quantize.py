@@ -18,7 +18,7 @@ import tf_keras as keras
 from trainer import tflite_info
 from trainer.config import QuantConfig
 from trainer.data import Mnist
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

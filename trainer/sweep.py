@@ -51,8 +51,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from trainer.checks import dumps as json_dumps_finite
-from trainer.errors import UserError
+from nanocore.checks import dumps as json_dumps_finite
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

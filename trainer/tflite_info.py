@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 _TFLITE_IDENTIFIER = b"TFL3"  # file_identifier of the TFLite schema, bytes 4..7 of the file
 

@@ -23,7 +23,7 @@ import tf_keras as keras
 from trainer import models
 from trainer.config import ModelConfig, TrainConfig
 from trainer.data import Mnist
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import click
 import numpy as np
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 RUNNER_C = Path(__file__).resolve().parents[2] / "tests" / "aot_harness" / "aot_runner.c"
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from trainer.aot import probe, quant
 from trainer.aot.graph import Graph, Op, Tensor
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 

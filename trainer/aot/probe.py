@@ -204,7 +204,7 @@ def require_tflm_prepares(tflite: bytes, graph: Graph | None = None) -> None:
     could not run it either. Runs in a child process: some models make TFLM abort (a failed
     TFLITE_CHECK) instead of returning an error; then each op of `graph` is prepared alone to
     name the one that aborts."""
-    from trainer.errors import UserError
+    from nanocore.errors import UserError
 
     rc, err = _prepare_in_child(tflite)
     if rc == 0:

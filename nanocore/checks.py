@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from trainer.errors import UserError
+from nanocore.errors import UserError
 
 
 def _nearest_existing(path: Path) -> Path:
