@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from nanocore.errors import UserError
 from trainer.aot import generate
 from trainer.aot.__main__ import check
-from nanocore.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "aot_counterexamples"

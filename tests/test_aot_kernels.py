@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from nanocore.errors import UserError
 from trainer.aot import generate
 from trainer.aot.host import build_runner, run_runner
-from nanocore.errors import UserError
 
 RUNNER_C = Path(__file__).parent / "aot_harness" / "aot_runner.c"
 kRecords = 48  # random input tensors per case

@@ -65,8 +65,8 @@ def test_seed_study_activation(act: str, mnist, tmp_path: Path) -> None:
     DEQUANTIZE -> float ELU -> QUANTIZE, softmax a hidden SOFTMAX, exponential (like softplus)
     an EXP with no int8 TFLM kernel. relu is covered by the zoo test, sigmoid and tanh by the
     kernel tests. Untrained weights are enough: the point is the op sequence."""
-    from trainer.config import ModelConfig, QuantConfig
     from nanocore.errors import UserError
+    from trainer.config import ModelConfig, QuantConfig
     from trainer.models import build
     from trainer.quantize import to_int8
     from trainer.reference import Reference

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainer import data
 from nanocore.errors import UserError
+from trainer import data
 
 LABELS = "t10k-labels-idx1-ubyte"
 

@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 from _firmware_proc import FirmwareProc
 
-import trainer
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanobench import firmware
 from nanobench import protocol as P
+from nanocore.errors import UserError
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 
@@ -67,7 +68,7 @@ def build(request, images) -> tuple[object, np.ndarray]:
         return exe, _standin_module().run(images)
     try:
         firmware.check_model_dir()
-    except nanocore.errors.UserError as e:
+    except UserError as e:
         pytest.skip(f"no exported default model yet: {e}")
     exe = firmware.build_host()
     return exe, _infer_all(exe, images)

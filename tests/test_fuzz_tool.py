@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer
+import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanobench import fuzz
 from nanobench import protocol as P
+from nanocore.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = [sys.executable, str(REPO / "tools" / "fuzz_protocol.py")]
@@ -28,7 +29,7 @@ def _default_model_or_skip() -> None:
 
     try:
         firmware.check_model_dir()
-    except nanocore.errors.UserError as e:
+    except UserError as e:
         pytest.skip(f"no exported default model yet: {e}")
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
+from nanocore.errors import UserError
 from trainer import models
 from trainer.config import ModelConfig
-from nanocore.errors import UserError
 from trainer.reference import Reference
 
 ZOO = ("seed_initial", "seed_final", "cnn", "mobilenet_v1", "shufflenet_v2")

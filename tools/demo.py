@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from trainer.config import Config, ModelConfig, QuantConfig, TrainConfig, config_hash, to_dict
 from nanocore.errors import UserError
+from trainer.config import Config, ModelConfig, QuantConfig, TrainConfig, config_hash, to_dict
 
 log = logging.getLogger("demo")
 

@@ -16,9 +16,9 @@ import numpy as np
 import tf_keras as keras
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+from nanocore.errors import UserError
 from trainer import models
 from trainer.data import Mnist
-from nanocore.errors import UserError
 from trainer.quantize import summarize
 from trainer.reference import Reference
 from trainer.train import prepare

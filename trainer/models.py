@@ -13,8 +13,8 @@ from collections.abc import Callable
 import tensorflow as tf
 import tf_keras as keras
 
-from trainer.config import ModelConfig
 from nanocore.errors import UserError
+from trainer.config import ModelConfig
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10

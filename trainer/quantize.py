@@ -15,10 +15,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from nanocore.errors import UserError
 from trainer import tflite_info
 from trainer.config import QuantConfig
 from trainer.data import Mnist
-from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

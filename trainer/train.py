@@ -20,10 +20,10 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+from nanocore.errors import UserError
 from trainer import models
 from trainer.config import ModelConfig, TrainConfig
 from trainer.data import Mnist
-from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nanocore.errors import UserError
 from trainer.aot import probe, quant
 from trainer.aot.graph import Graph, Op, Tensor
-from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 
