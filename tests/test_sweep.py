@@ -21,7 +21,7 @@ import pytest
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from nanocore.errors import UserError
-from trainer import sweep
+from nanolab import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_OPTIONS = ["name", "hidden", "activation", "epochs", "prune_sparsity", "fail"]

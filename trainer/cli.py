@@ -425,7 +425,7 @@ def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, re
           emulate, aot, progress) -> None:
     """Train a declarative grid of models (STUDY_FILE or --study), several seeds per point,
     resumable, in parallel; writes OUT/report.md, summary.json and pareto.png."""
-    from trainer import sweep as sw
+    from nanolab import sweep as sw
 
     if bool(study_file) == bool(study_name):
         raise UserError("give a study TOML file or --study NAME (one of "

@@ -1,6 +1,6 @@
 """The model-size study: a declarative grid of training runs, several seeds per point.
 
-A study is one TOML file (built-in ones live in ``trainer/studies/``)::
+A study is one TOML file (built-in ones live in ``nanolab/studies/``)::
 
     [study]
     name = "seed"
@@ -129,14 +129,14 @@ class Study:
 
 
 def builtin_studies() -> list[str]:
-    """Names of the studies shipped in ``trainer/studies/``."""
-    root = resources.files("trainer") / "studies"
+    """Names of the studies shipped in ``nanolab/studies/``."""
+    root = resources.files("nanolab") / "studies"
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
 def builtin_study_path(name: str) -> Path:
     """Path of a built-in study TOML; UserError listing the choices when there is none."""
-    path = Path(str(resources.files("trainer") / "studies" / f"{name}.toml"))
+    path = Path(str(resources.files("nanolab") / "studies" / f"{name}.toml"))
     if not path.is_file():
         raise UserError(f"no built-in study {name!r}; choose one of {', '.join(builtin_studies())}"
                         " or give a study TOML file")
@@ -837,7 +837,7 @@ def _aot_bench_module():
     import importlib.util
     import sys
 
-    path = Path(__file__).resolve().parents[1] / "tools" / "aot_bench.py"
+    path = Path(__file__).resolve().parents[2] / "tools" / "aot_bench.py"
     if "aot_bench" not in sys.modules:
         spec = importlib.util.spec_from_file_location("aot_bench", path)
         module = importlib.util.module_from_spec(spec)
