@@ -47,6 +47,11 @@ def tflite_params(tflite: bytes) -> int:
     return total
 
 
+def seed_metric(params: int, flatbuffer_bytes: int) -> float:
+    """The seed study's memory "weight": parameters + flatbuffer size in KiB (unrounded)."""
+    return int(params) + flatbuffer_bytes / 1024.0
+
+
 def _inspect(tflite: bytes) -> Any | None:
     """trainer.tflite_info.inspect if that module is there (owned by the export stage)."""
     try:
@@ -102,7 +107,7 @@ def evaluate(tflite: bytes, data: Mnist, keras_model: keras.Model | None = None,
         "flatbuffer_bytes": len(tflite),
         "gzip_bytes": len(gzip.compress(tflite, 9)),
         "tflite_kib": round(kib, 2),
-        "seed_metric": round(int(params) + kib, 2),
+        "seed_metric": round(seed_metric(params, len(tflite)), 2),
         "arena_bytes": ref.arena_bytes,
         "ops": list(s.ops),
         "input_scale": s.input_scale,

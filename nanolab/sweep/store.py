@@ -1,0 +1,81 @@
+"""Run storage: one JSON record per finished (point, seed), written atomically, keyed.
+
+``<out>/runs/<key>-s<seed>.json`` is the record (``key``: the hash of the point's options), with
+``.tflite`` (the int8 model, written before its record), ``.latency.json`` (on-device latency),
+``.aot.json`` (AOT flash and instructions) and ``.error.txt`` (a failed run's traceback) beside
+it. Every file is written to a temporary name in the same folder and renamed, so a reader (or a
+resumed sweep) never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from nanocore.checks import dumps as json_dumps_finite
+from nanolab.sweep.study import Point
+
+RECORD_VERSION = 1
+
+
+def run_path(out_dir: Path, key: str, seed: int, suffix: str = ".json") -> Path:
+    """Where the record (or, with ``suffix=".tflite"``, the int8 model) of a run lives."""
+    return Path(out_dir) / "runs" / f"{key}-s{seed}{suffix}"
+
+
+def write_bytes_atomic(path: Path, blob: bytes) -> None:
+    """Write bytes via a temporary file and a rename (see :func:`write_json_atomic`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(blob)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` via a temporary file in the same directory and a rename, so a
+    reader (or a resumed sweep) never sees a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w") as f:
+        f.write(json_dumps_finite(obj, indent=1, sort_keys=True))  # NaN/Infinity as null
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_record(out_dir: Path, point: Point, seed: int) -> dict[str, Any] | None:
+    """The stored record of a finished run, or None (missing, unreadable or other options)."""
+    path = run_path(out_dir, point.key, seed)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if rec.get("version") != RECORD_VERSION or rec.get("options") != point.options:
+        return None
+    return rec
+
+
+def read_json(path: Path) -> Any:
+    """A stored side file (``.latency.json``, ``.aot.json``), or None when missing or broken."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def nan_to_none(obj: Any) -> Any:
+    """Strict JSON: NaN (e.g. the std of one seed) becomes null."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [nan_to_none(v) for v in obj]
+    return obj
