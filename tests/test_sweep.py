@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -82,6 +83,21 @@ baseline = "plain"
   [[group.point]]
   label = "pruned"
   options = { hidden = [32], prune_sparsity = 0.8 }
+  [[group.check]]
+  kind = "int8_size"
+  max_ratio = 0.30
+  max_drop_points = 0.5
+  unpruned_below = 0.05
+  [[group.check]]
+  kind = "pruned_gzip"
+  min_sparsity = 0.75
+  min_shrink = 2.0
+  [group.conclusions]
+  title = "Why"
+  pruned_min_sparsity = 0.5
+  pruned = "{label}: int8 gzip {int8_gzip_vs_ref}x smaller.{on_chip}"
+  on_chip = " On the chip: model flash {aot_model_flash_bytes} B vs \
+{ref_aot_model_flash_bytes} B, {aot_instructions} vs {ref_aot_instructions} instructions."
 """
 
 
@@ -115,6 +131,15 @@ def test_grid_points_are_deduplicated_by_options():
     ("[study]\nseeds=0\n[[group]]\ngrid={epochs=[1]}", "seeds must be >= 1"),
     ("[study]\nname='x'", "at least one [[group]]"),
     ("[[group]]\nname='g'\nreport='pie'\ngrid={epochs=[1]}", "report must be"),
+    ("[[group]]\nname='g'\ngrid={epochs=[1]}\n[[group.check]]\nkind='int8_accuracy'",
+     "needs a number for min"),
+    ("[[group]]\nname='g'\ngrid={epochs=[1]}\n[[group.check]]\nkind='speed'", "kind = one of"),
+    (("[[group]]\nname='g'\nreport='compression'\ngrid={epochs=[1]}\n"
+      "[group.conclusions]\ntitle='t'\nbaseline=['{parms} params']"),
+     "unknown placeholder {parms}"),
+    ("[[group]]\nname='g'\ngrid={epochs=[1]}\n[group.conclusions]\ntitle='t'",
+     "only a compression group"),
+    ("[report]\ncheck_title='x'\n[[group]]\nname='g'\ngrid={epochs=[1]}", "unknown key(s)"),
 ])
 def test_bad_study_is_one_line_user_error(text, message):
     with pytest.raises(UserError) as e:
@@ -225,6 +250,56 @@ def test_compression_table_shows_the_stored_aot_figures(tmp_path):
     row = next(line for line in report.splitlines() if line.startswith("| pruned |"))
     assert "| 10,000 (25 %) | 21,000 (35 %) | 1.0000 |" in row
     assert "model flash 10,000 B vs 40,000 B, 21,000 vs 60,000 instructions" in report
+
+
+def test_seed_study_thresholds_and_prose_come_from_the_study_file(tmp_path):
+    """The report's checks and conclusions are the study's: edit the TOML, the report follows;
+    a study without them gets none (the code has no thresholds or conclusions of its own)."""
+    import tomllib
+
+    text = sweep.builtin_study_path("seed").read_text()
+    st = sweep.parse_study(tomllib.loads(text), "seed.toml")
+    sweep.run_sweep(st, tmp_path, jobs=1, run_fn=fake_run, progress=False)
+    report = sweep.write_report(st, tmp_path).read_text()
+    checks = {c["check"]: c["pass"]
+              for c in json.loads((tmp_path / "summary.json").read_text())["checks"]}
+    assert "## Checks (issue 6)" in report and "## The seed's summary line, side by side" in report
+    assert "### Why the seed saw no size gain" in report
+    assert "- The seed's metric adds the parameter count (68,270 for 784-80-60-10, PTQ)" in report
+    assert checks["int8 ≤ 30 % of float at ≤ 0.5 points: 784-80-60-10, PTQ"] is True
+    assert checks["pruning ≥ 75 % shrinks int8 gzip ≥ 2x: 784-80-60-10, pruned 75 %"] is True
+    assert checks["int8 accuracy ≥ 0.98 (mean over seeds): cnn"] is False  # fake: ~0.95
+
+    edited = (text.replace("max_ratio = 0.30", "max_ratio = 0.20")
+              .replace("min = 0.98", "min = 0.9")
+              .replace('title = "Why the seed saw no size gain"', 'title = "Why not"')
+              .replace('checks_title = "Checks (issue 6)"', 'checks_title = "Verdicts"'))
+    assert edited.count("0.20") == 1 and "Why not" in edited and "Verdicts" in edited
+    st2 = sweep.parse_study(tomllib.loads(edited), "seed.toml")
+    report2 = sweep.write_report(st2, tmp_path).read_text()
+    checks2 = {c["check"]: c["pass"]
+               for c in json.loads((tmp_path / "summary.json").read_text())["checks"]}
+    assert "## Verdicts" in report2 and "### Why not" in report2 and "issue 6" not in report2
+    assert checks2["int8 ≤ 20 % of float at ≤ 0.5 points: 784-80-60-10, PTQ"] is False  # 25.9 %
+    assert checks2["int8 accuracy ≥ 0.9 (mean over seeds): cnn"] is True
+
+    bare = tomllib.loads(text)
+    bare.pop("report")
+    for g in bare["group"]:
+        g.pop("check", None)
+        g.pop("conclusions", None)
+    report3 = sweep.write_report(sweep.parse_study(bare, "seed.toml"), tmp_path).read_text()
+    assert "## Checks" not in report3 and "### Why" not in report3 and "≤ 30 %" not in report3
+    assert "## Summary" in report3 and "Seed file KiB" not in report3
+
+
+def test_conclusion_placeholders_are_the_figures_the_report_fills():
+    from nanolab.sweep import findings, study_report
+
+    a = {"params": 1.0, "float_bytes": 4.0, "int8_bytes": 1.0, "float_gzip_bytes": 3.0,
+         "int8_gzip_bytes": 1.0, "int8_accuracy": 0.9, "float_accuracy": 0.9,
+         "int8_accuracy_std": 0.0, "seed_metric": 2.0, "seed_metric_float": 3.0, "sparsity": 0.5}
+    assert tuple(findings.figures(a, "x", a)) == study_report.POINT_FIGURES
 
 
 def test_inside_and_pareto_front():
@@ -345,9 +420,29 @@ def test_real_records_are_consistent(killed_and_resumed):
         assert rec["arena_bytes"] > 0 and rec["test_images"] == 500
         assert abs(rec["int8_accuracy"] - rec["float_accuracy"]) < 0.03
         assert rec["float_accuracy"] > 0.3  # 1 epoch on 3,000 images: well above chance (0.1)
+    # The tiny study's one group is a seed table against its baseline (32): the baseline line
+    # and one row per width, with this sweep's own figures (mean ± sample std over 2 seeds).
     report = (out / "report.md").read_text()
-    assert "Seed table" not in report or "| variant |" in report
-    assert "| 16 |" in report and "| 32 |" in report
+    assert "runs stored: 4/4." in report and "## width\n" in report
+    by_width: dict[int, list[dict]] = {}
+    for rec in after.values():
+        by_width.setdefault(rec["options"]["hidden"][0], []).append(rec)
+
+    def pm(recs: list[dict], field: str) -> str:
+        vals = [r[field] for r in recs]
+        return f"{statistics.mean(vals):.4f} ± {statistics.stdev(vals):.4f}"
+
+    assert (f"Baseline: **32**; seed baseline accuracy 0.9000, ours "
+            f"{pm(by_width[32], 'float_accuracy')} (float, n=2). Seed baseline params 25,450, "
+            "ours 25,450.") in report
+    lines = report.splitlines()
+    assert "| variant | seed Δacc | our Δacc (mean ± std) |" in lines[lines.index("## width") + 4]
+    for width in (16, 32):
+        row = next(line for line in lines if line.startswith(f"| {width} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[6] == pm(by_width[width], "float_accuracy")
+        assert cells[10] == pm(by_width[width], "int8_accuracy")
+        assert cells[9] == f"{dense_params([width]) - dense_params([32]):+d}"
 
 
 def test_ray_local_instance_runs_the_tiny_study(tmp_path):
