@@ -11,7 +11,8 @@ from typing import Any
 from nanolab.sweep.study import Check, Group, GroupPoint, Study
 from nanolab.sweep.tables import Agg, baseline_of, fixed, pm, ref_of, signed, whole
 
-# Achieved sparsity falls a hair under the target (tfmot rounds per layer).
+# A point counts as pruned to a check's min_sparsity when its measured (mean) sparsity is within
+# this of it: measured sparsity may land a hair under the target.
 _SPARSITY_SLACK = 1e-3
 
 
