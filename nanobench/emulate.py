@@ -250,8 +250,8 @@ def _wait_listening(port: int, proc: subprocess.Popen, emu: Emulator, what: str,
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise EmulatorError(f"{what} exited at start (code {proc.returncode}): "
-                                f"{(emu.stderr_tail() or emu.stdout_tail())[-300:] or 'no message'}")
+            said = (emu.stderr_tail() or emu.stdout_tail())[-300:] or "no message"
+            raise EmulatorError(f"{what} exited at start (code {proc.returncode}): {said}")
         if _is_listening(port):
             return
         time.sleep(0.05)
