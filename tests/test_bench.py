@@ -270,7 +270,8 @@ def test_device_side_takes_its_reference_from_the_caller_after_the_model_check()
     ([], "error: give either --port URL"),
     (["--port", "loop://", "--emulate", "host"], "error: give either --port URL"),
     (["--port", "loop://", "--model", "missing.tflite"], "error: model not found"),
-    (["--port", "loop://", "--timeout", "0.2"], "error: device at loop:// echoes the requests back"),
+    (["--port", "loop://", "--timeout", "0.2"],
+     "error: device at loop:// echoes the requests back"),
 ])
 def test_bench_user_errors_are_one_line(args, message, bench_model):
     model = [] if "--model" in args else ["--model", str(bench_model)]

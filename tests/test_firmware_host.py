@@ -29,8 +29,12 @@ from nanocore.errors import UserError
 ROOT = Path(__file__).resolve().parents[1]
 N_HOST_IMAGES = 300
 N_QEMU_IMAGES = 20
-HELLO_KEYS = ["fw", "proto", "board", "backend", "model_sha256", "input_shape", "input_scale", "input_zero_point", "output_shape", "output_scale", "output_zero_point", "arena_bytes", "arena_used_bytes", "model_bytes", "clock_hz", "timer", "tick_hz", "ticks_to_units", "stack_bytes", "stack_used_bytes"]
-STATS_KEYS = ["inferences", "errors", "rx_bytes", "frames_bad", "stack_used_bytes", "latency_min", "latency_max"]
+HELLO_KEYS = ["fw", "proto", "board", "backend", "model_sha256", "input_shape", "input_scale",
+              "input_zero_point", "output_shape", "output_scale", "output_zero_point",
+              "arena_bytes", "arena_used_bytes", "model_bytes", "clock_hz", "timer", "tick_hz",
+              "ticks_to_units", "stack_bytes", "stack_used_bytes"]
+STATS_KEYS = ["inferences", "errors", "rx_bytes", "frames_bad", "stack_used_bytes",
+              "latency_min", "latency_max"]
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 
