@@ -46,6 +46,8 @@ kRenode = "renode"
 # byte 0x01 (Ctrl-A) would eat protocol bytes. -icount shift=0: one instruction per virtual ns,
 # so timing is a deterministic instruction count.
 kQemuArgs = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "shift=0")
+# Lets the image end QEMU with an exit status (SYS_EXIT): the check and AOT bench images do.
+kQemuSemihosting = ("-semihosting-config", "enable=on,target=native")
 kStartSeconds = 10.0  # how long QEMU or the host build may take to listen on TCP
 kRenodeStartSeconds = 90.0  # Renode (a .NET program) loads the platform before it listens
 kStderrKeep = 4000  # bytes of emulator stderr kept for error messages
@@ -248,8 +250,8 @@ def _wait_listening(port: int, proc: subprocess.Popen, emu: Emulator, what: str,
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise EmulatorError(f"{what} exited at start (code {proc.returncode}): "
-                                f"{(emu.stderr_tail() or emu.stdout_tail())[-300:] or 'no message'}")
+            said = (emu.stderr_tail() or emu.stdout_tail())[-300:] or "no message"
+            raise EmulatorError(f"{what} exited at start (code {proc.returncode}): {said}")
         if _is_listening(port):
             return
         time.sleep(0.05)
@@ -324,7 +326,15 @@ def run(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | No
         stop(emu)
 
 
-def qemu_command(elf: str | Path, link: str = "pipe", tcp_port: int | None = None) -> list[str]:
+def qemu_args(serial: str = "stdio", *, semihosting: bool = False) -> list[str]:
+    """qemu-system-arm's arguments for an mps2-an386 image, all but ``-kernel ELF``: UART0 on
+    the chardev ``serial``; ``semihosting``: the image may exit QEMU with a status. The one
+    definition every QEMU run uses (``qemu_command``, tools/aot_bench.py, the tests)."""
+    return [*kQemuArgs, "-serial", serial, *(kQemuSemihosting if semihosting else ())]
+
+
+def qemu_command(elf: str | Path, link: str = "pipe", tcp_port: int | None = None, *,
+                 semihosting: bool = False) -> list[str]:
     """The QEMU command line for an mps2-an386 image, UART0 on stdio or a TCP server."""
     exe = shutil.which(kQemu)
     if exe is None:
@@ -335,7 +345,7 @@ def qemu_command(elf: str | Path, link: str = "pipe", tcp_port: int | None = Non
     else:
         # nodelay=on: without it Nagle holds each small reply back for ~40 ms.
         serial = f"tcp:127.0.0.1:{tcp_port},server=on,wait=off,nodelay=on"
-    return [exe, *kQemuArgs, "-serial", serial, "-kernel", str(elf)]
+    return [exe, *qemu_args(serial, semihosting=semihosting), "-kernel", str(elf)]
 
 
 def _check_elf(elf: str | Path) -> Path:

@@ -141,3 +141,30 @@ def build_qemu(model_dir: str | Path | None = None, *, selftest: bool = False,
     args = ["-f", str(QEMU_DIR / "firmware.mk"), f"MODEL_DIR={mdir}", f"OUT={out}",
             f"SELFTEST={int(selftest)}", f"FORCE_C99={int(force_c99)}"]
     return _make(args, "the QEMU image", out)
+
+
+def clang() -> str:
+    """The clang for libFuzzer builds, or a UserError saying how to get it."""
+    exe = shutil.which("clang")
+    if exe is None:
+        raise UserError("clang not found: the libFuzzer harness needs Debian's clang "
+                        "(sudo apt-get install clang)")
+    return exe
+
+
+def build_fuzzer(model_dir: str | Path | None = None) -> Path:
+    """Build ``fuzz_core``, the libFuzzer harness of ``firmware/ports/host/fuzz_core.c``
+    (libFuzzer + ASan + UBSan, clang; coverage only in core.c and protocol.c) for the model
+    folder (default: the committed model); returns its path."""
+    cc = clang()
+    mdir = check_model_dir(model_dir)
+    out_dir = _out_dir("host-fuzz", mdir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    allow = out_dir / "coverage-allowlist.txt"
+    # clang instruments a function only when its file (src:) and its name (fun:) both match.
+    text = "src:*/benchcore/core.c\nsrc:*/benchcore/protocol.c\nfun:*\n"
+    if not allow.is_file() or allow.read_text() != text:  # a new mtime would force a rebuild
+        allow.write_text(text)
+    return _make(["-C", str(HOST_DIR), "fuzz", f"MODEL_DIR={mdir}", f"BUILD={out_dir}",
+                  f"FUZZ_CC={cc}", f"FUZZ_ALLOWLIST={allow}"],
+                 "the libFuzzer harness", out_dir / "fuzz_core")

@@ -7,6 +7,7 @@ pipes and checks every reply against its own oracle:
 - a chunk that is not a valid request gets an ERROR frame;
 - a valid request gets its own reply type with its sequence number, and every INFER /
   INFER_RLE result equals the TFLM reference (scores value for value, class = first argmax).
+  The images and their reference outputs come from the caller (``nanolab.bench``).
 
 A frame ("item") is one of: a valid INFER or INFER_RLE of a pool image, a valid HELLO / STATS /
 RESET / SELFTEST, random bytes (with and without zeros), a valid frame with flipped bits, with a
@@ -31,6 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,21 +298,13 @@ def _chunks(data: bytes) -> list[bytes]:
     return [c for c in data.split(b"\x00")[:-1] if c]
 
 
-def default_images(n_mnist: int = kPoolImages) -> np.ndarray:
-    """The INFER pool: MNIST test images 0..n-1 (when the dataset is cached or can be
-    fetched) plus a blank, a full-white and two random images (uint8 (N,28,28))."""
+def synthetic_images() -> np.ndarray:
+    """The INFER pool's images that need no dataset: a blank, a full-white and two random
+    images (uint8 (4,28,28), seeded); callers put test images before them."""
     rng = np.random.default_rng(10)
-    extra = [np.zeros((28, 28), np.uint8), np.full((28, 28), 255, np.uint8),
-             rng.integers(0, 256, (28, 28), dtype=np.uint8),
-             rng.integers(0, 256, (28, 28), dtype=np.uint8)]
-    try:
-        from trainer.data import load_mnist
-
-        mnist = list(load_mnist().x_test[:n_mnist])
-    except UserError as exc:
-        log.warning("MNIST not available (%s): synthetic images only", exc)
-        mnist = []
-    return np.stack(mnist + extra)
+    return np.stack([np.zeros((28, 28), np.uint8), np.full((28, 28), 255, np.uint8),
+                     rng.integers(0, 256, (28, 28), dtype=np.uint8),
+                     rng.integers(0, 256, (28, 28), dtype=np.uint8)])
 
 
 def target_argv(target: str, model_dir: str | Path | None = None) -> list[str]:
@@ -365,25 +359,22 @@ def _check(stats: FuzzStats, expects: list[_Expect | None], chunks: list[bytes],
                            f"{list(reply.scores)} != reference {list(ref)}")
 
 
-def run(target: str, frames: int, seed: int = 0, *, model_dir: str | Path | None = None,
-        images: np.ndarray | None = None, batch: int | None = None,
-        hang_s: float | None = None, progress: bool = False,
+def run(target: str, frames: int, seed: int = 0, *, images: np.ndarray,
+        reference: Callable[[np.ndarray], np.ndarray], model_dir: str | Path | None = None,
+        batch: int | None = None, hang_s: float | None = None, progress: bool = False,
         report_every: int = 0) -> FuzzStats:
     """Send ``frames`` fuzz items to the ``target`` ("host" or "qemu") firmware built for
     ``model_dir`` (default: the committed model) and check every reply (see the module
-    docstring). INFER results are compared with the TFLM reference of that folder's
-    model_int8.tflite on ``images`` (default ``default_images()``). ``report_every``: log the
-    figures so far every that many frames (0: never). Ctrl-C ends the run early with the
-    figures of the frames checked so far (``interrupted``)."""
-    from trainer.reference import Reference
-
+    docstring). INFER items carry ``images`` (uint8 (N,28,28)); their results are compared with
+    ``reference(images)``, the int8 output vectors of that folder's model (the caller's TFLM
+    reference; called once, after the build). ``report_every``: log the figures so far every
+    that many frames (0: never). Ctrl-C ends the run early with the figures of the frames
+    checked so far (``interrupted``)."""
     if frames < 1:
         raise UserError(f"frames must be >= 1, got {frames}")
-    mdir = firmware.check_model_dir(model_dir)
+    firmware.check_model_dir(model_dir)
     argv = target_argv(target, model_dir)
-    images = default_images() if images is None else images
-    reference = np.asarray(Reference((mdir / "model_int8.tflite").read_bytes()).run(
-        images, progress=False), np.int8).reshape(len(images), -1)
+    reference = np.asarray(reference(images), np.int8).reshape(len(images), -1)
     batch = batch or kBatch[target]
     hang_s = hang_s or kHangSeconds[target]
     rng = random.Random(seed)
@@ -499,32 +490,6 @@ class LibFuzzerStats:
                 f"reports {self.sanitizer_reports}")
 
 
-def clang() -> str:
-    """The clang for libFuzzer builds, or a UserError saying how to get it."""
-    exe = shutil.which("clang")
-    if exe is None:
-        raise UserError("clang not found: the libFuzzer harness needs Debian's clang "
-                        "(sudo apt-get install clang)")
-    return exe
-
-
-def build_libfuzzer(model_dir: str | Path | None = None) -> Path:
-    """Build ``fuzz_core`` (libFuzzer + ASan + UBSan; coverage only in core.c and protocol.c)
-    for the model folder; returns its path."""
-    cc = clang()
-    mdir = firmware.check_model_dir(model_dir)
-    out_dir = firmware._out_dir("host-fuzz", mdir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    allow = out_dir / "coverage-allowlist.txt"
-    # clang instruments a function only when its file (src:) and its name (fun:) both match.
-    text = "src:*/benchcore/core.c\nsrc:*/benchcore/protocol.c\nfun:*\n"
-    if not allow.is_file() or allow.read_text() != text:  # a new mtime would force a rebuild
-        allow.write_text(text)
-    return firmware._make(["-C", str(firmware.HOST_DIR), "fuzz", f"MODEL_DIR={mdir}",
-                           f"BUILD={out_dir}", f"FUZZ_CC={cc}", f"FUZZ_ALLOWLIST={allow}"],
-                          "the libFuzzer harness", out_dir / "fuzz_core")
-
-
 def seed_corpus(folder: Path, images: np.ndarray) -> int:
     """Write valid frames (every request type, INFER of a few images) as seed inputs."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -538,16 +503,18 @@ def seed_corpus(folder: Path, images: np.ndarray) -> int:
     return len(seeds)
 
 
-def libfuzzer(seconds: int, seed: int = 0, *, corpus: str | Path | None = None,
+def libfuzzer(seconds: int, seed: int = 0, *, images: np.ndarray,
+              corpus: str | Path | None = None,
               model_dir: str | Path | None = None) -> LibFuzzerStats:
-    """Run the libFuzzer harness for ``seconds`` from a seed corpus (default: a fresh temp
-    folder; a given ``corpus`` folder keeps what it finds between runs)."""
+    """Run the libFuzzer harness for ``seconds`` from a seed corpus of valid frames (INFER of
+    the first four ``images``) in a fresh temp folder, or in ``corpus``, which then keeps what
+    it finds between runs."""
     if seconds < 1:
         raise UserError(f"seconds must be >= 1, got {seconds}")
-    exe = build_libfuzzer(model_dir)
+    exe = firmware.build_fuzzer(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         cdir = Path(corpus) if corpus else Path(tmp) / "corpus"
-        seed_corpus(cdir / "seeds" if corpus else cdir, default_images(4))
+        seed_corpus(cdir / "seeds" if corpus else cdir, images)
         if corpus:
             for f in (cdir / "seeds").iterdir():
                 shutil.copy(f, cdir / f.name)

@@ -48,8 +48,8 @@ RESET = 0x04
 SELFTEST = 0x05
 INFER_RLE = 0x06
 """INFER with the pixels zero-run-length coded (``encode_pixels_rle``); reply ``0x86``, same body
-as INFER's. ~216 instead of 796 bytes per MNIST request (mean over the test set): use it when HELLO says
-``infer_rle=1``, since the link is the bottleneck under emulation."""
+as INFER's. ~216 instead of 796 bytes per MNIST request (mean over the test set): use it when
+HELLO says ``infer_rle=1``, since the link is the bottleneck under emulation."""
 REQUEST_TYPES = (HELLO, INFER, STATS, RESET, SELFTEST, INFER_RLE)
 REPLY_FLAG = 0x80
 """A reply's type is its request's type ``| REPLY_FLAG``."""

@@ -142,9 +142,9 @@ def test_dsp_sparse_kernel_matches_c99_and_reference_on_qemu(tmp_path: Path) -> 
                     f"SRCS={kernels / 'kernels_sparse_dsp.c'} {kernels / 'kernels_sparse_c99.c'}",
                     f"INCLUDES={kernels}", f"OUT={elf}"],
                    check=True, capture_output=True, timeout=300)
-    r = subprocess.run(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-                        "-serial", "stdio", "-icount", "shift=0", "-semihosting-config",
-                        "enable=on,target=native", "-kernel", str(elf)],
+    from nanobench.emulate import qemu_command
+
+    r = subprocess.run(qemu_command(elf, semihosting=True),
                        check=False, stdin=subprocess.DEVNULL, capture_output=True, timeout=300)
     text = r.stdout.decode("ascii", "replace")
     assert "sparse_check: pass 120/120 (dsp, c99, reference)" in text, text[-2000:]

@@ -233,12 +233,45 @@ def test_bench_refuses_another_model(bench_model, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_device_side_takes_its_reference_from_the_caller_after_the_model_check():
+    """nanobench.bench.run compares with the reference outputs its caller computes, and asks
+    for them only once the device runs the right model (the reference run is the slow step)."""
+    from test_client import FakeDevice, fake_scores
+
+    from nanobench import bench as nb
+    from nanobench.client import Device
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (12, 28, 28), dtype=np.uint8)
+    workload = nb.Workload(images=images, labels=np.arange(12) % 10,
+                           names=[str(i) for i in range(12)], source="random")
+    calls = []
+
+    def reference(imgs: np.ndarray) -> np.ndarray:
+        calls.append(len(imgs))
+        out = np.array([fake_scores(img.tobytes())[1] for img in imgs], np.int8)
+        out[5] += 1  # one vector the device will not agree with
+        return out
+
+    with FakeDevice() as fake, Device(fake.url, timeout=2.0) as dev:
+        with pytest.raises(UserError, match="the device runs model 0123456789abcdef"):
+            nb.run(dev, workload, reference, sha256="f" * 64, progress=False)
+        assert calls == []
+        res = nb.run(dev, workload, reference, sha256="0123456789abcdef" + "0" * 48,
+                     window=4, progress=False)
+    assert calls == [12]
+    assert res.complete and res.summary["n"] == 12
+    assert res.summary["agreement"] == pytest.approx(11 / 12)
+    assert [s.agrees for s in res.samples].count(False) == 1 and not res.samples[5].agrees
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--port", "/dev/ttyNOPE0"], "error: no serial port at /dev/ttyNOPE0"),
     ([], "error: give either --port URL"),
     (["--port", "loop://", "--emulate", "host"], "error: give either --port URL"),
     (["--port", "loop://", "--model", "missing.tflite"], "error: model not found"),
-    (["--port", "loop://", "--timeout", "0.2"], "error: device at loop:// echoes the requests back"),
+    (["--port", "loop://", "--timeout", "0.2"],
+     "error: device at loop:// echoes the requests back"),
 ])
 def test_bench_user_errors_are_one_line(args, message, bench_model):
     model = [] if "--model" in args else ["--model", str(bench_model)]

@@ -22,15 +22,19 @@ import serial
 from _firmware_proc import FirmwareProc
 
 import trainer  # noqa: F401  (sets the TF environment first)
-from nanobench import firmware
+from nanobench import emulate, firmware
 from nanobench import protocol as P
 from nanocore.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 N_HOST_IMAGES = 300
 N_QEMU_IMAGES = 20
-HELLO_KEYS = ["fw", "proto", "board", "backend", "model_sha256", "input_shape", "input_scale", "input_zero_point", "output_shape", "output_scale", "output_zero_point", "arena_bytes", "arena_used_bytes", "model_bytes", "clock_hz", "timer", "tick_hz", "ticks_to_units", "stack_bytes", "stack_used_bytes"]
-STATS_KEYS = ["inferences", "errors", "rx_bytes", "frames_bad", "stack_used_bytes", "latency_min", "latency_max"]
+HELLO_KEYS = ["fw", "proto", "board", "backend", "model_sha256", "input_shape", "input_scale",
+              "input_zero_point", "output_shape", "output_scale", "output_zero_point",
+              "arena_bytes", "arena_used_bytes", "model_bytes", "clock_hz", "timer", "tick_hz",
+              "ticks_to_units", "stack_bytes", "stack_used_bytes"]
+STATS_KEYS = ["inferences", "errors", "rx_bytes", "frames_bad", "stack_used_bytes",
+              "latency_min", "latency_max"]
 
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 
@@ -234,10 +238,6 @@ def test_build_refuses_a_folder_without_a_model(tmp_path):
         firmware.build_qemu(tmp_path)
 
 
-QEMU_ARGS = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
-             "-serial", "stdio", "-icount", "shift=0"]
-
-
 @pytest.mark.qemu
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None
                     or shutil.which("arm-none-eabi-gcc") is None,
@@ -245,7 +245,7 @@ QEMU_ARGS = ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "n
 def test_qemu_image_matches_reference_and_resyncs(model, reference):
     images, want = reference
     elf = firmware.build_qemu(model["dir"], selftest=True)
-    with FirmwareProc([*QEMU_ARGS, "-kernel", str(elf)]) as fw:
+    with FirmwareProc(emulate.qemu_command(elf)) as fw:
         assert fw.wait(lambda evs: len(evs) >= 2, 30), fw.events
         boot = fw.take()
         assert boot[0] == P.LogLine(f"nano-tflm fw=0.1.0 proto=1 board=qemu-mps2-an386 "

@@ -17,6 +17,7 @@ import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanobench import fuzz
 from nanobench import protocol as P
 from nanocore.errors import UserError
+from nanolab import bench as lab
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = [sys.executable, str(REPO / "tools" / "fuzz_protocol.py")]
@@ -54,7 +55,7 @@ def test_fuzz_qemu_short():
     if shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None:
         pytest.skip("needs qemu-system-arm and arm-none-eabi-gcc")
     _default_model_or_skip()
-    st = fuzz.run("qemu", 120, seed=4)
+    st = lab.fuzz_protocol("qemu", 120, seed=4)
     assert st.clean, st.examples
     assert st.frames == 120 and st.infers_checked > 0
 
@@ -65,7 +66,7 @@ def test_fuzz_libfuzzer_short():
     if shutil.which("make") is None:
         pytest.skip("make not installed")
     _default_model_or_skip()
-    res = fuzz.libfuzzer(5, seed=1)
+    res = lab.libfuzzer(5, seed=1)
     assert res.clean, res.output_tail
     assert res.executions > 100 and res.edges_total > 0
     assert 0 < res.edges_covered <= res.edges_total

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from nanobench.emulate import qemu_args
+
 ROOT = Path(__file__).resolve().parents[1]
 PORT = ROOT / "firmware" / "ports" / "qemu"
-QEMU_ARGS = [
-    "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "stdio",
-    "-icount", "shift=0", "-semihosting-config", "enable=on,target=native",
-]
+QEMU_ARGS = qemu_args(semihosting=True)
 
 pytestmark = [
     pytest.mark.qemu,

@@ -46,8 +46,6 @@ log = logging.getLogger("aot_bench")
 
 PORT_DIR = ROOT / "firmware" / "ports" / "qemu"
 KERNELS_DIR = ROOT / "firmware" / "lib" / "backend_aot"
-QEMU_ARGS = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial", "stdio",
-             "-icount", "shift=0", "-semihosting-config", "enable=on,target=native")
 VARIANTS = ("c99", "dsp")
 kInstructionsPerTick = 40  # SysTick at 25 MHz, 1 instruction per ns under -icount shift=0
 
@@ -171,7 +169,9 @@ def build_image(prep: Prepared, variant: str, work: Path) -> Path:
 
 def qemu_command(elf: Path) -> list[str]:
     """The qemu-system-arm command line that runs `elf` with UART0 on stdio."""
-    return ["qemu-system-arm", *QEMU_ARGS, "-kernel", str(elf)]
+    from nanobench.emulate import qemu_command as command
+
+    return command(elf, semihosting=True)
 
 
 def run_image(elf: Path, n: int, output_bytes: int, timeout: float) -> dict:

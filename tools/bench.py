@@ -6,7 +6,8 @@
     python tools/bench.py --port socket://127.0.0.1:4321 --images photos/ --elf firmware.elf
 
 Writes --out DIR (default runs/<timestamp>/): samples.csv, summary.json, report.md,
-confusion.png, latency.png. The logic lives in nanobench (bench, client, emulate, report).
+confusion.png, latency.png. The logic lives in nanolab.bench (the model side: images, TFLM
+reference, firmware image) and nanobench (bench, client, emulate, report: the device side).
 
 Exit status: 0 when every image has a validated result; 3 when images were lost (everything is
 written first); 2 for a user error (nothing started); 1 (130 for Ctrl-C) when the run stopped
@@ -25,7 +26,7 @@ import click
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanocore.checks import PositiveFloat
-from nanocore.errors import UserError
+from nanocore.exits import user_errors
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "model" / \
     "model_int8.tflite"
@@ -62,19 +63,13 @@ def main(port, emulate, model, limit, images, elf, out, window, timeout, max_los
     footprint."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from nanobench.bench import bench
     from nanobench.report import format_summary
+    from nanolab.bench import bench
 
-    try:
+    with user_errors():
         summary, paths = bench(port=port, emulate=emulate, model=model, limit=limit,
                                images=images, elf=elf, out=out, window=window, timeout=timeout,
                                link=link, max_lost=max_lost, progress=not quiet)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
     folder = paths["summary"].parent
     if not summary["complete"]:
         reason = summary["stop_reason"]

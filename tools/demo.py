@@ -240,10 +240,10 @@ def run_trainer_stage(args) -> tuple[str, dict, Path]:
 
 def run_bench_stage(export_dir: Path, limit: int | None = None) -> dict:
     """Step 6: QEMU image for export_dir's model, bench over the first `limit` (default all)
-    MNIST test images; prints the summary and returns it (nanobench.bench.bench)."""
-    from nanobench.bench import bench
+    MNIST test images; prints the summary and returns it (nanolab.bench.bench)."""
     from nanobench.firmware import build_qemu
     from nanobench.report import format_summary
+    from nanolab.bench import bench
 
     elf = build_qemu(export_dir)
     summary, paths = bench(emulate="qemu", model=export_dir / "model_int8.tflite", elf=elf,

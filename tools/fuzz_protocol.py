@@ -7,7 +7,8 @@
 
 host/qemu: seeded fuzz frames over stdio pipes, every reply checked by the oracle of
 nanobench.fuzz (one reply per delimited chunk, in order; INFER results equal to the TFLM
-reference). libfuzzer: firmware/ports/host/fuzz_core.c (core.c + protocol.c) built with clang.
+reference, which nanolab.bench computes). libfuzzer: firmware/ports/host/fuzz_core.c (core.c +
+protocol.c) built with clang.
 Prints one line of figures; exit 0 when nothing was found, 1 otherwise, 2 for a user error.
 """
 
@@ -23,7 +24,7 @@ import click
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanocore import checks
-from nanocore.errors import UserError
+from nanocore.exits import user_errors
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,15 +46,15 @@ from nanocore.errors import UserError
 def main(target, frames, seconds, seed, model_dir, corpus, json_path, report_every, quiet):
     """Fuzz the protocol of the host build, the QEMU image, or the libFuzzer harness."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from nanobench import fuzz
+    from nanolab import bench
 
-    try:
+    with user_errors():
         if json_path:
             checks.writable_file(json_path, "--json")
         if corpus:
             checks.writable_dir(corpus, "--corpus")
         if target == "libfuzzer":
-            res = fuzz.libfuzzer(seconds, seed, corpus=corpus, model_dir=model_dir)
+            res = bench.libfuzzer(seconds, seed, corpus=corpus, model_dir=model_dir)
             record = {"target": target, "seed": seed, "seconds": round(res.seconds, 1),
                       "executions": res.executions, "exec_per_s": res.exec_per_s,
                       "edges_covered": res.edges_covered, "edges_total": res.edges_total,
@@ -62,8 +63,8 @@ def main(target, frames, seconds, seed, model_dir, corpus, json_path, report_eve
             if not res.clean:
                 click.echo(res.output_tail, err=True)
         else:
-            res = fuzz.run(target, frames, seed, model_dir=model_dir, progress=not quiet,
-                           report_every=report_every)
+            res = bench.fuzz_protocol(target, frames, seed, model_dir=model_dir,
+                                      progress=not quiet, report_every=report_every)
             record = {"target": target, "seed": seed, "frames": res.frames,
                       "chunks": res.chunks, "infers_checked": res.infers_checked,
                       "crashes": res.crashes, "sanitizer_reports": res.sanitizer_reports,
@@ -77,12 +78,6 @@ def main(target, frames, seconds, seed, model_dir, corpus, json_path, report_eve
         click.echo(res.line())
         if json_path:
             checks.write_text(json_path, checks.dumps(record, indent=2) + "\n")
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
     if getattr(res, "interrupted", False):
         sys.exit(130)
     sys.exit(0 if res.clean else 1)

@@ -30,7 +30,7 @@ def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = No
     Pareto point whose sha256 matches the flashed model is benched (the others are listed).
     Results go to ``runs/<key>-s<seed>.latency.json``; returns them by point key.
     """
-    from nanobench import bench as nb
+    from nanolab import bench as nb
     from nanobench.client import Device
 
     out_dir = Path(out_dir)
