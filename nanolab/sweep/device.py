@@ -30,8 +30,8 @@ def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = No
     Pareto point whose sha256 matches the flashed model is benched (the others are listed).
     Results go to ``runs/<key>-s<seed>.latency.json``; returns them by point key.
     """
-    from nanolab import bench as nb
     from nanobench.client import Device
+    from nanolab import bench as nb
 
     out_dir = Path(out_dir)
     agg = aggregate(study, out_dir)
