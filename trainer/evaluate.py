@@ -14,55 +14,17 @@ from typing import Any
 
 import numpy as np
 import tf_keras as keras
-from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
 from nanocore.errors import UserError
-from trainer import models
+from trainer import tflite_info
 from trainer.data import Mnist
-from trainer.quantize import summarize
 from trainer.reference import Reference
+from trainer.tflite_info import seed_metric
 from trainer.train import prepare
 
+__all__ = ["evaluate", "format_table", "seed_metric"]  # seed_metric: defined in tflite_info
+
 log = logging.getLogger(__name__)
-
-
-def tflite_params(tflite: bytes) -> int:
-    """Weights + biases in a flatbuffer: elements of constant FLOAT32/INT8/INT32 tensors that
-    feed a compute op (conv, depthwise, fully connected) as input 1 or 2."""
-    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
-    compute = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
-               schema.BuiltinOperator.FULLY_CONNECTED}
-    sub = model.subgraphs[0]
-    seen: set[int] = set()
-    total = 0
-    for op in sub.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        if max(code.builtinCode, code.deprecatedBuiltinCode) not in compute:
-            continue
-        for idx in list(op.inputs[1:3]):
-            if idx < 0 or idx in seen:
-                continue
-            seen.add(idx)
-            total += int(np.prod(sub.tensors[idx].shape))
-    return total
-
-
-def seed_metric(params: int, flatbuffer_bytes: int) -> float:
-    """The seed study's memory "weight": parameters + flatbuffer size in KiB (unrounded)."""
-    return int(params) + flatbuffer_bytes / 1024.0
-
-
-def _inspect(tflite: bytes) -> Any | None:
-    """trainer.tflite_info.inspect if that module is there (owned by the export stage)."""
-    try:
-        from trainer.tflite_info import inspect
-    except ImportError:
-        return None
-    try:
-        return inspect(tflite)
-    except Exception as e:  # noqa: BLE001  (the numbers are optional extras here)
-        log.warning("tflite_info.inspect failed: %s", e)
-        return None
 
 
 def evaluate(tflite: bytes, data: Mnist, keras_model: keras.Model | None = None,
@@ -85,35 +47,27 @@ def evaluate(tflite: bytes, data: Mnist, keras_model: keras.Model | None = None,
         "test_images": len(x),
         "accuracy_int8": float(np.mean(pred8 == y)),
     }
-    info = _inspect(tflite)
-    params = getattr(info, "params", None) or tflite_params(tflite)
-    macs = getattr(info, "macs", None)
+    # Params, MACs, ops and I/O quantization: the one view of the flatbuffer (trainer.tflite_info).
+    info = tflite_info.parse(tflite)
     if keras_model is not None:
         logits = keras_model.predict(prepare(x), batch_size=500, verbose=0)
         predf = logits.argmax(axis=1)
         res["accuracy_float"] = float(np.mean(predf == y))
         res["drop_points"] = round(100.0 * (res["accuracy_float"] - res["accuracy_int8"]), 4)
         res["agreement_top1"] = float(np.mean(predf == pred8))
-        if macs is None:
-            try:
-                macs = models.count_macs(keras_model)
-            except Exception:  # noqa: BLE001  (QAT-wrapped layers: leave MACs out)
-                macs = None
-    s = summarize(tflite)
-    kib = len(tflite) / 1024.0
     res.update({
-        "params": int(params),
-        "macs": None if macs is None else int(macs),
+        "params": int(info.params),
+        "macs": int(info.macs),
         "flatbuffer_bytes": len(tflite),
         "gzip_bytes": len(gzip.compress(tflite, 9)),
-        "tflite_kib": round(kib, 2),
-        "seed_metric": round(seed_metric(params, len(tflite)), 2),
+        "tflite_kib": round(len(tflite) / 1024.0, 2),
+        "seed_metric": round(info.seed_metric, 2),
         "arena_bytes": ref.arena_bytes,
-        "ops": list(s.ops),
-        "input_scale": s.input_scale,
-        "input_zero_point": s.input_zero_point,
-        "output_scale": s.output_scale,
-        "output_zero_point": s.output_zero_point,
+        "ops": list(info.opcode_names),
+        "input_scale": info.input_scale,
+        "input_zero_point": info.input_zero_point,
+        "output_scale": info.output_scale,
+        "output_zero_point": info.output_zero_point,
         "sha256": hashlib.sha256(tflite).hexdigest(),
     })
     return res

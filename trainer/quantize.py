@@ -68,9 +68,9 @@ def summarize(tflite: bytes) -> FlatbufferSummary:
     )
 
 
-def _concrete(model: keras.Model):
+def _concrete(model: keras.Model, signature: tuple[int, ...] = INPUT_SIGNATURE):
     fn = tf.function(lambda x: model(x, training=False))
-    return fn.get_concrete_function(tf.TensorSpec(INPUT_SIGNATURE, tf.float32, name="image"))
+    return fn.get_concrete_function(tf.TensorSpec(signature, tf.float32, name="image"))
 
 
 def _convert(converter: tf.lite.TFLiteConverter, what: str) -> bytes:
@@ -94,30 +94,56 @@ def calibration_images(data: Mnist, qcfg: QuantConfig) -> np.ndarray:
     return (data.x_train[idx].astype(np.float32) / 255.0)[..., None]
 
 
+def convert_int8(model: keras.Model, representative: np.ndarray, *,
+                 per_channel_dense: bool = True, fixed_batch: bool = True) -> bytes:
+    """Keras model + representative inputs -> full-integer int8 .tflite bytes (int8 input and
+    output, TFLITE_BUILTINS_INT8 ops only). Converts; checks nothing (see `check_int8`).
+
+    Args:
+        model: the float (or QAT) Keras model.
+        representative: float32 (N, *input shape without batch): the calibration inputs, fed
+            one at a time as a batch of 1, in order.
+        per_channel_dense: False quantizes FULLY_CONNECTED weights per tensor (one scale).
+        fixed_batch: trace the model with the input signature (1, *representative.shape[1:]),
+            so the graph has no dynamic batch (no SHAPE/STRIDED_SLICE/PACK ops); False converts
+            the Keras model as it is (`TFLiteConverter.from_keras_model`).
+
+    Raises:
+        UserError: the converter failed (its first line).
+    """
+    calib = np.asarray(representative, dtype=np.float32)
+
+    def samples():
+        for x in calib:
+            yield [x[None]]
+
+    if fixed_batch:
+        cf = _concrete(model, (1, *calib.shape[1:]))
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([cf], model)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    if not per_channel_dense:
+        # Private flag of the converter (TF >= 2.13); check_int8's callers see the weights'
+        # scales (dense_weight_scales).
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    return _convert(converter, "int8")
+
+
 def to_int8(model: keras.Model, data: Mnist, qcfg: QuantConfig | None = None) -> bytes:
-    """Full-integer int8 .tflite (int8 input and output, TFLITE_BUILTINS_INT8 only, batch 1).
+    """Full-integer int8 .tflite (int8 input and output, TFLITE_BUILTINS_INT8 only, batch 1),
+    calibrated on the training images at qcfg.calibration_indices (`convert_int8`).
 
     Dense weights are per-channel unless qcfg.per_channel_dense is False. Raises UserError if
     conversion fails or the result is not int8 in/out or still has dynamic-shape ops.
     """
     qcfg = qcfg or QuantConfig()
-    calib = calibration_images(data, qcfg)
-
-    def representative():
-        for img in calib:
-            yield [img[None]]
-
-    cf = _concrete(model)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([cf], model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    if not qcfg.per_channel_dense:
-        # Private flag of the converter (TF >= 2.13); checked below via the weights' scales.
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    tflite = _convert(converter, "int8")
+    tflite = convert_int8(model, calibration_images(data, qcfg),
+                          per_channel_dense=qcfg.per_channel_dense)
     check_int8(tflite)
     return tflite
 

@@ -1,4 +1,10 @@
-"""Inspect a TFLite flatbuffer: ops, tensors, quantization, params and MACs.
+"""The one view of a .tflite file that every stage uses: schema reading, the graph (tensors with
+their constant data, operators with their options), quantization, params, MACs, weight sparsity
+and the seed study's metric.
+
+Two shapes of the same reading (`read`): `Graph` (numpy arrays and option objects, what the AOT
+generator lowers; trainer.aot.graph re-exports it) and `ModelInfo` (`parse`/`inspect`: plain
+tuples and costs, what inspect, quantize, evaluate and export report).
 
 Parsing uses the flatbuffer schema module shipped inside the `tflite-micro` wheel, i.e. the same
 schema the TFLM reference interpreter was built from, so no offsets are written by hand here.
@@ -7,7 +13,7 @@ schema the TFLM reference interpreter was built from, so no offsets are written 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,16 +21,152 @@ from nanocore.errors import UserError
 
 _TFLITE_IDENTIFIER = b"TFL3"  # file_identifier of the TFLite schema, bytes 4..7 of the file
 
+# Tensor type name (TensorType, lower case) -> numpy dtype of its constant data.
+NUMPY_DTYPES = {"float32": np.float32, "int32": np.int32, "uint8": np.uint8, "int64": np.int64,
+                "int16": np.int16, "int8": np.int8, "float16": np.float16, "bool": np.bool_}
 
-def _schema():
-    # Imported lazily: the module is large and most callers of the package do not need it.
+
+def schema():
+    """The flatbuffer schema module of the tflite-micro wheel (imported lazily: it is large and
+    most callers of the package do not need it)."""
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated
 
     return schema_py_generated
 
 
-def _enum_names(enum_cls) -> dict[int, str]:
+def enum_names(enum_cls) -> dict[int, str]:
+    """Value -> name of a generated schema enum class (BuiltinOperator, TensorType, ...)."""
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+@dataclass
+class Tensor:
+    """One tensor of the main subgraph. `shape` in elements; `scale` float32 per channel (or one
+    entry, empty when unquantized), `zero_point` int64; `data` holds the constant buffer as a
+    numpy array (None for activations, and for buffers stored after the flatbuffer or of a type
+    numpy cannot hold); `buffer_bytes` is the size of the constant buffer (0: activation)."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: np.ndarray
+    zero_point: np.ndarray
+    quantized_dimension: int
+    data: np.ndarray | None
+    buffer_bytes: int = 0
+
+    @property
+    def elements(self) -> int:
+        """Number of elements (1 for a scalar)."""
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of one element times the element count."""
+        return self.elements * np.dtype(NUMPY_DTYPES[self.dtype]).itemsize
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+
+@dataclass
+class Op:
+    """One operator: builtin name, tensor indices (-1: optional input absent), options object."""
+
+    index: int
+    name: str
+    inputs: list[int]
+    outputs: list[int]
+    options: object
+    opcode_index: int
+
+
+@dataclass
+class Graph:
+    """Subgraph 0 of a model (the one TFLM runs), plus the parsed model object (for the model's
+    version, description, operator-code table and for building probe models)."""
+
+    tensors: list[Tensor]
+    ops: list[Op]
+    inputs: list[int]
+    outputs: list[int]
+    model: object = field(repr=False)
+
+    @property
+    def opcode_names(self) -> tuple[str, ...]:
+        """The operator-code table's op names, in its order (what ops index)."""
+        names = enum_names(schema().BuiltinOperator)
+        return tuple(_op_name(c, names) for c in self.model.operatorCodes or [])
+
+
+def _op_name(opcode, names: dict[int, str]) -> str:
+    # builtinCode is 0 (ADD) in files written before schema v3a; deprecatedBuiltinCode holds the
+    # real code there (values < 127), so the larger of the two is the op (as TFLM's GetBuiltinCode).
+    code = max(int(opcode.builtinCode), int(opcode.deprecatedBuiltinCode))
+    name = names.get(code, f"BUILTIN_{code}")
+    if name == "CUSTOM":
+        custom = opcode.customCode.decode() if opcode.customCode else "?"
+        return f"CUSTOM:{custom}"
+    return name
+
+
+def _tensor(i: int, t, buffers: list, type_names: dict[int, str]) -> Tensor:
+    q = t.quantization
+    scale = np.asarray(q.scale if q is not None and q.scale is not None else [], dtype=np.float32)
+    zp = np.asarray(q.zeroPoint if q is not None and q.zeroPoint is not None else [],
+                    dtype=np.int64)
+    shape = tuple(int(s) for s in (t.shape if t.shape is not None else []))
+    dtype = type_names.get(t.type, f"TYPE_{t.type}").lower()
+    data, nbytes = None, 0
+    if 0 < t.buffer < len(buffers):  # buffer 0 is the schema's empty sentinel
+        b = buffers[t.buffer]
+        if b.data is not None and len(b.data) > 0:
+            nbytes = len(b.data)
+            if dtype in NUMPY_DTYPES:
+                raw = np.asarray(b.data, dtype=np.uint8).tobytes()
+                data = np.frombuffer(raw, dtype=NUMPY_DTYPES[dtype]).reshape(shape if shape else ())
+        elif b.data is None and b.offset > 1:  # large models keep buffers after the flatbuffer
+            nbytes = int(b.size)
+    return Tensor(index=i, name=t.name.decode(errors="replace") if t.name else "", shape=shape,
+                  dtype=dtype, scale=scale, zero_point=zp,
+                  quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
+                  data=data, buffer_bytes=nbytes)
+
+
+def read(tflite_bytes: bytes) -> Graph:
+    """Read a .tflite flatbuffer (the whole file) into a Graph of its subgraph 0, judging nothing.
+
+    Raises:
+        UserError: not a TFLite flatbuffer, or truncated/damaged. One line each.
+    """
+    data = bytes(tflite_bytes)
+    if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
+        raise UserError(
+            "not a TFLite flatbuffer (missing 'TFL3' identifier); give a .tflite file "
+            "written by `python -m trainer quantize`"
+        )
+    s = schema()
+    try:
+        model = s.ModelT.InitFromPackedBuf(bytearray(data), 0)
+        sg = model.subgraphs[0]
+        type_names = enum_names(s.TensorType)
+        op_names = enum_names(s.BuiltinOperator)
+        buffers = model.buffers or []
+        tensors = [_tensor(i, t, buffers, type_names) for i, t in enumerate(sg.tensors or [])]
+        ops = [Op(i, _op_name(model.operatorCodes[o.opcodeIndex], op_names),
+                  [int(x) for x in (o.inputs if o.inputs is not None else [])],
+                  [int(x) for x in (o.outputs if o.outputs is not None else [])],
+                  o.builtinOptions, int(o.opcodeIndex))
+               for i, o in enumerate(sg.operators or [])]
+    # A damaged flatbuffer fails anywhere inside the generated code, with any exception type.
+    except Exception as exc:  # noqa: BLE001
+        raise UserError(
+            f"truncated or damaged TFLite flatbuffer ({type(exc).__name__}); re-export it"
+        ) from None
+    return Graph(tensors, ops, [int(x) for x in (sg.inputs if sg.inputs is not None else [])],
+                 [int(x) for x in (sg.outputs if sg.outputs is not None else [])], model)
 
 
 # Ops whose constant inputs 1 (weights) and 2 (bias) are trainable parameters.
@@ -101,6 +243,11 @@ class ModelInfo:
     opcode_names: tuple[str, ...]  # the operator-code table, in its order (what ops index)
 
     @property
+    def seed_metric(self) -> float:
+        """`seed_metric(params, flatbuffer_bytes)` of this model (unrounded)."""
+        return seed_metric(self.params, self.flatbuffer_bytes)
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         return self.input.shape
 
@@ -158,17 +305,6 @@ class ModelInfo:
     def dense_weight_scales(self) -> list[int]:
         """Number of quantization scales of each FULLY_CONNECTED weight tensor (1 = per-tensor)."""
         return [len(self.tensors[o.inputs[1]].scale) for o in self.ops if o.name == "FULLY_CONNECTED"]
-
-
-def _op_name(schema, opcode, names: dict[int, str]) -> str:
-    # builtinCode is 0 (ADD) in files written before schema v3a; deprecatedBuiltinCode holds the
-    # real code there (values < 127), so the larger of the two is the op (as TFLM's GetBuiltinCode).
-    code = max(int(opcode.builtinCode), int(opcode.deprecatedBuiltinCode))
-    name = names.get(code, f"BUILTIN_{code}")
-    if name == "CUSTOM":
-        custom = opcode.customCode.decode() if opcode.customCode else "?"
-        return f"CUSTOM:{custom}"
-    return name
 
 
 def _macs(name: str, ins: list[TensorInfo | None], outs: list[TensorInfo]) -> int:
@@ -233,92 +369,34 @@ def parse(tflite_bytes: bytes) -> ModelInfo:
         UserError: not a TFLite flatbuffer, or it has no input or no output.
     """
     data = bytes(tflite_bytes)
-    if len(data) < 8 or data[4:8] != _TFLITE_IDENTIFIER:
-        raise UserError(
-            "not a TFLite flatbuffer (missing 'TFL3' identifier); give a .tflite file "
-            "written by `python -m trainer quantize`"
-        )
-    schema = _schema()
-    try:
-        model = schema.ModelT.InitFromPackedBuf(data, 0)
-        subgraph = model.subgraphs[0]
-    # A damaged flatbuffer fails anywhere inside the generated code, with any exception type.
-    except Exception as exc:  # noqa: BLE001
-        raise UserError(
-            f"truncated or damaged TFLite flatbuffer ({type(exc).__name__}); re-export it"
-        ) from None
-
-    op_names = _enum_names(schema.BuiltinOperator)
-    type_names = _enum_names(schema.TensorType)
-    buffers = model.buffers or []
-
-    tensors: list[TensorInfo] = []
-    for i, t in enumerate(subgraph.tensors or []):
-        q = t.quantization
-        scale = tuple(float(s) for s in (q.scale if q is not None and q.scale is not None else []))
-        zp = tuple(
-            int(z) for z in (q.zeroPoint if q is not None and q.zeroPoint is not None else [])
-        )
-        nbytes = 0
-        if 0 < t.buffer < len(buffers):
-            b = buffers[t.buffer]
-            if b.data is not None:
-                nbytes = len(b.data)
-            elif b.offset > 1:  # large models keep buffers after the flatbuffer
-                nbytes = int(b.size)
-        tensors.append(
-            TensorInfo(
-                index=i,
-                name=t.name.decode(errors="replace") if t.name else "",
-                shape=tuple(int(s) for s in (t.shape if t.shape is not None else [])),
-                dtype=type_names.get(t.type, f"TYPE_{t.type}").lower(),
-                scale=scale,
-                zero_point=zp,
-                quantized_dimension=int(q.quantizedDimension) if q is not None else 0,
-                is_constant=nbytes > 0,
-                nbytes=nbytes,
-            )
-        )
+    graph = read(data)
+    model = graph.model
+    tensors = [_tensor_info(t) for t in graph.tensors]
 
     def tensor(idx: int) -> TensorInfo | None:
         return tensors[idx] if 0 <= idx < len(tensors) else None  # -1: optional input absent
 
     ops: list[OpInfo] = []
-    for i, op in enumerate(subgraph.operators or []):
-        name = _op_name(schema, model.operatorCodes[op.opcodeIndex], op_names)
-        in_idx = tuple(int(x) for x in (op.inputs if op.inputs is not None else []))
-        out_idx = tuple(int(x) for x in (op.outputs if op.outputs is not None else []))
-        ins = [tensor(x) for x in in_idx]
-        outs = [tensor(x) for x in out_idx]
+    for op in graph.ops:
+        ins = [tensor(x) for x in op.inputs]
+        outs = [tensor(x) for x in op.outputs]
         params = 0
         per_channel = None
-        if name in WEIGHTED_OPS:
+        if op.name in WEIGHTED_OPS:
             # TRANSPOSE_CONV's inputs are (output_shape, weights, input, bias)
-            w_pos, b_pos = (1, 3) if name == "TRANSPOSE_CONV" else (1, 2)
+            w_pos, b_pos = (1, 3) if op.name == "TRANSPOSE_CONV" else (1, 2)
             for pos in (w_pos, b_pos):
                 t = ins[pos] if len(ins) > pos else None
                 if t is not None and t.is_constant:
                     params += t.elements
             w = ins[w_pos] if len(ins) > w_pos else None
             per_channel = bool(w.per_channel) if w is not None else None
-        ops.append(
-            OpInfo(
-                index=i,
-                name=name,
-                inputs=in_idx,
-                outputs=out_idx,
-                macs=_macs(name, ins, outs),
-                params=params,
-                weights_per_channel=per_channel,
-            )
-        )
+        ops.append(OpInfo(index=op.index, name=op.name, inputs=tuple(op.inputs),
+                          outputs=tuple(op.outputs), macs=_macs(op.name, ins, outs),
+                          params=params, weights_per_channel=per_channel))
 
-    inputs = list(subgraph.inputs if subgraph.inputs is not None else [])
-    outputs = list(subgraph.outputs if subgraph.outputs is not None else [])
-    if not inputs or not outputs:
-        raise _io_count_error(len(inputs), len(outputs))
-    inp, out = tensors[int(inputs[0])], tensors[int(outputs[0])]
-
+    if not graph.inputs or not graph.outputs:
+        raise _io_count_error(len(graph.inputs), len(graph.outputs))
     names = tuple(o.name for o in ops)
     return ModelInfo(
         sha256=hashlib.sha256(data).hexdigest(),
@@ -329,15 +407,30 @@ def parse(tflite_bytes: bytes) -> ModelInfo:
         op_names=names,
         unique_ops=tuple(dict.fromkeys(names)),
         tensors=tuple(tensors),
-        input=inp,
-        output=out,
+        input=tensors[graph.inputs[0]],
+        output=tensors[graph.outputs[0]],
         params=sum(o.params for o in ops),
         macs=sum(o.macs for o in ops),
         num_subgraphs=len(model.subgraphs),
-        num_inputs=len(inputs),
-        num_outputs=len(outputs),
-        opcode_names=tuple(_op_name(schema, c, op_names) for c in model.operatorCodes or []),
+        num_inputs=len(graph.inputs),
+        num_outputs=len(graph.outputs),
+        opcode_names=graph.opcode_names,
     )
+
+
+def _tensor_info(t: Tensor) -> TensorInfo:
+    return TensorInfo(index=t.index, name=t.name, shape=t.shape, dtype=t.dtype,
+                      scale=tuple(float(v) for v in t.scale),
+                      zero_point=tuple(int(v) for v in t.zero_point),
+                      quantized_dimension=t.quantized_dimension,
+                      is_constant=t.buffer_bytes > 0, nbytes=t.buffer_bytes)
+
+
+def seed_metric(params: int, flatbuffer_bytes: int) -> float:
+    """The seed study's memory metric: parameters + flatbuffer size in KiB (bytes / 1024),
+    unrounded. Both from the model it describes (the sweep also pairs the int8 model's params
+    with the float flatbuffer's bytes)."""
+    return int(params) + flatbuffer_bytes / 1024.0
 
 
 DIGIT_CLASSES = 10  # MNIST: one score per digit
@@ -396,28 +489,25 @@ def summary(info: ModelInfo) -> str:
 
 
 def int8_weight_sparsity(tflite_bytes: bytes) -> float:
-    """Fraction of exactly-zero weights (0..1) in the constant weight tensors (input 1) of the
-    CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED ops: what is left of a pruned model's zeros
-    after int8 quantization (symmetric weights: zero point 0, so a zero weight is byte 0)."""
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(tflite_bytes), 0)
-    ops = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
-           schema.BuiltinOperator.FULLY_CONNECTED}
-    sub = model.subgraphs[0]
+    """Fraction of exactly-zero weight bytes (0..1) in the constant weight tensors (input 1) of
+    the CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED ops, each tensor once: what is left of a
+    pruned model's zeros after int8 quantization (symmetric weights: zero point 0, so a zero
+    weight is byte 0)."""
+    graph = read(tflite_bytes)
     zeros = total = 0
     seen: set[int] = set()
-    for op in sub.operators:
-        code = model.operatorCodes[op.opcodeIndex]
-        if max(code.builtinCode, code.deprecatedBuiltinCode) not in ops or len(op.inputs) < 2:
+    for op in graph.ops:
+        if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") \
+                or len(op.inputs) < 2:
             continue
-        idx = int(op.inputs[1])
+        idx = op.inputs[1]
         if idx < 0 or idx in seen:
             continue
         seen.add(idx)
-        data = model.buffers[sub.tensors[idx].buffer].data
+        data = graph.tensors[idx].data
         if data is None:
             continue
-        w = np.asarray(data, dtype=np.uint8)
+        w = np.frombuffer(data.tobytes(), dtype=np.uint8)
         zeros += int(np.sum(w == 0))
         total += w.size
     return zeros / total if total else 0.0
