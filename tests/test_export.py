@@ -45,22 +45,12 @@ def _tiny_keras():
 def _convert(model, *, int8: bool = True, per_tensor_dense: bool = False) -> bytes:
     import tensorflow as tf
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if int8:
-        rng = np.random.default_rng(0)
+    from trainer.quantize import convert_int8
 
-        def rep():
-            for _ in range(16):
-                yield [rng.random((1, 28, 28, 1), dtype=np.float32)]
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = rep
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
-        if per_tensor_dense:
-            conv._experimental_disable_per_channel_quantization_for_dense_layers = True
-    return conv.convert()
+    if not int8:
+        return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    rep = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+    return convert_int8(model, rep, per_channel_dense=not per_tensor_dense, fixed_batch=False)
 
 
 @pytest.fixture(scope="session")
@@ -460,3 +450,29 @@ def test_export_all_backends_and_stale_files(tiny, images, tmp_path):
               selftest_labels=images[1])
     man = json.loads((tmp_path / "pc" / "manifest.json").read_text())
     assert man["tflm_exact"] is False
+
+
+def test_default_selftest_images_need_no_mnist(tiny, tmp_path, monkeypatch):
+    """Exporting with the default self-test images reads no dataset: they are committed in the
+    package (trainer.selftest_digits), so a PlatformIO build of a custom model needs no MNIST."""
+    import trainer.data
+    from trainer.export import export
+
+    def no_mnist(*args, **kwargs):
+        raise AssertionError("export loaded MNIST")
+
+    for name in ("load_mnist", "load_dir", "read_idx"):
+        monkeypatch.setattr(trainer.data, name, no_mnist)
+    res = export(tiny.pt, tmp_path, backend="tflm")
+    assert res.manifest["selftest"] == {"count": 5, "labels": [7, 2, 1, 0, 4],
+                                        "source": "MNIST test images 0..4"}
+
+
+def test_committed_selftest_digits_are_mnist_test_images_0_to_4(mnist):
+    """The committed digits are exactly what export used to load: MNIST test images 0..4."""
+    from trainer.selftest_digits import images
+
+    x, y = images()
+    assert x.dtype == np.uint8 and x.shape == (5, 28, 28) and y.dtype == np.uint8
+    np.testing.assert_array_equal(x, mnist.x_test[:5])
+    np.testing.assert_array_equal(y, mnist.y_test[:5])

@@ -205,8 +205,10 @@ def render_model_data(tflite: bytes, sha256: str) -> tuple[str, str]:
 
 
 def render_model_meta(info: ModelInfo, lut: np.ndarray, labels: Sequence[str],
-                      arena_measured: int, arena_recommended: int) -> str:
-    """model_meta.h text: shapes, quantization, input LUT, labels, op X-macro, sizes."""
+                      arena_measured: int, arena_recommended: int,
+                      banner: str | None = None) -> str:
+    """model_meta.h text: shapes, quantization, input LUT, labels, op X-macro, sizes.
+    `banner`: the leading comment (default: generated from info.sha256 by export)."""
     inp, out = info.input, info.output
     resolver = [TFLM_RESOLVER.get(op, f"Unsupported_{op}") for op in info.unique_ops]
     shape_in = ", ".join(str(d) for d in inp.shape)
@@ -217,7 +219,7 @@ def render_model_meta(info: ModelInfo, lut: np.ndarray, labels: Sequence[str],
     label_list = ", ".join(json.dumps(str(s)) for s in labels)
     ops_macro = " ".join(f"X({r})" for r in resolver)
     lines = [
-        _banner(info.sha256),
+        _banner(info.sha256) if banner is None else banner,
         "#ifndef NANO_TFLM_MODEL_META_H_",
         "#define NANO_TFLM_MODEL_META_H_",
         "",
@@ -276,15 +278,16 @@ def render_model_meta(info: ModelInfo, lut: np.ndarray, labels: Sequence[str],
 
 
 def render_model_selftest(sha256: str, images: np.ndarray, labels: np.ndarray,
-                          outputs: np.ndarray) -> str:
-    """model_selftest.h text: uint8 images (N,28,28), labels (N,), reference int8 outputs (N,K)."""
+                          outputs: np.ndarray, banner: str | None = None) -> str:
+    """model_selftest.h text: uint8 images (N,28,28), labels (N,), reference int8 outputs (N,K).
+    `banner`: the leading comment (default: generated from sha256 by export)."""
     n, k = outputs.shape
     label_list = ", ".join(str(int(v)) for v in labels)
     px = int(np.prod(images.shape[1:]))
     rows_in = ",\n".join("  {\n" + _c_bytes(img, fmt="{:d}", per_line=28) + "\n  }" for img in images)
     rows_out = ",\n".join("  {" + ", ".join(str(int(v)) for v in o) + "}" for o in outputs)
     return "\n".join([
-        _banner(sha256),
+        _banner(sha256) if banner is None else banner,
         "#ifndef NANO_TFLM_MODEL_SELFTEST_H_",
         "#define NANO_TFLM_MODEL_SELFTEST_H_",
         "",
@@ -312,11 +315,12 @@ def render_model_selftest(sha256: str, images: np.ndarray, labels: np.ndarray,
 
 
 def _default_selftest_images(n: int) -> tuple[np.ndarray, np.ndarray]:
-    from trainer.data import load_mnist
+    # MNIST test images 0..4, committed in the package (trainer.selftest_digits): fixed, so the
+    # committed selftest only changes with the model, and exporting needs no MNIST download.
+    from trainer.selftest_digits import images
 
-    mnist = load_mnist()
-    # The first n test images: fixed, so the committed selftest only changes with the model.
-    return mnist.x_test[:n], mnist.y_test[:n]
+    x, y = images()
+    return x[:n], y[:n]
 
 
 def _tensor_json(t) -> dict:
