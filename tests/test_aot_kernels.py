@@ -33,20 +33,10 @@ def _keras():
 
 
 def _convert(model, in_shape, lo: float, hi: float, seed: int) -> bytes:
-    import tensorflow as tf
+    from trainer.quantize import convert_int8
 
-    def rep():
-        rng = np.random.default_rng(seed)
-        for _ in range(16):
-            yield [rng.uniform(lo, hi, size=(1, *in_shape)).astype(np.float32)]
-
-    c = tf.lite.TFLiteConverter.from_keras_model(model)
-    c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = rep
-    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    c.inference_input_type = tf.int8
-    c.inference_output_type = tf.int8
-    return c.convert()
+    rep = np.random.default_rng(seed).uniform(lo, hi, size=(16, *in_shape)).astype(np.float32)
+    return convert_int8(model, rep, fixed_batch=False)
 
 
 def _reference(tfl: bytes, x: np.ndarray) -> np.ndarray:

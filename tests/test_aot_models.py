@@ -105,23 +105,17 @@ def test_unsupported_op_is_refused_with_one_line(tmp_path: Path) -> None:
     import tf_keras as k
 
     from nanocore.errors import UserError
+    from trainer.quantize import convert_int8
 
     i = k.Input((6,), batch_size=1)
     x = k.layers.Dense(4)(i)
     x = k.layers.Lambda(lambda t: tf.math.reduce_max(t, axis=-1, keepdims=True))(x)
     model = k.Model(i, x)
 
-    def rep():
-        for _ in range(8):
-            yield [np.random.default_rng(0).uniform(-1, 1, (1, 6)).astype(np.float32)]
-
-    c = tf.lite.TFLiteConverter.from_keras_model(model)
-    c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = rep
-    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    c.inference_input_type = c.inference_output_type = tf.int8
+    rep = np.random.default_rng(0).uniform(-1, 1, (1, 6)).astype(np.float32).repeat(8, axis=0)
+    tflite = convert_int8(model, rep, fixed_batch=False)
     with pytest.raises(UserError) as e:
-        generate(c.convert(), tmp_path)
+        generate(tflite, tmp_path)
     msg = str(e.value)
     assert "REDUCE_MAX" in msg and "tflm backend" in msg and "\n" not in msg
 
