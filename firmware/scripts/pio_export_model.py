@@ -5,7 +5,8 @@ platformio.ini runs it before every build (`extra_scripts = pre:...`). It
 1. picks the model: the `NANO_TFLM_MODEL` environment variable, else the env's
    `custom_nano_tflm_model` option (default: the committed firmware/lib/model/model_int8.tflite);
 2. compares the model's sha256 with `source.sha256` in firmware/lib/model/manifest.json and, only
-   if they differ (or a generated file is missing), runs `python -m trainer export MODEL --out
+   if they differ (or a generated file, model_aot.{h,c} included, is missing or no longer has the
+   sha256 the manifest recorded for it), runs `python -m trainer export MODEL --out
    firmware/lib/model` with the project's Python (`.venv/bin/python`, or `NANO_TFLM_PYTHON`), so
    a user who trained a new model only rebuilds, and the committed default builds without Python;
 3. tells the build which generated backend file to leave out: the TFLM envs do not compile
@@ -33,8 +34,11 @@ DEFAULT_MODEL = MODEL_DIR / "model_int8.tflite"
 OPTION = "custom_nano_tflm_model"
 ENV_MODEL = "NANO_TFLM_MODEL"
 ENV_PYTHON = "NANO_TFLM_PYTHON"
-# Files every build needs from the model directory (both backends share the metadata).
-REQUIRED = ("manifest.json", "model_meta.h", "model_selftest.h", "model_data.h", "model_data.cc")
+# Files every build needs from the model directory (both backends share the metadata; the TFLM
+# envs compile model_data.cc, the AOT env model_aot.c).
+GENERATED = ("model_meta.h", "model_selftest.h", "model_data.h", "model_data.cc", "model_aot.h",
+             "model_aot.c")
+REQUIRED = ("manifest.json", *GENERATED)
 
 
 class ExportError(Exception):
@@ -63,15 +67,20 @@ def selected_model(project_dir: Path, option: str | None, environ: dict[str, str
 
 
 def needs_export(model: Path, model_dir: Path) -> bool:
-    """True unless model_dir holds every generated file and its manifest names model's sha256."""
+    """True unless model_dir holds every generated file, its manifest names model's sha256, and
+    each generated file still has the sha256 the manifest recorded when it was written (a file
+    edited, truncated or left from another export is stale)."""
     if any(not (model_dir / name).is_file() for name in REQUIRED):
         return True
     try:
         manifest = json.loads((model_dir / "manifest.json").read_text())
         recorded = manifest["source"]["sha256"]
+        files = {name: manifest["files"][name]["sha256"] for name in GENERATED}
     except (OSError, ValueError, KeyError, TypeError):
         return True
-    return recorded != sha256_file(model)
+    if recorded != sha256_file(model):
+        return True
+    return any(sha256_file(model_dir / name) != sha for name, sha in files.items())
 
 
 def find_python(project_dir: Path, environ: dict[str, str]) -> str:
