@@ -1,7 +1,8 @@
 """TEST-ONLY stand-in model for the host firmware (see backend_standin.c): its Python twin and
 the generator of the stand-in model_meta.h / model_selftest.h in this folder.
 
-Regenerate (committed output): ``python firmware/ports/host/standin/standin.py``.
+Regenerate (committed output): ``python firmware/ports/host/standin/standin.py`` (with the
+repository on PYTHONPATH): the headers come from trainer.export's renderers, as a model's do.
 """
 
 from __future__ import annotations
@@ -32,63 +33,38 @@ def run(images: np.ndarray) -> np.ndarray:
     return np.clip(acc >> 8, -128, 127).astype(np.int8)
 
 
-def _rows(values, per_line: int) -> str:
-    vals = [str(int(v)) for v in values]
-    return ",\n".join("    " + ", ".join(vals[j:j + per_line]) for j in range(0, len(vals), per_line))
+def model_info():
+    """The stand-in described as trainer.tflite_info.ModelInfo, for export's renderers: int8
+    (1, 28, 28, 1) in, int8 (1, 10) out, no ops, no flatbuffer."""
+    from trainer.tflite_info import ModelInfo, TensorInfo
+
+    def tensor(index: int, name: str, shape: tuple[int, ...], scale: float, zp: int):
+        return TensorInfo(index=index, name=name, shape=shape, dtype="int8", scale=(scale,),
+                          zero_point=(zp,), quantized_dimension=0, is_constant=False, nbytes=0)
+
+    inp = tensor(0, "input", (1, 28, 28, 1), INPUT_SCALE, INPUT_ZERO_POINT)
+    out = tensor(1, "scores", (1, 10), 0.25, 0)
+    return ModelInfo(sha256=SHA256_PREFIX + "0" * 48, flatbuffer_bytes=0, schema_version=3,
+                     description="TEST-ONLY stand-in", ops=(), op_names=(), unique_ops=(),
+                     tensors=(inp, out), input=inp, output=out, params=0, macs=0,
+                     num_subgraphs=1, num_inputs=1, num_outputs=1, opcode_names=())
 
 
 def main() -> None:
+    """Write model_meta.h and model_selftest.h beside this file with trainer.export's renderers
+    (the files a real model's export writes), marked TEST-ONLY."""
+    from trainer.export import DEFAULT_LABELS, render_model_meta, render_model_selftest
+
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
     images[0] = 0
     outputs = run(images)
+    info = model_info()
     banner = "// TEST-ONLY stand-in model (firmware/ports/host/standin/standin.py), not a model.\n"
-    meta = f"""{banner}#ifndef NANO_TFLM_MODEL_META_H_
-#define NANO_TFLM_MODEL_META_H_
-
-#include <stdint.h>
-
-#define MODEL_SHA256_PREFIX "{SHA256_PREFIX}"
-#define MODEL_BYTES 0
-#define MODEL_INPUT_DIMS 4
-#define MODEL_INPUT_SHAPE {{1, 28, 28, 1}}
-#define MODEL_INPUT_BYTES 784
-#define MODEL_INPUT_SCALE {INPUT_SCALE:.9g}f
-#define MODEL_INPUT_ZERO_POINT ({INPUT_ZERO_POINT})
-#define MODEL_OUTPUT_DIMS 2
-#define MODEL_OUTPUT_SHAPE {{1, 10}}
-#define MODEL_OUTPUT_BYTES 10
-#define MODEL_NUM_CLASSES 10
-#define MODEL_OUTPUT_SCALE 0.25f
-#define MODEL_OUTPUT_ZERO_POINT 0
-
-static const int8_t kModelInputLut[256] = {{
-{_rows(lut(), 16)}
-}};
-
-#endif  // NANO_TFLM_MODEL_META_H_
-"""
-    rows_in = ",\n".join("  {\n" + _rows(img.reshape(-1), 28) + "\n  }" for img in images)
-    rows_out = ",\n".join("  {" + ", ".join(str(int(v)) for v in o) + "}" for o in outputs)
-    selftest = f"""{banner}#ifndef NANO_TFLM_MODEL_SELFTEST_H_
-#define NANO_TFLM_MODEL_SELFTEST_H_
-
-#include <stdint.h>
-
-#define MODEL_SELFTEST_COUNT {len(images)}
-#define MODEL_SELFTEST_INPUT_BYTES 784
-#define MODEL_SELFTEST_OUTPUT_BYTES 10
-
-static const uint8_t kModelSelftestInput[{len(images)}][784] = {{
-{rows_in}
-}};
-
-static const int8_t kModelSelftestOutput[{len(images)}][10] = {{
-{rows_out}
-}};
-
-#endif  // NANO_TFLM_MODEL_SELFTEST_H_
-"""
+    meta = render_model_meta(info, lut(), DEFAULT_LABELS, 0, 0, banner=banner)
+    # Labels: the stand-in's own answers (the core's self-test compares output vectors only).
+    selftest = render_model_selftest(info.sha256, images, outputs.argmax(axis=1), outputs,
+                                     banner=banner)
     (HERE / "model_meta.h").write_text(meta)
     (HERE / "model_selftest.h").write_text(selftest)
 
