@@ -476,3 +476,18 @@ def test_committed_selftest_digits_are_mnist_test_images_0_to_4(mnist):
     assert x.dtype == np.uint8 and x.shape == (5, 28, 28) and y.dtype == np.uint8
     np.testing.assert_array_equal(x, mnist.x_test[:5])
     np.testing.assert_array_equal(y, mnist.y_test[:5])
+
+
+def test_standin_headers_are_rendered_by_export(tmp_path):
+    """The host stand-in's committed headers are what standin.py renders with trainer.export's
+    renderers (one set of renderers), and they hold its Python twin's outputs."""
+    import importlib.util
+
+    d = Path(__file__).resolve().parents[1] / "firmware" / "ports" / "host" / "standin"
+    spec = importlib.util.spec_from_file_location("standin", d / "standin.py")
+    standin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(standin)
+    standin.main(tmp_path)
+    for name in ("model_meta.h", "model_selftest.h"):
+        assert (tmp_path / name).read_text() == (d / name).read_text(), name
+    assert f'"{standin.SHA256_PREFIX}"' in (d / "model_meta.h").read_text()

@@ -50,9 +50,9 @@ def model_info():
                      num_subgraphs=1, num_inputs=1, num_outputs=1, opcode_names=())
 
 
-def main() -> None:
-    """Write model_meta.h and model_selftest.h beside this file with trainer.export's renderers
-    (the files a real model's export writes), marked TEST-ONLY."""
+def main(out_dir: Path = HERE) -> None:
+    """Write model_meta.h and model_selftest.h (beside this file by default) with
+    trainer.export's renderers (the files a real model's export writes), marked TEST-ONLY."""
     from trainer.export import DEFAULT_LABELS, render_model_meta, render_model_selftest
 
     rng = np.random.default_rng(4)
@@ -65,8 +65,8 @@ def main() -> None:
     # Labels: the stand-in's own answers (the core's self-test compares output vectors only).
     selftest = render_model_selftest(info.sha256, images, outputs.argmax(axis=1), outputs,
                                      banner=banner)
-    (HERE / "model_meta.h").write_text(meta)
-    (HERE / "model_selftest.h").write_text(selftest)
+    (Path(out_dir) / "model_meta.h").write_text(meta)
+    (Path(out_dir) / "model_selftest.h").write_text(selftest)
 
 
 if __name__ == "__main__":
