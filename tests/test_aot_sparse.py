@@ -18,8 +18,8 @@ from test_aot_kernels import RUNNER_C, _convert, _reference
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
-from trainer.aot.codegen import fc_block8x2, fc_block8x2_bytes
 from trainer.aot.host import build_runner, run_runner
+from trainer.aot.lower_nn import fc_block8x2, fc_block8x2_bytes
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
