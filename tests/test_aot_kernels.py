@@ -18,9 +18,8 @@ import pytest
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanocore.errors import UserError
 from trainer.aot import generate
-from trainer.aot.host import build_runner, run_runner
+from trainer.aot.host import RUNNER_C, build_runner, run_runner
 
-RUNNER_C = Path(__file__).parent / "aot_harness" / "aot_runner.c"
 kRecords = 48  # random input tensors per case
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")

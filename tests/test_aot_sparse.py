@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_aot_kernels import RUNNER_C, _convert, _reference
+from test_aot_kernels import _convert, _reference
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
-from trainer.aot.host import build_runner, run_runner
+from trainer.aot.host import RUNNER_C, build_runner, run_runner
 from trainer.aot.lower_nn import fc_block8x2, fc_block8x2_bytes
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")

@@ -13,6 +13,9 @@ import numpy as np
 
 from nanocore.errors import UserError
 
+# The host runner `check` and the tests build around model_aot.c (reads inputs, writes outputs).
+RUNNER_C = (Path(__file__).resolve().parents[2] / "firmware" / "ports" / "aot_runner"
+            / "aot_runner.c")
 kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
