@@ -6,8 +6,8 @@
  * generator (trainer/aot/), so kernels do no floating point and no allocation.
  *
  * Variants. nt_fully_connected, nt_conv2d and nt_depthwise_conv2d dispatch at compile time:
- * the *_dsp variant (kernels_dsp.c, ACLE SIMD) when __ARM_FEATURE_DSP is defined and
- * NANO_TFLM_FORCE_C99 is not, else the portable *_c99 variant (kernels_c99.c). Both variants
+ * the *_dsp variant (<op>_dsp.c, ACLE SIMD) when __ARM_FEATURE_DSP is defined and
+ * NANO_TFLM_FORCE_C99 is not, else the portable *_c99 variant (<op>_c99.c). Both variants
  * read the same parameter structs and the same weight layout, so one generated model_aot.c works
  * with either; both must produce identical outputs.
  *
