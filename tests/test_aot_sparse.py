@@ -139,8 +139,8 @@ def test_dsp_sparse_kernel_matches_c99_and_reference_on_qemu(tmp_path: Path) -> 
     port, kernels = root / "firmware" / "ports" / "qemu", root / "firmware" / "lib" / "backend_aot"
     elf = tmp_path / "sparse_check.elf"
     subprocess.run(["make", "-s", "-C", str(port), f"MAIN={port / 'sparse_check.c'}",
-                    f"SRCS={kernels / 'fully_connected_sparse_dsp.c'} "
-                    f"{kernels / 'fully_connected_sparse_c99.c'}",
+                    (f"SRCS={kernels / 'fully_connected_sparse_dsp.c'} "
+                     f"{kernels / 'fully_connected_sparse_c99.c'}"),
                     f"INCLUDES={kernels}", f"OUT={elf}"],
                    check=True, capture_output=True, timeout=300)
     from nanobench.emulate import qemu_command
