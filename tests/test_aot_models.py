@@ -13,9 +13,8 @@ import pytest
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
 from trainer.aot.graph import load
-from trainer.aot.host import build_runner, run_runner
+from trainer.aot.host import RUNNER_C, build_runner, run_runner
 
-RUNNER_C = Path(__file__).parent / "aot_harness" / "aot_runner.c"
 ZOO = ("seed_initial", "seed_final", "cnn", "mobilenet_v1", "shufflenet_v2")
 kImages = 300  # default suite; the slow test runs all 10,000
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_aot_kernels import RUNNER_C, _convert, _reference
+from test_aot_kernels import _convert, _reference
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
-from trainer.aot.codegen import fc_block8x2, fc_block8x2_bytes
-from trainer.aot.host import build_runner, run_runner
+from trainer.aot.host import RUNNER_C, build_runner, run_runner
+from trainer.aot.lower_nn import fc_block8x2, fc_block8x2_bytes
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
@@ -139,7 +139,8 @@ def test_dsp_sparse_kernel_matches_c99_and_reference_on_qemu(tmp_path: Path) -> 
     port, kernels = root / "firmware" / "ports" / "qemu", root / "firmware" / "lib" / "backend_aot"
     elf = tmp_path / "sparse_check.elf"
     subprocess.run(["make", "-s", "-C", str(port), f"MAIN={port / 'sparse_check.c'}",
-                    f"SRCS={kernels / 'kernels_sparse_dsp.c'} {kernels / 'kernels_sparse_c99.c'}",
+                    (f"SRCS={kernels / 'fully_connected_sparse_dsp.c'} "
+                     f"{kernels / 'fully_connected_sparse_c99.c'}"),
                     f"INCLUDES={kernels}", f"OUT={elf}"],
                    check=True, capture_output=True, timeout=300)
     from nanobench.emulate import qemu_command

@@ -46,7 +46,6 @@ from nanocore.errors import UserError
 
 log = logging.getLogger("aot_fuzz")
 
-RUNNER_C = ROOT / "tests" / "aot_harness" / "aot_runner.c"
 VARIANTS = ("c99", "dsp")
 kCalibration = 32  # calibration images per model: conversion dominates the run time
 
@@ -284,7 +283,7 @@ def refused_op(message: str) -> str:
 
 def run_c99(gen: Path, x: np.ndarray, out_bytes: int) -> np.ndarray:
     """Outputs of the generated code in `gen`, host build with ASan/UBSan, on inputs x."""
-    from trainer.aot.host import build_runner, run_runner
+    from trainer.aot.host import RUNNER_C, build_runner, run_runner
 
     exe = build_runner(gen, RUNNER_C, sanitize=True)
     return run_runner(exe, x, out_bytes)

@@ -16,8 +16,7 @@ import numpy as np
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanocore.errors import UserError
-
-RUNNER_C = Path(__file__).resolve().parents[2] / "tests" / "aot_harness" / "aot_runner.c"
+from trainer.aot.host import RUNNER_C
 
 
 def check_inputs(tflite: bytes, images: np.ndarray, n_random: int,

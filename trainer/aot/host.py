@@ -13,6 +13,9 @@ import numpy as np
 
 from nanocore.errors import UserError
 
+# The host runner `check` and the tests build around model_aot.c (reads inputs, writes outputs).
+RUNNER_C = (Path(__file__).resolve().parents[2] / "firmware" / "ports" / "aot_runner"
+            / "aot_runner.c")
 kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
@@ -78,7 +81,8 @@ def run_runner(exe: Path, inputs: np.ndarray, out_bytes: int) -> np.ndarray:
     with tempfile.TemporaryDirectory() as td:
         fi, fo = Path(td) / "in.bin", Path(td) / "out.bin"
         fi.write_bytes(inputs.tobytes())
-        r = subprocess.run([str(exe), str(fi), str(fo)], check=False, capture_output=True, text=True)
+        r = subprocess.run([str(exe), str(fi), str(fo)], check=False, capture_output=True,
+                           text=True)
         if r.returncode != 0:
             raise RuntimeError(f"AOT runner failed ({r.returncode}): {r.stderr[-4000:]}")
         out = np.frombuffer(fo.read_bytes(), dtype=np.int8)

@@ -77,7 +77,7 @@ def fc_multiplier_per_tensor(input_scale: float, filter_scale: float,
     flatbuffer cannot tell them apart). The TFLM source of kernel_util.cc takes the
     input * filter product in float32 (GetQuantizedConvolutionMultipler), but the reference
     interpreter we check against (the `tflite-micro` wheel, 2026-10) matches the product of the
-    two scales widened to double: seed142 in tests/data/aot_counterexamples differs by one on
+    two scales widened to double: seed142 of the AOT counterexample models differs by one on
     10 of 270,400 FC outputs with the float32 product and on none with the double product.
     The reference's behaviour is the truth, so: double(input_scale) * double(filter_scale) /
     double(output_scale)."""

@@ -6,8 +6,8 @@
  * generator (trainer/aot/), so kernels do no floating point and no allocation.
  *
  * Variants. nt_fully_connected, nt_conv2d and nt_depthwise_conv2d dispatch at compile time:
- * the *_dsp variant (kernels_dsp.c, ACLE SIMD) when __ARM_FEATURE_DSP is defined and
- * NANO_TFLM_FORCE_C99 is not, else the portable *_c99 variant (kernels_c99.c). Both variants
+ * the *_dsp variant (<op>_dsp.c, ACLE SIMD) when __ARM_FEATURE_DSP is defined and
+ * NANO_TFLM_FORCE_C99 is not, else the portable *_c99 variant (<op>_c99.c). Both variants
  * read the same parameter structs and the same weight layout, so one generated model_aot.c works
  * with either; both must produce identical outputs.
  *
@@ -30,8 +30,10 @@
  *   act_max). shift > 0 is a left shift (TFLM convention). multiplier/shift hold one entry per
  *   output channel when per_channel != 0, else one entry for the whole tensor.
  * - Scratch: the generator reserves, in the arena, the scratch bytes each kernel may use
- *   (NT_*_SCRATCH_BYTES below), 4-byte aligned and live only during that call. The c99 variants
- *   do not use it; the dsp variants may (e.g. int16 im2col columns, input widened to int16).
+ *   (NT_*_SCRATCH_BYTES below), 4-byte aligned and live only during that call. These macros are
+ *   the one definition: trainer/aot/verify.py reads and evaluates them when it plans the arena
+ *   (keep each one line of +, * and casts over its arguments). The c99 variants do not use
+ *   it; the dsp variants may (e.g. int16 im2col columns, input widened to int16).
  *
  * Return value of every kernel: 0 (NT_OK) or a negative NT_ERR_* code.
  */
@@ -165,7 +167,7 @@ typedef struct {
     const int32_t *bias_folded; /* [out_c] */
     const int32_t *multiplier;
     const int32_t *shift;
-    void *scratch;              /* NT_CONV_SCRATCH_BYTES / NT_DW_SCRATCH_BYTES, dsp only; NULL:
+    void *scratch;              /* NT_CONV_*_SCRATCH_BYTES, dsp only; NULL:
                                  * the kernel runs without (the dsp variant falls back to c99) */
     /* Fused MAX_POOL_2D (0 = none): out is then (out_h / pool_h) x (out_w / pool_w) x out_c,
      * each value the max over a pool_h x pool_w window of the conv outputs defined above
@@ -181,8 +183,8 @@ typedef struct {
 /* plus, for a 1-channel input with 5-tap rows, the weights widened to int16 pairs (after the
  * columns and the pooled maxima). */
 #define NT_CONV_C1_SCRATCH_BYTES(out_c, k_h) ((size_t)(out_c) * (k_h) * 3u * 4u)
-/* dsp depthwise may build one int16 patch across all output channels. */
-#define NT_DW_SCRATCH_BYTES(k_h, k_w, out_c) ((size_t)(k_h) * (k_w) * (out_c) * 2u)
+/* dsp depthwise needs none: its tap pointer tables and zero-point row are on the stack. */
+#define NT_DW_SCRATCH_BYTES() ((size_t)0)
 
 int nt_conv2d_c99(const nt_conv_params *p, const int8_t *in, int8_t *out);
 int nt_depthwise_conv2d_c99(const nt_conv_params *p, const int8_t *in, int8_t *out);

@@ -1,4 +1,4 @@
-/* Differential check of the DSP kernels (kernels_dsp.c: fully connected, conv2d, depthwise,
+/* Differential check of the DSP kernels (<op>_dsp.c: fully connected, conv2d, depthwise,
  * max pool) under QEMU: random shapes, strides,
  * padding, dilation, zero points and per-channel requantization; each case runs the DSP variant,
  * the c99 variant (when built with NT_CHECK_C99) and a naive reference written here from the

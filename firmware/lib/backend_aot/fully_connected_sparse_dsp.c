@@ -1,11 +1,11 @@
 /* Cortex-M4 DSP block-sparse fully connected (kernels_sparse.h), bit-exact with
- * kernels_sparse_c99.c: the same integer sums in another order, the same requantization.
+ * fully_connected_sparse_c99.c: the same integer sums in another order, the same requantization.
  *
  * The input row is widened once to int16 in SMLAD lane order ((x0,x2),(x1,x3) per 4 inputs), so
  * a block of 8 inputs is 4 words at x + 4 b. Per stored 2 x 8 block the loop loads its index
  * (LDRB), the 4 activation words (LDM) and each row's 8 weights (LDM, two words), and runs
  * 8 SXTB16 + 8 SMLAD: 23 instructions per 16 MACs, with no work at all for skipped blocks. The
- * loop is in assembly because GCC 12 does not fold the ROR into SXTB16 (see kernels_dsp.c).
+ * loop is in assembly because GCC 12 does not fold the ROR into SXTB16 (see simd_dsp.h).
  * The tails and the requantization are in C.
  */
 #include "kernels_sparse.h"
@@ -15,7 +15,7 @@
 #include <arm_acle.h>
 #include <string.h>
 
-#include "requant_dsp.h"
+#include "requant.h"
 
 /* For each of `pairs` row pairs: acc[2j], acc[2j + 1] = bias[2j], bias[2j + 1] + the pair's
  * stored blocks (count[j] of them, indices from idx, weights from w) times x; after each pair,
@@ -85,7 +85,7 @@ void nt_dsp_fcs_pairs(const uint32_t *x, const int8_t *w, const uint8_t *idx,
 enum { kFcsChunk = 32 };
 
 /* requantize + out_zp + clamp, bit-exact with nt_mul_q (TFLM's double rounding): requant_norm
- * (requant_dsp.h) for multipliers that are 0 or in [2^30, 2^31), which is what the generator
+ * (requant.h) for multipliers that are 0 or in [2^30, 2^31), which is what the generator
  * emits; anything else takes nt_mul_q. */
 static inline int32_t fcs_finish(int32_t acc, int32_t m, int32_t shift, int32_t out_zp,
                                  int32_t lo, int32_t hi) {

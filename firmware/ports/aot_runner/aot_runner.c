@@ -1,6 +1,7 @@
-/* Host test runner for generated AOT code: reads N input tensors (MODEL_AOT_INPUT_BYTES each,
- * int8) from argv[1], runs model_aot_invoke on each, writes the N output tensors to argv[2].
- * One process per model (not per image) keeps the sanitizer build fast. Exit 0 on success. */
+/* Host runner for generated AOT code (`python -m trainer.aot check`, the AOT tests,
+ * tools/aot_fuzz.py): reads N input tensors (MODEL_AOT_INPUT_BYTES each, int8) from argv[1],
+ * runs model_aot_invoke on each, writes the N output tensors to argv[2]. One process per model
+ * (not per image) keeps the sanitizer build fast. Exit 0 on success. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
