@@ -84,123 +84,133 @@ extern "C" {
 
 void board_init(void) {
 #if defined(NANO_TFLM_SERIAL1)
-  // TXD an output at idle level (high), RXD an input with its buffer connected, as the UARTE
-  // expects of its pins (nRF52840 PS, UARTE pin configuration).
-  NRF_P1->OUTSET = 1u << kTxPin;
-  NRF_P1->PIN_CNF[kTxPin] = (GPIO_PIN_CNF_DIR_Output << GPIO_PIN_CNF_DIR_Pos) |
-                            (GPIO_PIN_CNF_INPUT_Disconnect << GPIO_PIN_CNF_INPUT_Pos);
-  NRF_P1->PIN_CNF[kRxPin] = (GPIO_PIN_CNF_DIR_Input << GPIO_PIN_CNF_DIR_Pos) |
-                            (GPIO_PIN_CNF_INPUT_Connect << GPIO_PIN_CNF_INPUT_Pos);
-  nrf52_uarte_init(NRF52_UARTE0_BASE, NRF52_UARTE_PSEL(kTxPort, kTxPin),
-                   NRF52_UARTE_PSEL(kRxPort, kRxPin), NRF52_UARTE_BAUD_115200, kUarteRestart);
-  // mbed keeps the vector table in RAM (its nRF52 serial HAL installs its UARTE handler the
-  // same way), so the handler is installed at run time rather than by a strong
-  // UARTE0_UART0_IRQHandler symbol.
-  NVIC_SetVector(UARTE0_UART0_IRQn,
-                 static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&nrf52_uarte_irq)));
-  NVIC_SetPriority(UARTE0_UART0_IRQn, kUarteIrqPriority);
-  NVIC_ClearPendingIRQ(UARTE0_UART0_IRQn);
-  NVIC_EnableIRQ(UARTE0_UART0_IRQn);
+    // TXD an output at idle level (high), RXD an input with its buffer connected, as the UARTE
+    // expects of its pins (nRF52840 PS, UARTE pin configuration).
+    NRF_P1->OUTSET = 1u << kTxPin;
+    NRF_P1->PIN_CNF[kTxPin] = (GPIO_PIN_CNF_DIR_Output << GPIO_PIN_CNF_DIR_Pos) |
+                              (GPIO_PIN_CNF_INPUT_Disconnect << GPIO_PIN_CNF_INPUT_Pos);
+    NRF_P1->PIN_CNF[kRxPin] = (GPIO_PIN_CNF_DIR_Input << GPIO_PIN_CNF_DIR_Pos) |
+                              (GPIO_PIN_CNF_INPUT_Connect << GPIO_PIN_CNF_INPUT_Pos);
+    nrf52_uarte_init(NRF52_UARTE0_BASE, NRF52_UARTE_PSEL(kTxPort, kTxPin),
+                     NRF52_UARTE_PSEL(kRxPort, kRxPin), NRF52_UARTE_BAUD_115200, kUarteRestart);
+    // mbed keeps the vector table in RAM (its nRF52 serial HAL installs its UARTE handler the
+    // same way), so the handler is installed at run time rather than by a strong
+    // UARTE0_UART0_IRQHandler symbol.
+    NVIC_SetVector(UARTE0_UART0_IRQn,
+                   static_cast<uint32_t>(reinterpret_cast<uintptr_t>(&nrf52_uarte_irq)));
+    NVIC_SetPriority(UARTE0_UART0_IRQn, kUarteIrqPriority);
+    NVIC_ClearPendingIRQ(UARTE0_UART0_IRQn);
+    NVIC_EnableIRQ(UARTE0_UART0_IRQn);
 #else
-  Serial.begin(NANO_TFLM_SERIAL_BAUD);
-  const unsigned long start = millis();
-  while (!Serial && millis() - start < kUsbWaitMs) {
-    delay(10);
-  }
+    Serial.begin(NANO_TFLM_SERIAL_BAUD);
+    const unsigned long start = millis();
+    while (!Serial && millis() - start < kUsbWaitMs) {
+        delay(10);
+    }
 #endif
-  // The Nano 33 BLE variant's initVariant() clears CoreDebug->DEMCR (an erratum: the I2C pull-up
-  // shares the SWO pin), which also stops the DWT: set TRCENA again, then start CYCCNT. Trace
-  // output stays off (NRF_CLOCK->TRACECONFIG is untouched). Under Renode this reaches the DWT
-  // model the .resc adds, which does not look at TRCENA.
-  CoreDebug->DEMCR |= CoreDebug_DEMCR_TRCENA_Msk;
-  DWT->CYCCNT = 0;
-  DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
+    // The Nano 33 BLE variant's initVariant() clears CoreDebug->DEMCR (an erratum: the I2C pull-up
+    // shares the SWO pin), which also stops the DWT: set TRCENA again, then start CYCCNT. Trace
+    // output stays off (NRF_CLOCK->TRACECONFIG is untouched). Under Renode this reaches the DWT
+    // model the .resc adds, which does not look at TRCENA.
+    CoreDebug->DEMCR |= CoreDebug_DEMCR_TRCENA_Msk;
+    DWT->CYCCNT = 0;
+    DWT->CTRL |= DWT_CTRL_CYCCNTENA_Msk;
 }
 
-size_t board_read(uint8_t *buf, size_t max) {
-  size_t n = 0;
+size_t board_read(uint8_t* buf, size_t max) {
+    size_t n = 0;
 #if defined(NANO_TFLM_SERIAL1)
-  n = nrf52_uarte_read(buf, max);
+    n = nrf52_uarte_read(buf, max);
 #else
-  while (n < max) {
-    const int c = Serial.read();
-    if (c < 0) {
-      break;
+    while (n < max) {
+        const int c = Serial.read();
+        if (c < 0) {
+            break;
+        }
+        buf[n++] = static_cast<uint8_t>(c);
     }
-    buf[n++] = static_cast<uint8_t>(c);
-  }
 #endif
-  return n;
+    return n;
 }
 
-void board_write(const uint8_t *buf, size_t len) {
+void board_write(const uint8_t* buf, size_t len) {
 #if defined(NANO_TFLM_SERIAL1)
-  nrf52_uarte_write(buf, len);  // returns when EasyDMA has read every byte
+    nrf52_uarte_write(buf, len);  // returns when EasyDMA has read every byte
 #else
-  int stalled = 0;
-  while (len > 0) {
-    const size_t n = Serial.write(buf, len);
-    if (n == 0) {
-      if (++stalled >= kMaxStalledWrites || !Serial) {
-        return;
-      }
-      yield();
-      continue;
+    int stalled = 0;
+    while (len > 0) {
+        const size_t n = Serial.write(buf, len);
+        if (n == 0) {
+            if (++stalled >= kMaxStalledWrites || !Serial) {
+                return;
+            }
+            yield();
+            continue;
+        }
+        stalled = 0;
+        buf += n;
+        len -= n;
     }
-    stalled = 0;
-    buf += n;
-    len -= n;
-  }
 #endif
 }
 
 // Lets the mbed RTOS run its other threads (USB stack, serial events) while the host is
 // quiet; yield() is the Arduino API for that on every core.
-void board_wait(void) { yield(); }
+void board_wait(void) {
+    yield();
+}
 
-uint32_t board_ticks(void) { return DWT->CYCCNT; }
+uint32_t board_ticks(void) {
+    return DWT->CYCCNT;
+}
 
-const char *board_name(void) { return kBoardName; }
+const char* board_name(void) {
+    return kBoardName;
+}
 
-const char *board_timer_kind(void) {
+const char* board_timer_kind(void) {
 #if defined(NANO_TFLM_RENODE)
-  return "instructions";
+    return "instructions";
 #else
-  return "cycles";
+    return "cycles";
 #endif
 }
 
 uint32_t board_tick_hz(void) {
 #if defined(NANO_TFLM_RENODE)
-  return NANO_TFLM_RENODE_MIPS * 1000000u;  // the DWT model's frequency (renode/*.resc)
+    return NANO_TFLM_RENODE_MIPS * 1000000u;  // the DWT model's frequency (renode/*.resc)
 #else
-  return kClockHz;
+    return kClockHz;
 #endif
 }
 
-uint32_t board_ticks_to_units(void) { return 1u; }
+uint32_t board_ticks_to_units(void) {
+    return 1u;
+}
 
-uint32_t board_clock_hz(void) { return kClockHz; }
+uint32_t board_clock_hz(void) {
+    return kClockHz;
+}
 
 // Stack figures are the mbed main thread's (setup/loop run there). RTX paints each thread stack
 // with a watermark pattern when mbed's stack statistics are on (MBED_ALL_STATS_ENABLED in the
 // Nano 33 BLE's mbed_config.h); osThreadGetStackSpace scans for the deepest overwritten word.
 size_t board_stack_size(void) {
 #if defined(ARDUINO_ARCH_MBED)
-  return osThreadGetStackSize(osThreadGetId());
+    return osThreadGetStackSize(osThreadGetId());
 #else
-  return 0u;
+    return 0u;
 #endif
 }
 
 size_t board_stack_used(void) {
 #if defined(ARDUINO_ARCH_MBED)
-  const osThreadId_t self = osThreadGetId();
-  const uint32_t size = osThreadGetStackSize(self);
-  const uint32_t space = osThreadGetStackSpace(self);
-  return space <= size ? size - space : 0u;
+    const osThreadId_t self = osThreadGetId();
+    const uint32_t size = osThreadGetStackSize(self);
+    const uint32_t space = osThreadGetStackSpace(self);
+    return space <= size ? size - space : 0u;
 #else
-  return 0u;
+    return 0u;
 #endif
 }
 
@@ -214,8 +224,12 @@ size_t board_stack_used(void) {
 // its latency; board_link_irqs does not count them (nrf52_uarte_irq is the vector).
 void board_link_hold(void) {}
 void board_link_release(void) {}
-const char *board_timing(void) { return "link-live"; }
-uint32_t board_link_irqs(void) { return 0u; }
+const char* board_timing(void) {
+    return "link-live";
+}
+uint32_t board_link_irqs(void) {
+    return 0u;
+}
 #else
 // USB CDC: the USBD interrupt is masked during invoke. The nRF52840's USBD answers the host's
 // OUT tokens with NAK until software has taken the endpoint's last packet (EasyDMA), so the
@@ -227,24 +241,28 @@ bool g_usb_held = false;
 }  // namespace
 
 void board_link_hold(void) {
-  g_usb_held = NVIC_GetEnableIRQ(USBD_IRQn) != 0;
-  if (g_usb_held) {
-    NVIC_DisableIRQ(USBD_IRQn);
-    __DSB();
-    __ISB();
-  }
+    g_usb_held = NVIC_GetEnableIRQ(USBD_IRQn) != 0;
+    if (g_usb_held) {
+        NVIC_DisableIRQ(USBD_IRQn);
+        __DSB();
+        __ISB();
+    }
 }
 
 void board_link_release(void) {
-  if (g_usb_held) {
-    g_usb_held = false;
-    NVIC_EnableIRQ(USBD_IRQn);
-  }
+    if (g_usb_held) {
+        g_usb_held = false;
+        NVIC_EnableIRQ(USBD_IRQn);
+    }
 }
 
-const char *board_timing(void) { return "link-held"; }
+const char* board_timing(void) {
+    return "link-held";
+}
 
-uint32_t board_link_irqs(void) { return 0u; }  // mbed's driver owns the USBD interrupt
+uint32_t board_link_irqs(void) {
+    return 0u;
+}  // mbed's driver owns the USBD interrupt
 #endif
 
 }  // extern "C"

@@ -15,12 +15,12 @@
 #endif
 
 void setup() {
-  board_init();
-  core_init();  // backend init, boot line (and the self-test line in selftest builds)
+    board_init();
+    core_init();  // backend init, boot line (and the self-test line in selftest builds)
 }
 
 void loop() {
-  if (core_poll() == 0) {
-    board_wait();
-  }
+    if (core_poll() == 0) {
+        board_wait();
+    }
 }

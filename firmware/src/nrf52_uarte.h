@@ -51,8 +51,8 @@ extern "C" {
 #define NRF52_UARTE_TXD_MAXCNT 0x548u
 #define NRF52_UARTE_CONFIG 0x56Cu
 
-#define NRF52_UARTE_INT_ENDRX (1u << 4)      // INTEN bit of EVENTS_ENDRX
-#define NRF52_UARTE_ENABLE_UARTE 8u          // ENABLE value that selects the EasyDMA UARTE
+#define NRF52_UARTE_INT_ENDRX (1u << 4)  // INTEN bit of EVENTS_ENDRX
+#define NRF52_UARTE_ENABLE_UARTE 8u      // ENABLE value that selects the EasyDMA UARTE
 #define NRF52_UARTE_PSEL_DISCONNECTED 0xFFFFFFFFu
 #define NRF52_UARTE_PSEL(port, pin) (((uint32_t)(port) << 5) | (uint32_t)(pin))  // CONNECT = 0
 // The UARTE's BAUDRATE value for 115200 (actual rate 115108; the legacy UART's 0x01D7E000 is the
@@ -62,8 +62,8 @@ extern "C" {
 #define NRF52_UARTE0_BASE 0x40002000u
 
 #ifndef NRF52_UARTE_READ
-#define NRF52_UARTE_READ(base, off) (*(volatile uint32_t *)((base) + (off)))
-#define NRF52_UARTE_WRITE(base, off, val) (*(volatile uint32_t *)((base) + (off)) = (val))
+#define NRF52_UARTE_READ(base, off) (*(volatile uint32_t*)((base) + (off)))
+#define NRF52_UARTE_WRITE(base, off, val) (*(volatile uint32_t*)((base) + (off)) = (val))
 // EasyDMA takes 32-bit Data RAM addresses.
 #define NRF52_UARTE_DMA_ADDR(ptr) ((uint32_t)(uintptr_t)(ptr))
 #endif
@@ -80,19 +80,19 @@ extern "C" {
 
 // How the interrupt handler starts the next 1-byte transaction.
 typedef enum {
-  // Silicon: clear EVENTS_ENDRX, then TASKS_STARTRX. A byte that arrives in between waits in
-  // the UARTE's RX FIFO until STARTRX (nRF52840 PS, UARTE reception; not checked on a board
-  // here).
-  NRF52_UARTE_RESTART_SILICON = 0,
-  // Renode's model: TASKS_STARTRX, clear EVENTS_ENDRX, TASKS_STARTRX. The model moves a byte
-  // only when one arrives or at STARTRX, and an arrival while ENDRX is clear lands at the DMA
-  // pointer even when the transaction is complete. Arrivals come at time-sync points, which
-  // can fall between any two instructions: with the silicon order, one between the clear and
-  // STARTRX would be written past the 1-byte buffer and lost. The first STARTRX resets the
-  // model's DMA pointer and count while ENDRX still holds arrivals back; the second moves a
-  // byte that was already waiting. Not for silicon, where the first STARTRX could complete a
-  // transaction whose ENDRX the clear would then erase.
-  NRF52_UARTE_RESTART_RENODE = 1,
+    // Silicon: clear EVENTS_ENDRX, then TASKS_STARTRX. A byte that arrives in between waits in
+    // the UARTE's RX FIFO until STARTRX (nRF52840 PS, UARTE reception; not checked on a board
+    // here).
+    NRF52_UARTE_RESTART_SILICON = 0,
+    // Renode's model: TASKS_STARTRX, clear EVENTS_ENDRX, TASKS_STARTRX. The model moves a byte
+    // only when one arrives or at STARTRX, and an arrival while ENDRX is clear lands at the DMA
+    // pointer even when the transaction is complete. Arrivals come at time-sync points, which
+    // can fall between any two instructions: with the silicon order, one between the clear and
+    // STARTRX would be written past the 1-byte buffer and lost. The first STARTRX resets the
+    // model's DMA pointer and count while ENDRX still holds arrivals back; the second moves a
+    // byte that was already waiting. Not for silicon, where the first STARTRX could complete a
+    // transaction whose ENDRX the clear would then erase.
+    NRF52_UARTE_RESTART_RENODE = 1,
 } nrf52_uarte_restart_t;
 
 // Configures the UARTE at `base` (8N1, no flow control, `baudrate` a BAUDRATE register value,
@@ -107,10 +107,10 @@ void nrf52_uarte_init(uintptr_t base, uint32_t psel_txd, uint32_t psel_rxd, uint
 void nrf52_uarte_irq(void);
 
 // Up to `max` received bytes from the RX ring (never waits); returns how many.
-size_t nrf52_uarte_read(uint8_t *buf, size_t max);
+size_t nrf52_uarte_read(uint8_t* buf, size_t max);
 
 // Sends `len` bytes, waiting for each TX transaction to end (EVENTS_ENDTX, polled).
-void nrf52_uarte_write(const uint8_t *buf, size_t len);
+void nrf52_uarte_write(const uint8_t* buf, size_t len);
 
 // Bytes dropped because the RX ring was full (the frames they belonged to fail their CRC).
 uint32_t nrf52_uarte_dropped(void);

@@ -8,6 +8,6 @@
 #include "tensorflow/lite/micro/debug_log.h"
 
 extern "C" void DebugLog(const char* s) {
-  ssize_t n = write(STDOUT_FILENO, s, strlen(s));
-  (void)n;
+    ssize_t n = write(STDOUT_FILENO, s, strlen(s));
+    (void)n;
 }

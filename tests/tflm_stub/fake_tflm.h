@@ -6,17 +6,17 @@
 #include "tensorflow/lite/c/common.h"
 
 struct FakeTflm {
-  TfLiteTensor input;
-  TfLiteTensor output;
-  bool allocate_fails;       // AllocateTensors reports an arena too small
-  bool missing_op;           // AllocateTensors reports an op without a kernel
-  bool resolver_refuses;     // every Add* fails
-  size_t arena_used;
-  int allocate_calls;
-  int invoke_calls;
-  size_t arena_size_seen;
-  const char* registered[64];
-  int registered_count;
+    TfLiteTensor input;
+    TfLiteTensor output;
+    bool allocate_fails;    // AllocateTensors reports an arena too small
+    bool missing_op;        // AllocateTensors reports an op without a kernel
+    bool resolver_refuses;  // every Add* fails
+    size_t arena_used;
+    int allocate_calls;
+    int invoke_calls;
+    size_t arena_size_seen;
+    const char* registered[64];
+    int registered_count;
 };
 extern FakeTflm g_fake;
 

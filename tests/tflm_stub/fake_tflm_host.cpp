@@ -9,12 +9,12 @@
 namespace {
 
 bool configure_from_env() {
-  const char* mode = getenv("NANO_TFLM_FAKE");
-  if (!fake_tflm_configure(mode != nullptr ? mode : "ok")) {
-    fprintf(stderr, "error: unknown NANO_TFLM_FAKE mode %s\n", mode);
-    exit(2);
-  }
-  return true;
+    const char* mode = getenv("NANO_TFLM_FAKE");
+    if (!fake_tflm_configure(mode != nullptr ? mode : "ok")) {
+        fprintf(stderr, "error: unknown NANO_TFLM_FAKE mode %s\n", mode);
+        exit(2);
+    }
+    return true;
 }
 
 const bool kConfigured = configure_from_env();

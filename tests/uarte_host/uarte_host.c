@@ -15,31 +15,31 @@ static host_write_fn g_host_write;
 enum { kDmaSlots = 8 };
 static const uint32_t kDmaBase = 0x20000000u;
 static const uint32_t kDmaSlot = 0x10000u;
-static const void *g_dma[kDmaSlots];
+static const void* g_dma[kDmaSlots];
 
 void host_uarte_hooks(host_read_fn rd, host_write_fn wr) {
-  g_host_read = rd;
-  g_host_write = wr;
+    g_host_read = rd;
+    g_host_write = wr;
 }
 
-static uint32_t host_dma_addr(const void *p) {
-  int i = 0;
-  while (i < kDmaSlots && g_dma[i] != 0 && g_dma[i] != p) {
-    ++i;
-  }
-  if (i == kDmaSlots) {
-    return 0;  // the model rejects address 0
-  }
-  g_dma[i] = p;
-  return kDmaBase + (uint32_t)i * kDmaSlot;
+static uint32_t host_dma_addr(const void* p) {
+    int i = 0;
+    while (i < kDmaSlots && g_dma[i] != 0 && g_dma[i] != p) {
+        ++i;
+    }
+    if (i == kDmaSlots) {
+        return 0;  // the model rejects address 0
+    }
+    g_dma[i] = p;
+    return kDmaBase + (uint32_t)i * kDmaSlot;
 }
 
-void *host_dma_ptr(uint32_t addr) {
-  const uint32_t slot = (addr - kDmaBase) / kDmaSlot;
-  if (addr < kDmaBase || slot >= kDmaSlots || g_dma[slot] == 0) {
-    return 0;
-  }
-  return (uint8_t *)g_dma[slot] + (addr - kDmaBase) % kDmaSlot;
+void* host_dma_ptr(uint32_t addr) {
+    const uint32_t slot = (addr - kDmaBase) / kDmaSlot;
+    if (addr < kDmaBase || slot >= kDmaSlots || g_dma[slot] == 0) {
+        return 0;
+    }
+    return (uint8_t*)g_dma[slot] + (addr - kDmaBase) % kDmaSlot;
 }
 
 #define NRF52_UARTE_READ(base, off) ((void)(base), g_host_read(off))

@@ -2,7 +2,7 @@
  * int8 arithmetic. Portable C99, no variant. */
 #include "kernels.h"
 
-int nt_add(const nt_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+int nt_add(const nt_add_params* p, const int8_t* in1, const int8_t* in2, int8_t* out) {
     for (int32_t i = 0; i < p->count; ++i) {
         const int32_t a = (p->in1_offset + in1[i]) * (1 << p->left_shift);
         const int32_t b = (p->in2_offset + in2[i * p->in2_stride]) * (1 << p->left_shift);

@@ -11,14 +11,14 @@ typedef struct {
     int32_t r, q, div, mod;
 } bcast_walk;
 
-static inline void walk_init(bcast_walk *w, const nt_bcast_index *ix) {
+static inline void walk_init(bcast_walk* w, const nt_bcast_index* ix) {
     w->r = 0;
     w->q = 0;
     w->div = ix->div;
     w->mod = ix->mod;
 }
 
-static inline void walk_next(bcast_walk *w) {
+static inline void walk_next(bcast_walk* w) {
     if (++w->r == w->div) {
         w->r = 0;
         if (++w->q == w->mod) {
@@ -27,13 +27,12 @@ static inline void walk_next(bcast_walk *w) {
     }
 }
 
-static int valid(const nt_bcast_index *a, const nt_bcast_index *b) {
+static int valid(const nt_bcast_index* a, const nt_bcast_index* b) {
     return a->div >= 1 && a->mod >= 1 && b->div >= 1 && b->mod >= 1;
 }
 
-int nt_add_broadcast(const nt_add_params *p, const nt_bcast_index *ix1,
-                     const nt_bcast_index *ix2, const int8_t *in1, const int8_t *in2,
-                     int8_t *out) {
+int nt_add_broadcast(const nt_add_params* p, const nt_bcast_index* ix1, const nt_bcast_index* ix2,
+                     const int8_t* in1, const int8_t* in2, int8_t* out) {
     if (!valid(ix1, ix2)) {
         return NT_ERR_PARAM;
     }
@@ -53,9 +52,8 @@ int nt_add_broadcast(const nt_add_params *p, const nt_bcast_index *ix1,
     return NT_OK;
 }
 
-int nt_mul_broadcast(const nt_mul_params *p, const nt_bcast_index *ix1,
-                     const nt_bcast_index *ix2, const int8_t *in1, const int8_t *in2,
-                     int8_t *out) {
+int nt_mul_broadcast(const nt_mul_params* p, const nt_bcast_index* ix1, const nt_bcast_index* ix2,
+                     const int8_t* in1, const int8_t* in2, int8_t* out) {
     if (!valid(ix1, ix2)) {
         return NT_ERR_PARAM;
     }

@@ -4,7 +4,7 @@
 
 #include "requant.h"
 
-int nt_depthwise_conv2d_c99(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+int nt_depthwise_conv2d_c99(const nt_conv_params* p, const int8_t* in, int8_t* out) {
     if (p->weight_layout != NT_LAYOUT_TFLITE) {
         return NT_ERR_LAYOUT;
     }
@@ -15,12 +15,12 @@ int nt_depthwise_conv2d_c99(const nt_conv_params *p, const int8_t *in, int8_t *o
     const int32_t oc_n = p->out_c;
     const int32_t dm = p->depth_multiplier;
     for (int32_t b = 0; b < p->batches; ++b) {
-        const int8_t *img = in + (size_t)b * (size_t)(p->in_h * p->in_w * ic);
+        const int8_t* img = in + (size_t)b * (size_t)(p->in_h * p->in_w * ic);
         for (int32_t oy = 0; oy < p->out_h; ++oy) {
             const int32_t y0 = oy * p->stride_h - p->pad_top;
             for (int32_t ox = 0; ox < p->out_w; ++ox) {
                 const int32_t x0 = ox * p->stride_w - p->pad_left;
-                int8_t *dst = out + ((size_t)(b * p->out_h + oy) * (size_t)p->out_w + (size_t)ox) *
+                int8_t* dst = out + ((size_t)(b * p->out_h + oy) * (size_t)p->out_w + (size_t)ox) *
                                         (size_t)oc_n;
                 for (int32_t oc = 0; oc < oc_n; ++oc) {
                     const int32_t c = oc / dm; /* input channel of output channel oc */
@@ -33,8 +33,11 @@ int nt_depthwise_conv2d_c99(const nt_conv_params *p, const int8_t *in, int8_t *o
                             if (y < 0 || y >= p->in_h || x < 0 || x >= p->in_w) {
                                 acc += p->in_zp * w; /* padding tap, see nt_conv2d_c99 */
                             } else {
-                                acc += (int32_t)img[((size_t)y * (size_t)p->in_w + (size_t)x) *
-                                                        (size_t)ic + (size_t)c] * w;
+                                acc +=
+                                    (int32_t)
+                                        img[((size_t)y * (size_t)p->in_w + (size_t)x) * (size_t)ic +
+                                            (size_t)c] *
+                                    w;
                             }
                         }
                     }

@@ -144,37 +144,37 @@ __asm__(
     "  .size nt_dsp_fc_pairs, .-nt_dsp_fc_pairs\n"
     "  .text\n");
 
-void nt_dsp_dot2_k8(const uint32_t *x, const int8_t *w0, const int8_t *w1, uint32_t n8,
+void nt_dsp_dot2_k8(const uint32_t* x, const int8_t* w0, const int8_t* w1, uint32_t n8,
                     int32_t acc[2]);
 /* Fully connected, NT_LAYOUT_FC_PAIRS8: for each of `pairs` row pairs (starting at w, each
  * 16 * n8 + skip bytes long), acc[2i], acc[2i + 1] = bias[2i], bias[2i + 1] + the first 8 n8
  * inputs (x widened by widen_q4) times the two rows. One LDM of activations and one of weights
  * per 8 inputs of both rows: 18 instructions per 16 MACs, loop unrolled four times. w word
  * aligned (LDM), n8 >= 1, pairs >= 1. */
-void nt_dsp_fc_pairs(const uint32_t *x, const int8_t *w, uint32_t n8, uint32_t pairs,
-                     const int32_t *bias, int32_t *acc, uint32_t skip);
+void nt_dsp_fc_pairs(const uint32_t* x, const int8_t* w, uint32_t n8, uint32_t pairs,
+                     const int32_t* bias, int32_t* acc, uint32_t skip);
 
 /* ---- fully connected ----------------------------------------------------------------------- */
 
-static int fc_tflite(const nt_fc_params *p, const int8_t *in, int8_t *out);
+static int fc_tflite(const nt_fc_params* p, const int8_t* in, int8_t* out);
 /* kernels.h declares the dsp entry points only when the dsp variant is selected; this file
  * is compiled for NANO_TFLM_FORCE_C99 images too. */
-int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out);
+int nt_fully_connected_fast_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out);
 
-int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
-  if (p->scratch == NULL) {
-    return nt_fully_connected_c99(p, in, out); /* planned without scratch to fit a budget */
-  }
-  if (p->in_features <= 0 || p->out_features <= 0) {
-    return NT_ERR_PARAM;
-  }
-  if (p->weight_layout == NT_LAYOUT_FC_PAIRS8) {
-    return nt_fully_connected_fast_dsp(p, in, out);
-  }
-  if (p->weight_layout != NT_LAYOUT_TFLITE) {
-    return NT_ERR_LAYOUT;
-  }
-  return fc_tflite(p, in, out);
+int nt_fully_connected_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out) {
+    if (p->scratch == NULL) {
+        return nt_fully_connected_c99(p, in, out); /* planned without scratch to fit a budget */
+    }
+    if (p->in_features <= 0 || p->out_features <= 0) {
+        return NT_ERR_PARAM;
+    }
+    if (p->weight_layout == NT_LAYOUT_FC_PAIRS8) {
+        return nt_fully_connected_fast_dsp(p, in, out);
+    }
+    if (p->weight_layout != NT_LAYOUT_TFLITE) {
+        return NT_ERR_LAYOUT;
+    }
+    return fc_tflite(p, in, out);
 }
 
 /* NT_LAYOUT_FC_PAIRS8 with its scratch (the generator calls this one directly): the input row
@@ -183,110 +183,112 @@ int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out)
  * requantization follow in C. */
 enum { kFcChunk = 32 };
 
-int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out) {
-  const int32_t depth = p->in_features, rows = p->out_features;
-  if (p->weight_layout != NT_LAYOUT_FC_PAIRS8) {
-    return NT_ERR_LAYOUT;
-  }
-  if (p->scratch == NULL || depth <= 0 || rows <= 0 || (depth & 1) ||
-      ((uintptr_t)p->weights & 3u) != 0) {
-    return NT_ERR_PARAM;
-  }
-  const int32_t n8 = depth >> 3, body8 = n8 << 3, tail = depth - body8;
-  const int32_t quads = depth >> 2;
-  uint32_t *x = (uint32_t *)p->scratch;
-  const int pc = p->per_channel != 0;
-  const int normal = multipliers_normal(p->multiplier, pc ? rows : 1);
-  const int full = p->act_min == -128 && p->act_max == 127;
-  int32_t acc[2 * kFcChunk] __attribute__((aligned(8)));
-  for (int32_t b = 0; b < p->batches; b++) {
-    const int8_t *row_in = in + (size_t)b * depth;
-    int8_t *row_out = out + (size_t)b * rows;
-    widen_q4(row_in, quads << 2, x);
-    const int32_t pairs = rows >> 1;
-    for (int32_t j0 = 0; j0 < pairs; j0 += kFcChunk) {
-      const int32_t n = pairs - j0 < kFcChunk ? pairs - j0 : kFcChunk;
-      const int8_t *w = p->weights + (size_t)j0 * 2 * depth;
-      if (n8 > 0) {
-        nt_dsp_fc_pairs(x, w, (uint32_t)n8, (uint32_t)n, p->bias_folded + 2 * j0, acc,
-                        (uint32_t)(2 * tail));
-      } else {
-        for (int32_t i = 0; i < 2 * n; i++) {
-          acc[i] = p->bias_folded[2 * j0 + i];
-        }
-      }
-      for (int32_t i = 0; i < 2 * n; i++) {
-        const int32_t o = 2 * j0 + i;
-        int32_t a = acc[i];
-        const int8_t *wt = w + (size_t)(i >> 1) * 2 * depth + 2 * body8 + (i & 1) * tail;
-        for (int32_t k = 0; k < tail; k++) {
-          a += (int32_t)row_in[body8 + k] * wt[k];
-        }
-        const int32_t c = pc ? o : 0;
-        row_out[o] = normal ? (int8_t)finish_norm(a, p->multiplier[c], p->shift[c], p->out_zp,
-                                                  full, p->act_min, p->act_max)
-                            : finish(a, p->multiplier[c], p->shift[c], p->out_zp, p->act_min,
-                                     p->act_max);
-      }
+int nt_fully_connected_fast_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out) {
+    const int32_t depth = p->in_features, rows = p->out_features;
+    if (p->weight_layout != NT_LAYOUT_FC_PAIRS8) {
+        return NT_ERR_LAYOUT;
     }
-    if (rows & 1) { /* the odd last row, stored plainly */
-      const int32_t o = rows - 1;
-      const int8_t *w = p->weights + (size_t)o * depth;
-      int32_t a = dot1_row(w, x, quads, p->bias_folded[o]);
-      for (int32_t k = quads << 2; k < depth; k++) {
-        a += (int32_t)row_in[k] * w[k];
-      }
-      const int32_t c = pc ? o : 0;
-      row_out[o] = finish(a, p->multiplier[c], p->shift[c], p->out_zp, p->act_min, p->act_max);
+    if (p->scratch == NULL || depth <= 0 || rows <= 0 || (depth & 1) ||
+        ((uintptr_t)p->weights & 3u) != 0) {
+        return NT_ERR_PARAM;
     }
-  }
-  return NT_OK;
+    const int32_t n8 = depth >> 3, body8 = n8 << 3, tail = depth - body8;
+    const int32_t quads = depth >> 2;
+    uint32_t* x = (uint32_t*)p->scratch;
+    const int pc = p->per_channel != 0;
+    const int normal = multipliers_normal(p->multiplier, pc ? rows : 1);
+    const int full = p->act_min == -128 && p->act_max == 127;
+    int32_t acc[2 * kFcChunk] __attribute__((aligned(8)));
+    for (int32_t b = 0; b < p->batches; b++) {
+        const int8_t* row_in = in + (size_t)b * depth;
+        int8_t* row_out = out + (size_t)b * rows;
+        widen_q4(row_in, quads << 2, x);
+        const int32_t pairs = rows >> 1;
+        for (int32_t j0 = 0; j0 < pairs; j0 += kFcChunk) {
+            const int32_t n = pairs - j0 < kFcChunk ? pairs - j0 : kFcChunk;
+            const int8_t* w = p->weights + (size_t)j0 * 2 * depth;
+            if (n8 > 0) {
+                nt_dsp_fc_pairs(x, w, (uint32_t)n8, (uint32_t)n, p->bias_folded + 2 * j0, acc,
+                                (uint32_t)(2 * tail));
+            } else {
+                for (int32_t i = 0; i < 2 * n; i++) {
+                    acc[i] = p->bias_folded[2 * j0 + i];
+                }
+            }
+            for (int32_t i = 0; i < 2 * n; i++) {
+                const int32_t o = 2 * j0 + i;
+                int32_t a = acc[i];
+                const int8_t* wt = w + (size_t)(i >> 1) * 2 * depth + 2 * body8 + (i & 1) * tail;
+                for (int32_t k = 0; k < tail; k++) {
+                    a += (int32_t)row_in[body8 + k] * wt[k];
+                }
+                const int32_t c = pc ? o : 0;
+                row_out[o] = normal ? (int8_t)finish_norm(a, p->multiplier[c], p->shift[c],
+                                                          p->out_zp, full, p->act_min, p->act_max)
+                                    : finish(a, p->multiplier[c], p->shift[c], p->out_zp,
+                                             p->act_min, p->act_max);
+            }
+        }
+        if (rows & 1) { /* the odd last row, stored plainly */
+            const int32_t o = rows - 1;
+            const int8_t* w = p->weights + (size_t)o * depth;
+            int32_t a = dot1_row(w, x, quads, p->bias_folded[o]);
+            for (int32_t k = quads << 2; k < depth; k++) {
+                a += (int32_t)row_in[k] * w[k];
+            }
+            const int32_t c = pc ? o : 0;
+            row_out[o] =
+                finish(a, p->multiplier[c], p->shift[c], p->out_zp, p->act_min, p->act_max);
+        }
+    }
+    return NT_OK;
 }
 
 /* NT_LAYOUT_TFLITE weights (what older generated code and odd in_features use). */
-static int fc_tflite(const nt_fc_params *p, const int8_t *in, int8_t *out) {
-  const int32_t depth = p->in_features;
-  const int32_t quads = depth >> 2;
-  const int32_t body = quads << 2;
-  uint32_t *x = (uint32_t *)p->scratch;
-  const int pc = p->per_channel != 0;
+static int fc_tflite(const nt_fc_params* p, const int8_t* in, int8_t* out) {
+    const int32_t depth = p->in_features;
+    const int32_t quads = depth >> 2;
+    const int32_t body = quads << 2;
+    uint32_t* x = (uint32_t*)p->scratch;
+    const int pc = p->per_channel != 0;
 
-  for (int32_t b = 0; b < p->batches; b++) {
-    const int8_t *row_in = in + (size_t)b * depth;
-    int8_t *row_out = out + (size_t)b * p->out_features;
-    widen_q4(row_in, body, x);
-    int32_t o = 0;
-    /* Rows start on word boundaries when the array does and depth % 4 == 0: the LDRD loop. */
-    const int32_t n8 = depth >> 3;
-    if (n8 > 0 && (depth & 3) == 0 && ((uintptr_t)p->weights & 3u) == 0) {
-      for (; o + 2 <= p->out_features; o += 2) {
-        const int8_t *w0 = p->weights + (size_t)o * depth;
-        const int8_t *w1 = w0 + depth;
-        int32_t acc[2] = {p->bias_folded[o], p->bias_folded[o + 1]};
-        nt_dsp_dot2_k8(x, w0, w1, (uint32_t)n8, acc);
-        if (depth & 4) { /* one quad left: depth % 4 == 0 here, so no single taps */
-          acc[0] = dot1_row(w0 + 8 * n8, x + 4 * n8, 1, acc[0]);
-          acc[1] = dot1_row(w1 + 8 * n8, x + 4 * n8, 1, acc[1]);
+    for (int32_t b = 0; b < p->batches; b++) {
+        const int8_t* row_in = in + (size_t)b * depth;
+        int8_t* row_out = out + (size_t)b * p->out_features;
+        widen_q4(row_in, body, x);
+        int32_t o = 0;
+        /* Rows start on word boundaries when the array does and depth % 4 == 0: the LDRD loop. */
+        const int32_t n8 = depth >> 3;
+        if (n8 > 0 && (depth & 3) == 0 && ((uintptr_t)p->weights & 3u) == 0) {
+            for (; o + 2 <= p->out_features; o += 2) {
+                const int8_t* w0 = p->weights + (size_t)o * depth;
+                const int8_t* w1 = w0 + depth;
+                int32_t acc[2] = {p->bias_folded[o], p->bias_folded[o + 1]};
+                nt_dsp_dot2_k8(x, w0, w1, (uint32_t)n8, acc);
+                if (depth & 4) { /* one quad left: depth % 4 == 0 here, so no single taps */
+                    acc[0] = dot1_row(w0 + 8 * n8, x + 4 * n8, 1, acc[0]);
+                    acc[1] = dot1_row(w1 + 8 * n8, x + 4 * n8, 1, acc[1]);
+                }
+                const int32_t c0 = pc ? o : 0;
+                const int32_t c1 = pc ? o + 1 : 0;
+                row_out[o] = finish(acc[0], p->multiplier[c0], p->shift[c0], p->out_zp, p->act_min,
+                                    p->act_max);
+                row_out[o + 1] = finish(acc[1], p->multiplier[c1], p->shift[c1], p->out_zp,
+                                        p->act_min, p->act_max);
+            }
         }
-        const int32_t c0 = pc ? o : 0;
-        const int32_t c1 = pc ? o + 1 : 0;
-        row_out[o] = finish(acc[0], p->multiplier[c0], p->shift[c0], p->out_zp, p->act_min,
-                            p->act_max);
-        row_out[o + 1] = finish(acc[1], p->multiplier[c1], p->shift[c1], p->out_zp,
-                                p->act_min, p->act_max);
-      }
+        for (; o < p->out_features; o++) {
+            const int8_t* w = p->weights + (size_t)o * depth;
+            int32_t acc = dot1_row(w, x, quads, p->bias_folded[o]);
+            for (int32_t k = body; k < depth; k++) {
+                acc += (int32_t)row_in[k] * w[k];
+            }
+            const int32_t c = pc ? o : 0;
+            row_out[o] =
+                finish(acc, p->multiplier[c], p->shift[c], p->out_zp, p->act_min, p->act_max);
+        }
     }
-    for (; o < p->out_features; o++) {
-      const int8_t *w = p->weights + (size_t)o * depth;
-      int32_t acc = dot1_row(w, x, quads, p->bias_folded[o]);
-      for (int32_t k = body; k < depth; k++) {
-        acc += (int32_t)row_in[k] * w[k];
-      }
-      const int32_t c = pc ? o : 0;
-      row_out[o] = finish(acc, p->multiplier[c], p->shift[c], p->out_zp, p->act_min, p->act_max);
-    }
-  }
-  return NT_OK;
+    return NT_OK;
 }
 
 #else

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-int nt_gather(const nt_gather_params *p, const int8_t *in, int8_t *out) {
+int nt_gather(const nt_gather_params* p, const int8_t* in, int8_t* out) {
     int32_t shape[NT_MAX_DIMS], stride[NT_MAX_DIMS];
     const int32_t pad = NT_MAX_DIMS - p->dims;
     if (p->dims < 1 || p->dims > NT_MAX_DIMS) {
@@ -29,8 +29,8 @@ int nt_gather(const nt_gather_params *p, const int8_t *in, int8_t *out) {
                         }
                     } else if (shape[5] == 2) {
                         /* e.g. ShuffleNet's channel shuffle (a 2-group transpose): pairs. */
-                        const int8_t *src = in + base;
-                        int8_t *dst = out + o;
+                        const int8_t* src = in + base;
+                        int8_t* dst = out + o;
                         const int32_t s4 = stride[4], s5 = stride[5];
                         for (int32_t i4 = 0; i4 < shape[4]; ++i4, src += s4, dst += 2) {
                             dst[0] = src[0];
@@ -39,7 +39,7 @@ int nt_gather(const nt_gather_params *p, const int8_t *in, int8_t *out) {
                         o += 2 * (size_t)shape[4];
                     } else {
                         for (int32_t i4 = 0; i4 < shape[4]; ++i4) {
-                            const int8_t *src = in + base + i4 * stride[4];
+                            const int8_t* src = in + base + i4 * stride[4];
                             for (int32_t i5 = 0; i5 < shape[5]; ++i5, src += stride[5]) {
                                 out[o++] = *src;
                             }

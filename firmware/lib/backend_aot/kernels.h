@@ -77,8 +77,7 @@ static inline size_t nt_fc_weight_index(int32_t layout, int32_t depth, int32_t r
     if (k < body) {
         return base + 2u * (size_t)(k & ~7) + (size_t)(o & 1) * 8u + (size_t)(k & 7);
     }
-    return base + 2u * (size_t)body + (size_t)(o & 1) * (size_t)(depth - body) +
-           (size_t)(k - body);
+    return base + 2u * (size_t)body + (size_t)(o & 1) * (size_t)(depth - body) + (size_t)(k - body);
 }
 
 /* ---- fixed-point helpers (TFLM reference semantics) --------------------------------------- */
@@ -132,20 +131,20 @@ typedef struct {
     int32_t out_features; /* output channels */
     int32_t in_zp;        /* input zero point (already folded into bias_folded) */
     int32_t out_zp;
-    int32_t act_min, act_max; /* fused activation clamp, int8 domain */
-    int32_t per_channel;      /* 1: multiplier/shift have out_features entries, 0: one entry */
-    int32_t weight_layout;    /* nt_weight_layout: NT_LAYOUT_TFLITE or NT_LAYOUT_FC_PAIRS8 */
-    const int8_t *weights;    /* [out_features][in_features] (nt_fc_weight_index) */
-    const int32_t *bias_folded; /* [out_features] */
-    const int32_t *multiplier;
-    const int32_t *shift;
-    void *scratch;            /* NT_FC_SCRATCH_BYTES(p), dsp only */
+    int32_t act_min, act_max;   /* fused activation clamp, int8 domain */
+    int32_t per_channel;        /* 1: multiplier/shift have out_features entries, 0: one entry */
+    int32_t weight_layout;      /* nt_weight_layout: NT_LAYOUT_TFLITE or NT_LAYOUT_FC_PAIRS8 */
+    const int8_t* weights;      /* [out_features][in_features] (nt_fc_weight_index) */
+    const int32_t* bias_folded; /* [out_features] */
+    const int32_t* multiplier;
+    const int32_t* shift;
+    void* scratch; /* NT_FC_SCRATCH_BYTES(p), dsp only */
 } nt_fc_params;
 
 /* dsp variant may widen the input row to int16 once. */
 #define NT_FC_SCRATCH_BYTES(in_features) ((size_t)(in_features) * 2u)
 
-int nt_fully_connected_c99(const nt_fc_params *p, const int8_t *in, int8_t *out);
+int nt_fully_connected_c99(const nt_fc_params* p, const int8_t* in, int8_t* out);
 
 /* ---- conv2d / depthwise conv2d ------------------------------------------------------------- */
 
@@ -163,12 +162,12 @@ typedef struct {
     int32_t act_min, act_max;
     int32_t per_channel;
     int32_t weight_layout;
-    const int8_t *weights;      /* conv: OHWI, depthwise: [k_h][k_w][out_c] */
-    const int32_t *bias_folded; /* [out_c] */
-    const int32_t *multiplier;
-    const int32_t *shift;
-    void *scratch;              /* NT_CONV_*_SCRATCH_BYTES, dsp only; NULL:
-                                 * the kernel runs without (the dsp variant falls back to c99) */
+    const int8_t* weights;      /* conv: OHWI, depthwise: [k_h][k_w][out_c] */
+    const int32_t* bias_folded; /* [out_c] */
+    const int32_t* multiplier;
+    const int32_t* shift;
+    void* scratch; /* NT_CONV_*_SCRATCH_BYTES, dsp only; NULL:
+                    * the kernel runs without (the dsp variant falls back to c99) */
     /* Fused MAX_POOL_2D (0 = none): out is then (out_h / pool_h) x (out_w / pool_w) x out_c,
      * each value the max over a pool_h x pool_w window of the conv outputs defined above
      * (VALID pooling, stride = window; act_min/act_max are the conv's and the pool's clamps
@@ -186,8 +185,8 @@ typedef struct {
 /* dsp depthwise needs none: its tap pointer tables and zero-point row are on the stack. */
 #define NT_DW_SCRATCH_BYTES() ((size_t)0)
 
-int nt_conv2d_c99(const nt_conv_params *p, const int8_t *in, int8_t *out);
-int nt_depthwise_conv2d_c99(const nt_conv_params *p, const int8_t *in, int8_t *out);
+int nt_conv2d_c99(const nt_conv_params* p, const int8_t* in, int8_t* out);
+int nt_depthwise_conv2d_c99(const nt_conv_params* p, const int8_t* in, int8_t* out);
 
 /* ---- pooling ------------------------------------------------------------------------------- */
 
@@ -203,11 +202,11 @@ typedef struct {
 
 /* Average: sum over valid taps, divided by the count of valid taps, rounding half away from
  * zero (TFLM reference AveragePool int8). */
-int nt_avg_pool(const nt_pool_params *p, const int8_t *in, int8_t *out);
+int nt_avg_pool(const nt_pool_params* p, const int8_t* in, int8_t* out);
 /* Max pool has a DSP variant too (SSUB8/SEL, four channels per instruction; added by the
  * Cortex-M4 kernels work because the c99 pool was ~1/6 of cnn's instructions): the generated
  * code calls nt_max_pool, dispatched below like the other three. */
-int nt_max_pool_c99(const nt_pool_params *p, const int8_t *in, int8_t *out);
+int nt_max_pool_c99(const nt_pool_params* p, const int8_t* in, int8_t* out);
 
 /* ---- mean over axes ------------------------------------------------------------------------ */
 
@@ -221,10 +220,10 @@ typedef struct {
     int32_t outer, reduce, inner;
     int32_t out_base;
     int32_t n_thresholds;
-    const int32_t *thresholds; /* ascending */
+    const int32_t* thresholds; /* ascending */
 } nt_mean_params;
 
-int nt_mean(const nt_mean_params *p, const int8_t *in, int8_t *out);
+int nt_mean(const nt_mean_params* p, const int8_t* in, int8_t* out);
 
 /* ---- elementwise add ----------------------------------------------------------------------- */
 
@@ -242,7 +241,7 @@ typedef struct {
     int32_t in2_stride; /* 1, or 0 for a scalar second input */
 } nt_add_params;
 
-int nt_add(const nt_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+int nt_add(const nt_add_params* p, const int8_t* in1, const int8_t* in2, int8_t* out);
 
 /* TFLM int8 MUL (reference_integer_ops::MulElementwise): the product of the offset inputs,
  * requantized with one multiplier (in1_scale * in2_scale / out_scale). in2_stride as nt_add. */
@@ -254,7 +253,7 @@ typedef struct {
     int32_t in2_stride;
 } nt_mul_params;
 
-int nt_mul(const nt_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+int nt_mul(const nt_mul_params* p, const int8_t* in1, const int8_t* in2, int8_t* out);
 
 /* ---- softmax ------------------------------------------------------------------------------- */
 
@@ -268,14 +267,14 @@ typedef struct {
     int32_t diff_min;
 } nt_softmax_params;
 
-int nt_softmax(const nt_softmax_params *p, const int8_t *in, int8_t *out);
+int nt_softmax(const nt_softmax_params* p, const int8_t* in, int8_t* out);
 
 /* ---- elementwise by table ------------------------------------------------------------------ */
 
 /* out[i] = table[(uint8_t)in[i]]: any int8 -> int8 elementwise op whose output depends only on
  * the input value (LOGISTIC, TANH, ELU, EXP, RELU, LEAKY_RELU, HARD_SWISH, QUANTIZE int8->int8,
  * ...). The generator fills the 256-entry table with exactly TFLM's output for each input. */
-int nt_lut(const int8_t table[256], const int8_t *in, int8_t *out, int32_t count);
+int nt_lut(const int8_t table[256], const int8_t* in, int8_t* out, int32_t count);
 
 /* ---- data movement ------------------------------------------------------------------------- */
 
@@ -291,12 +290,12 @@ typedef struct {
     int32_t offset;
 } nt_gather_params;
 
-int nt_gather(const nt_gather_params *p, const int8_t *in, int8_t *out);
+int nt_gather(const nt_gather_params* p, const int8_t* in, int8_t* out);
 
 /* CONCATENATION of inputs with identical quantization (TFLM copies bytes): for each of `outer`
  * blocks, copy copy_bytes[i] bytes from each input i in turn. */
-int nt_concat(const int8_t *const *ins, const int32_t *copy_bytes, int32_t n_inputs,
-              int32_t outer, int8_t *out);
+int nt_concat(const int8_t* const* ins, const int32_t* copy_bytes, int32_t n_inputs, int32_t outer,
+              int8_t* out);
 
 /* ---- PAD, broadcasting ADD / MUL (pad.c, binary_broadcast.c; one portable variant) ------ */
 
@@ -311,7 +310,7 @@ typedef struct {
     int32_t value;
 } nt_pad_params;
 
-int nt_pad(const nt_pad_params *p, const int8_t *in, int8_t *out);
+int nt_pad(const nt_pad_params* p, const int8_t* in, int8_t* out);
 
 /* Broadcast read pattern of one input: element i of the flat output reads input element
  * (i / div) % mod (same shape: 1, count; scalar: 1, 1; a trailing per-channel vector: 1, C;
@@ -322,12 +321,10 @@ typedef struct {
 } nt_bcast_index;
 
 /* nt_add / nt_mul with both inputs read through their broadcast patterns (in2_stride unused). */
-int nt_add_broadcast(const nt_add_params *p, const nt_bcast_index *ix1,
-                     const nt_bcast_index *ix2, const int8_t *in1, const int8_t *in2,
-                     int8_t *out);
-int nt_mul_broadcast(const nt_mul_params *p, const nt_bcast_index *ix1,
-                     const nt_bcast_index *ix2, const int8_t *in1, const int8_t *in2,
-                     int8_t *out);
+int nt_add_broadcast(const nt_add_params* p, const nt_bcast_index* ix1, const nt_bcast_index* ix2,
+                     const int8_t* in1, const int8_t* in2, int8_t* out);
+int nt_mul_broadcast(const nt_mul_params* p, const nt_bcast_index* ix1, const nt_bcast_index* ix2,
+                     const int8_t* in1, const int8_t* in2, int8_t* out);
 
 /* ---- variant dispatch ---------------------------------------------------------------------- */
 
@@ -341,51 +338,49 @@ int nt_mul_broadcast(const nt_mul_params *p, const nt_bcast_index *ix1,
 
 #if defined(__ARM_FEATURE_DSP) && !defined(NANO_TFLM_FORCE_C99)
 #define NANO_TFLM_KERNELS_VARIANT "dsp"
-int nt_fully_connected_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out);
-int nt_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out);
-int nt_depthwise_conv2d_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out);
-static inline int nt_fully_connected(const nt_fc_params *p, const int8_t *in, int8_t *out) {
+int nt_fully_connected_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out);
+int nt_conv2d_dsp(const nt_conv_params* p, const int8_t* in, int8_t* out);
+int nt_depthwise_conv2d_dsp(const nt_conv_params* p, const int8_t* in, int8_t* out);
+static inline int nt_fully_connected(const nt_fc_params* p, const int8_t* in, int8_t* out) {
     return nt_fully_connected_dsp(p, in, out);
 }
-static inline int nt_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+static inline int nt_conv2d(const nt_conv_params* p, const int8_t* in, int8_t* out) {
     return nt_conv2d_dsp(p, in, out);
 }
-static inline int nt_depthwise_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+static inline int nt_depthwise_conv2d(const nt_conv_params* p, const int8_t* in, int8_t* out) {
     return nt_depthwise_conv2d_dsp(p, in, out);
 }
-int nt_max_pool_dsp(const nt_pool_params *p, const int8_t *in, int8_t *out);
-static inline int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
+int nt_max_pool_dsp(const nt_pool_params* p, const int8_t* in, int8_t* out);
+static inline int nt_max_pool(const nt_pool_params* p, const int8_t* in, int8_t* out) {
     return nt_max_pool_dsp(p, in, out);
 }
-int nt_conv2d_fast_ok_dsp(const nt_conv_params *p);
-int nt_conv2d_fast_dsp(const nt_conv_params *p, const int8_t *in, int8_t *out);
-int nt_fully_connected_fast_dsp(const nt_fc_params *p, const int8_t *in, int8_t *out);
-static inline int nt_conv2d_fast(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+int nt_conv2d_fast_ok_dsp(const nt_conv_params* p);
+int nt_conv2d_fast_dsp(const nt_conv_params* p, const int8_t* in, int8_t* out);
+int nt_fully_connected_fast_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out);
+static inline int nt_conv2d_fast(const nt_conv_params* p, const int8_t* in, int8_t* out) {
     return nt_conv2d_fast_dsp(p, in, out);
 }
-static inline int nt_fully_connected_fast(const nt_fc_params *p, const int8_t *in,
-                                          int8_t *out) {
+static inline int nt_fully_connected_fast(const nt_fc_params* p, const int8_t* in, int8_t* out) {
     return nt_fully_connected_fast_dsp(p, in, out);
 }
 #else
 #define NANO_TFLM_KERNELS_VARIANT "c99"
-static inline int nt_fully_connected(const nt_fc_params *p, const int8_t *in, int8_t *out) {
+static inline int nt_fully_connected(const nt_fc_params* p, const int8_t* in, int8_t* out) {
     return nt_fully_connected_c99(p, in, out);
 }
-static inline int nt_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+static inline int nt_conv2d(const nt_conv_params* p, const int8_t* in, int8_t* out) {
     return nt_conv2d_c99(p, in, out);
 }
-static inline int nt_depthwise_conv2d(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+static inline int nt_depthwise_conv2d(const nt_conv_params* p, const int8_t* in, int8_t* out) {
     return nt_depthwise_conv2d_c99(p, in, out);
 }
-static inline int nt_max_pool(const nt_pool_params *p, const int8_t *in, int8_t *out) {
+static inline int nt_max_pool(const nt_pool_params* p, const int8_t* in, int8_t* out) {
     return nt_max_pool_c99(p, in, out);
 }
-static inline int nt_conv2d_fast(const nt_conv_params *p, const int8_t *in, int8_t *out) {
+static inline int nt_conv2d_fast(const nt_conv_params* p, const int8_t* in, int8_t* out) {
     return nt_conv2d_c99(p, in, out);
 }
-static inline int nt_fully_connected_fast(const nt_fc_params *p, const int8_t *in,
-                                          int8_t *out) {
+static inline int nt_fully_connected_fast(const nt_fc_params* p, const int8_t* in, int8_t* out) {
     return nt_fully_connected_c99(p, in, out);
 }
 #endif

@@ -33,31 +33,31 @@ typedef struct {
     int32_t in_features;  /* even, in_features / 8 <= 256 */
     int32_t out_features; /* even */
     int32_t out_zp;
-    int32_t act_min, act_max;     /* fused activation clamp, int8 domain */
-    int32_t per_channel;          /* 1: multiplier/shift have out_features entries, 0: one */
-    const int8_t *weights;        /* stored blocks and tails, NT_FC_BLOCK8X2 (above) */
-    const uint8_t *block_index;   /* input block of each stored block */
-    const uint16_t *block_count;  /* stored blocks of each row pair, out_features / 2 entries */
-    const int32_t *bias_folded;   /* [out_features], bias - in_zp * sum(w) as in kernels.h */
-    const int32_t *multiplier;
-    const int32_t *shift;
-    void *scratch;                /* NT_FC_SPARSE_SCRATCH_BYTES, dsp only (NULL: c99 path) */
+    int32_t act_min, act_max;    /* fused activation clamp, int8 domain */
+    int32_t per_channel;         /* 1: multiplier/shift have out_features entries, 0: one */
+    const int8_t* weights;       /* stored blocks and tails, NT_FC_BLOCK8X2 (above) */
+    const uint8_t* block_index;  /* input block of each stored block */
+    const uint16_t* block_count; /* stored blocks of each row pair, out_features / 2 entries */
+    const int32_t* bias_folded;  /* [out_features], bias - in_zp * sum(w) as in kernels.h */
+    const int32_t* multiplier;
+    const int32_t* shift;
+    void* scratch; /* NT_FC_SPARSE_SCRATCH_BYTES, dsp only (NULL: c99 path) */
 } nt_fc_sparse_params;
 
 /* dsp variant widens the input row to int16 once (SMLAD lane order), like nt_fully_connected. */
 #define NT_FC_SPARSE_SCRATCH_BYTES(in_features) ((size_t)(in_features) * 2u)
 
-int nt_fully_connected_sparse_c99(const nt_fc_sparse_params *p, const int8_t *in, int8_t *out);
+int nt_fully_connected_sparse_c99(const nt_fc_sparse_params* p, const int8_t* in, int8_t* out);
 
 #if defined(__ARM_FEATURE_DSP) && !defined(NANO_TFLM_FORCE_C99)
-int nt_fully_connected_sparse_dsp(const nt_fc_sparse_params *p, const int8_t *in, int8_t *out);
-static inline int nt_fully_connected_sparse(const nt_fc_sparse_params *p, const int8_t *in,
-                                            int8_t *out) {
+int nt_fully_connected_sparse_dsp(const nt_fc_sparse_params* p, const int8_t* in, int8_t* out);
+static inline int nt_fully_connected_sparse(const nt_fc_sparse_params* p, const int8_t* in,
+                                            int8_t* out) {
     return nt_fully_connected_sparse_dsp(p, in, out);
 }
 #else
-static inline int nt_fully_connected_sparse(const nt_fc_sparse_params *p, const int8_t *in,
-                                            int8_t *out) {
+static inline int nt_fully_connected_sparse(const nt_fc_sparse_params* p, const int8_t* in,
+                                            int8_t* out) {
     return nt_fully_connected_sparse_c99(p, in, out);
 }
 #endif

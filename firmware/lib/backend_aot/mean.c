@@ -2,9 +2,9 @@
  * probed from TFLM by the generator (kernels.h nt_mean_params). Portable C99, no variant. */
 #include "kernels.h"
 
-int nt_mean(const nt_mean_params *p, const int8_t *in, int8_t *out) {
+int nt_mean(const nt_mean_params* p, const int8_t* in, int8_t* out) {
     for (int32_t o = 0; o < p->outer; ++o) {
-        const int8_t *block = in + (size_t)o * (size_t)(p->reduce * p->inner);
+        const int8_t* block = in + (size_t)o * (size_t)(p->reduce * p->inner);
         for (int32_t i = 0; i < p->inner; ++i) {
             int32_t sum = 0;
             for (int32_t r = 0; r < p->reduce; ++r) {

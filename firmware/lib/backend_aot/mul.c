@@ -2,7 +2,7 @@
  * int8 arithmetic. Portable C99, no variant. */
 #include "kernels.h"
 
-int nt_mul(const nt_mul_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+int nt_mul(const nt_mul_params* p, const int8_t* in1, const int8_t* in2, int8_t* out) {
     for (int32_t i = 0; i < p->count; ++i) {
         const int32_t a = p->in1_offset + in1[i];
         const int32_t b = p->in2_offset + in2[i * p->in2_stride];

@@ -6,7 +6,7 @@
 
 #include "kernels.h"
 
-int nt_pad(const nt_pad_params *p, const int8_t *in, int8_t *out) {
+int nt_pad(const nt_pad_params* p, const int8_t* in, int8_t* out) {
     int32_t in_shape[NT_MAX_DIMS], before[NT_MAX_DIMS], out_shape[NT_MAX_DIMS];
     if (p->dims < 1 || p->dims > NT_MAX_DIMS) {
         return NT_ERR_PARAM;
@@ -40,8 +40,7 @@ int nt_pad(const nt_pad_params *p, const int8_t *in, int8_t *out) {
                                          (size_t)(i1 + before[1]) * stride[1] +
                                          (size_t)(i2 + before[2]) * stride[2] +
                                          (size_t)(i3 + before[3]) * stride[3] +
-                                         (size_t)(i4 + before[4]) * stride[4] +
-                                         (size_t)before[5];
+                                         (size_t)(i4 + before[4]) * stride[4] + (size_t)before[5];
                         memcpy(out + o, in, row);
                         in += row;
                     }

@@ -87,38 +87,37 @@ __asm__(
 
 /* Clamp n int8 values in place to [lo, hi] (each as four bytes): four at a time with
  * SSUB8/SEL, a bytewise signed max then min in four instructions. */
-static __attribute__((noinline)) void clamp_bytes(int8_t *v, int32_t n, uint32_t lo4,
+static __attribute__((noinline)) void clamp_bytes(int8_t* v, int32_t n, uint32_t lo4,
                                                   uint32_t hi4) {
-  for (; n >= 4; n -= 4, v += 4) {
-    uint32_t w = ld32(v);
-    (void)__ssub8(w, lo4);
-    w = __sel(w, lo4);
-    (void)__ssub8(w, hi4);
-    w = __sel(hi4, w);
-    memcpy(v, &w, sizeof(w));
-  }
-  const int32_t lo = (int8_t)lo4, hi = (int8_t)hi4;
-  for (; n > 0; n--, v++) {
-    *v = (int8_t)nt_clamp(*v, lo, hi);
-  }
+    for (; n >= 4; n -= 4, v += 4) {
+        uint32_t w = ld32(v);
+        (void)__ssub8(w, lo4);
+        w = __sel(w, lo4);
+        (void)__ssub8(w, hi4);
+        w = __sel(hi4, w);
+        memcpy(v, &w, sizeof(w));
+    }
+    const int32_t lo = (int8_t)lo4, hi = (int8_t)hi4;
+    for (; n > 0; n--, v++) {
+        *v = (int8_t)nt_clamp(*v, lo, hi);
+    }
 }
 
 /* Requantize the raw accumulators of a pixel pair (acc[2o] column a, acc[2o + 1] column b;
  * per-channel constants): column a to oa[o], column b to oa[b_off + o], with a general
  * activation clamp: the SSAT routine, then the (narrower) clamp on the stored bytes, which is
  * the same as clamping once because [act_min, act_max] lies inside [-128, 127]. */
-__attribute__((noinline)) void nt_dsp_requant_cols_clamp(const int32_t *acc,
-                                                         const int32_t *mult,
-                                                         const int32_t *shift, int32_t out_zp,
+__attribute__((noinline)) void nt_dsp_requant_cols_clamp(const int32_t* acc, const int32_t* mult,
+                                                         const int32_t* shift, int32_t out_zp,
                                                          int32_t act_min, int32_t act_max,
-                                                         int32_t n, int8_t *oa, int32_t b_off) {
-  nt_dsp_requant_cols_ssat(acc, mult, shift, out_zp, n, oa, b_off);
-  const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)act_min * 0x01010101u;
-  const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)act_max * 0x01010101u;
-  clamp_bytes(oa, n, lo4, hi4);
-  if (b_off != 0) {
-    clamp_bytes(oa + b_off, n, lo4, hi4);
-  }
+                                                         int32_t n, int8_t* oa, int32_t b_off) {
+    nt_dsp_requant_cols_ssat(acc, mult, shift, out_zp, n, oa, b_off);
+    const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)act_min * 0x01010101u;
+    const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)act_max * 0x01010101u;
+    clamp_bytes(oa, n, lo4, hi4);
+    if (b_off != 0) {
+        clamp_bytes(oa + b_off, n, lo4, hi4);
+    }
 }
 
 #else

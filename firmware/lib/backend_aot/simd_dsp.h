@@ -40,53 +40,53 @@
 
 /* SXTB16 with the ROR #8 folded in (GCC 12 emits a separate ROR for the intrinsic form). */
 static inline uint32_t sxtb16_ror8(uint32_t v) {
-  uint32_t r;
-  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-  return r;
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
 }
 
 /* Unaligned 32-bit load: the Cortex-M4 does unaligned LDR in hardware and GCC emits one LDR. */
-static inline uint32_t ld32(const void *p) {
-  uint32_t v;
-  memcpy(&v, p, sizeof(v));
-  return v;
+static inline uint32_t ld32(const void* p) {
+    uint32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
 }
 
 /* Small copies (im2col rows are often a few bytes): newlib-nano's memcpy goes byte by byte
  * behind a call, this moves words with unaligned LDR/STR. */
-static inline void copy_small(int8_t *dst, const int8_t *src, int32_t n) {
-  for (; n >= 4; n -= 4) {
-    const uint32_t v = ld32(src);
-    memcpy(dst, &v, sizeof(v));
-    dst += 4;
-    src += 4;
-  }
-  for (; n > 0; n--) {
-    *dst++ = *src++;
-  }
+static inline void copy_small(int8_t* dst, const int8_t* src, int32_t n) {
+    for (; n >= 4; n -= 4) {
+        const uint32_t v = ld32(src);
+        memcpy(dst, &v, sizeof(v));
+        dst += 4;
+        src += 4;
+    }
+    for (; n > 0; n--) {
+        *dst++ = *src++;
+    }
 }
 
 /* Widen n int8 values (n a multiple of 4) to int16 in SMLAD lane order: each group of 4
  * (x0,x1,x2,x3) becomes the words (x0|x2<<16), (x1|x3<<16). */
 /* unused: not every file that includes this widens (no inline hint: GCC decides, as before) */
-static __attribute__((unused)) void widen_q4(const int8_t *in, int32_t n, uint32_t *dst) {
-  for (int32_t k = 0; k < n; k += 4) {
-    const uint32_t v = ld32(in + k);
-    dst[0] = __sxtb16(v);
-    dst[1] = sxtb16_ror8(v);
-    dst += 2;
-  }
+static __attribute__((unused)) void widen_q4(const int8_t* in, int32_t n, uint32_t* dst) {
+    for (int32_t k = 0; k < n; k += 4) {
+        const uint32_t v = ld32(in + k);
+        dst[0] = __sxtb16(v);
+        dst[1] = sxtb16_ror8(v);
+        dst += 2;
+    }
 }
 
-static inline int32_t dot1_row(const int8_t *w, const uint32_t *x, int32_t quads, int32_t acc) {
-  for (int32_t q = 0; q < quads; q++) {
-    const uint32_t v = ld32(w);
-    w += 4;
-    acc = __smlad(__sxtb16(v), x[0], acc);
-    acc = __smlad(sxtb16_ror8(v), x[1], acc);
-    x += 2;
-  }
-  return acc;
+static inline int32_t dot1_row(const int8_t* w, const uint32_t* x, int32_t quads, int32_t acc) {
+    for (int32_t q = 0; q < quads; q++) {
+        const uint32_t v = ld32(w);
+        w += 4;
+        acc = __smlad(__sxtb16(v), x[0], acc);
+        acc = __smlad(sxtb16_ror8(v), x[1], acc);
+        x += 2;
+    }
+    return acc;
 }
 
 /* Patches up to kStackPatchMax taps and layers up to kStackOutMax channels take the
@@ -95,8 +95,8 @@ static inline int32_t dot1_row(const int8_t *w, const uint32_t *x, int32_t quads
 enum { kStackPatchMax = 256, kStackOutMax = 128 };
 
 /* conv_staged_dsp.c, also used by conv_dsp.c's pixels whose window leaves the image. */
-void nt_dsp_im2col_patch(const nt_conv_params *p, const int8_t *in, int32_t oy, int32_t ox,
-                         int8_t *patch);
-int nt_dsp_conv2d_staged(const nt_conv_params *p, const int8_t *in, int8_t *out);
+void nt_dsp_im2col_patch(const nt_conv_params* p, const int8_t* in, int32_t oy, int32_t ox,
+                         int8_t* patch);
+int nt_dsp_conv2d_staged(const nt_conv_params* p, const int8_t* in, int8_t* out);
 
 #endif /* NANO_TFLM_SIMD_DSP_H_ */

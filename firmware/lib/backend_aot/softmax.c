@@ -20,9 +20,9 @@ static int32_t sat_pot(int32_t x, int32_t exponent) {
 
 /* exp(x) for x in [-1/4, 0), x and result in Q0.31. */
 static int32_t exp_quarter(int32_t a) {
-    const int32_t kConstTerm = 1895147668;  /* exp(-1/8) */
-    const int32_t kOneThird = 715827883;    /* 1/3 */
-    const int32_t x = a + (1 << 28);        /* a + 1/8 */
+    const int32_t kConstTerm = 1895147668; /* exp(-1/8) */
+    const int32_t kOneThird = 715827883;   /* 1/3 */
+    const int32_t x = a + (1 << 28);       /* a + 1/8 */
     const int32_t x2 = nt_srdhm(x, x);
     const int32_t x3 = nt_srdhm(x2, x);
     const int32_t x4 = nt_srdhm(x2, x2);
@@ -54,13 +54,13 @@ static int32_t exp_neg_q5(int32_t a) {
 static int32_t one_over_one_plus_x(int32_t a) {
     const int64_t sum = (int64_t)a + INT32_MAX;
     const int32_t half_den = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2); /* Q0.31 */
-    const int32_t k48_17 = 1515870810;     /* 48/17 in Q2.29 */
-    const int32_t kNeg32_17 = -1010580540; /* -32/17 in Q2.29 */
+    const int32_t k48_17 = 1515870810;                                   /* 48/17 in Q2.29 */
+    const int32_t kNeg32_17 = -1010580540;                               /* -32/17 in Q2.29 */
     int32_t x = k48_17 + nt_srdhm(half_den, kNeg32_17);
     for (int i = 0; i < 3; ++i) {
-        const int32_t hdx = nt_srdhm(half_den, x);           /* Q2.29 */
-        const int32_t one_minus = (1 << 29) - hdx;           /* Q2.29 */
-        x = x + sat_pot(nt_srdhm(x, one_minus), 2);          /* Q4.27 -> Q2.29 */
+        const int32_t hdx = nt_srdhm(half_den, x);  /* Q2.29 */
+        const int32_t one_minus = (1 << 29) - hdx;  /* Q2.29 */
+        x = x + sat_pot(nt_srdhm(x, one_minus), 2); /* Q4.27 -> Q2.29 */
     }
     return sat_pot(x, 1); /* x/2 in Q1.30 read as Q0.31 */
 }
@@ -77,11 +77,11 @@ static int32_t clz32(uint32_t v) {
     return n;
 }
 
-int nt_softmax(const nt_softmax_params *p, const int8_t *in, int8_t *out) {
+int nt_softmax(const nt_softmax_params* p, const int8_t* in, int8_t* out) {
     const int32_t kAccumBits = 12;
     for (int32_t r = 0; r < p->rows; ++r) {
-        const int8_t *x = in + (size_t)r * (size_t)p->depth;
-        int8_t *y = out + (size_t)r * (size_t)p->depth;
+        const int8_t* x = in + (size_t)r * (size_t)p->depth;
+        int8_t* y = out + (size_t)r * (size_t)p->depth;
         int32_t max_v = -128;
         for (int32_t c = 0; c < p->depth; ++c) {
             max_v = x[c] > max_v ? x[c] : max_v;

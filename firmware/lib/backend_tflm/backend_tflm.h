@@ -10,9 +10,9 @@
 #include "backend.h"
 
 /* Error codes of backend_init() (all negative; 0 is success). */
-#define BACKEND_TFLM_ERR_SCHEMA (-1)    /* flatbuffer schema version != the library's */
-#define BACKEND_TFLM_ERR_RESOLVER (-2)  /* an op could not be registered */
-#define BACKEND_TFLM_ERR_ALLOCATE (-3)  /* AllocateTensors failed: arena too small? */
-#define BACKEND_TFLM_ERR_TENSORS (-4)   /* I/O tensors disagree with model_meta.h */
+#define BACKEND_TFLM_ERR_SCHEMA (-1)   /* flatbuffer schema version != the library's */
+#define BACKEND_TFLM_ERR_RESOLVER (-2) /* an op could not be registered */
+#define BACKEND_TFLM_ERR_ALLOCATE (-3) /* AllocateTensors failed: arena too small? */
+#define BACKEND_TFLM_ERR_TENSORS (-4)  /* I/O tensors disagree with model_meta.h */
 
 #endif /* NANO_TFLM_BACKEND_TFLM_H_ */

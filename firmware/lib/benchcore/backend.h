@@ -12,15 +12,15 @@
 extern "C" {
 #endif
 
-int backend_init(void);              /* 0 on success; called once before anything else */
-const char *backend_init_error(void); /* after a failed init: what failed, one line; else "" */
-int8_t *backend_input(void);         /* input tensor, backend_input_bytes() long */
+int backend_init(void);               /* 0 on success; called once before anything else */
+const char* backend_init_error(void); /* after a failed init: what failed, one line; else "" */
+int8_t* backend_input(void);          /* input tensor, backend_input_bytes() long */
 size_t backend_input_bytes(void);
-int backend_invoke(void);            /* 0 on success */
-const int8_t *backend_output(void);  /* output tensor, backend_output_bytes() long */
+int backend_invoke(void);           /* 0 on success */
+const int8_t* backend_output(void); /* output tensor, backend_output_bytes() long */
 size_t backend_output_bytes(void);
-const char *backend_name(void);      /* "aot" or "tflm" */
-size_t backend_arena_bytes(void);    /* bytes reserved for tensors */
+const char* backend_name(void);        /* "aot" or "tflm" */
+size_t backend_arena_bytes(void);      /* bytes reserved for tensors */
 size_t backend_arena_used_bytes(void); /* bytes of the arena the model really uses */
 
 #ifdef __cplusplus

@@ -12,17 +12,17 @@ extern "C" {
 #endif
 
 void board_init(void);
-size_t board_read(uint8_t *buf, size_t max);      /* non-blocking; returns bytes read (0: none) */
-void board_write(const uint8_t *buf, size_t len);  /* blocking */
-void board_wait(void);                             /* idle until input may be there (wfi on Arm) */
-uint32_t board_ticks(void);                        /* free-running, wraps at 2^32 */
-const char *board_name(void);
-const char *board_timer_kind(void);                /* "cycles", "instructions", "us" */
+size_t board_read(uint8_t* buf, size_t max);      /* non-blocking; returns bytes read (0: none) */
+void board_write(const uint8_t* buf, size_t len); /* blocking */
+void board_wait(void);                            /* idle until input may be there (wfi on Arm) */
+uint32_t board_ticks(void);                       /* free-running, wraps at 2^32 */
+const char* board_name(void);
+const char* board_timer_kind(void); /* "cycles", "instructions", "us" */
 uint32_t board_tick_hz(void);
-uint32_t board_ticks_to_units(void);               /* units (cycles/instructions) per tick */
+uint32_t board_ticks_to_units(void); /* units (cycles/instructions) per tick */
 uint32_t board_clock_hz(void);
 size_t board_stack_size(void);
-size_t board_stack_used(void);                     /* painted-stack high-water mark */
+size_t board_stack_used(void); /* painted-stack high-water mark */
 
 /* Timing the inference alone: the core calls board_link_hold() just before it starts the timer
  * around invoke and board_link_release() just after it stops it. A port whose transport buffers
@@ -35,7 +35,7 @@ size_t board_stack_used(void);                     /* painted-stack high-water m
  * 0 for a port without one. The core reports how many fell inside the timed region. */
 void board_link_hold(void);
 void board_link_release(void);
-const char *board_timing(void);
+const char* board_timing(void);
 uint32_t board_link_irqs(void);
 
 #ifdef __cplusplus

@@ -26,14 +26,14 @@ void core_init(void);
  * or ignores it and no frame is corrupted. For messages that arise outside the core, e.g. the
  * TFLM library's own log (backend_tflm.cpp). Safe from core_init() on, also during a command
  * (the line then precedes the reply). Text should be printable ASCII without newlines. */
-void core_log(const char *text);
+void core_log(const char* text);
 
 /* Reads every byte the board has buffered and handles each completed frame (replying to it).
  * Returns the number of bytes consumed (0: nothing was there; the caller may board_wait()). */
 size_t core_poll(void);
 
 /* Feeds bytes as if they had been read from the board (used by core_poll, and by tests). */
-void core_feed(const uint8_t *data, size_t len);
+void core_feed(const uint8_t* data, size_t len);
 
 /* Drops a half-received frame: for a port whose link can be replaced (the host build's TCP
  * server accepting a new client), so bytes of the old link never join the new one's first
@@ -45,7 +45,7 @@ void core_run(void);
 
 /* Runs the self-test over model_selftest.h, writing "selftest: pass N/N" or
  * "selftest: FAIL ..." (no newline) into text (NUL-terminated, cut to max). Returns 0 on pass. */
-int core_selftest(char *text, size_t max);
+int core_selftest(char* text, size_t max);
 
 #ifdef __cplusplus
 }

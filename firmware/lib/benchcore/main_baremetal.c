@@ -5,8 +5,8 @@
 #include "core.h"
 
 int main(void) {
-  core_run(); /* never returns: the device serves frames until reset */
-  return 0;
+    core_run(); /* never returns: the device serves frames until reset */
+    return 0;
 }
 #else
 typedef int nano_tflm_main_baremetal_unused; /* ISO C forbids an empty translation unit */

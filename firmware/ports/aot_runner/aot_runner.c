@@ -8,15 +8,15 @@
 
 #include "model_aot.h"
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
     static int8_t in[MODEL_AOT_INPUT_BYTES];
     static int8_t out[MODEL_AOT_OUTPUT_BYTES];
     if (argc != 3) {
         fprintf(stderr, "usage: %s inputs.bin outputs.bin\n", argv[0]);
         return 2;
     }
-    FILE *fi = fopen(argv[1], "rb");
-    FILE *fo = fopen(argv[2], "wb");
+    FILE* fi = fopen(argv[1], "rb");
+    FILE* fo = fopen(argv[2], "wb");
     if (fi == NULL || fo == NULL) {
         fprintf(stderr, "cannot open %s or %s\n", argv[1], argv[2]);
         return 2;

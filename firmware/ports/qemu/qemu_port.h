@@ -17,10 +17,10 @@ extern "C" {
 __attribute__((noreturn)) void qemu_exit(int code);
 
 /* Writes `msg` on UART0 (polled, interrupts not needed) and exits with status 3. */
-__attribute__((noreturn)) void qemu_fatal(const char *msg);
+__attribute__((noreturn)) void qemu_fatal(const char* msg);
 
 /* Writes `s` on CMSDK UART0, polled: safe in fault handlers and before board_init(). */
-void qemu_uart_puts(const char *s);
+void qemu_uart_puts(const char* s);
 
 /* Writes `v` in decimal on UART0, like qemu_uart_puts (for the port's test and bench images). */
 void qemu_uart_put_u32(uint32_t v);
@@ -30,4 +30,4 @@ void qemu_uart_put_i32(int32_t v);
 }
 #endif
 
-#endif  /* NANO_TFLM_QEMU_PORT_H_ */
+#endif /* NANO_TFLM_QEMU_PORT_H_ */

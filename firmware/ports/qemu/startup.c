@@ -27,51 +27,51 @@ typedef void (*vector_t)(void);
 __attribute__((section(".vectors"), used)) static const vector_t kVectors[kNumVectors] = {
     [0] = (vector_t)(uintptr_t)&__stack_top,
     [1] = Reset_Handler,
-    [2] = Default_Handler,    /* NMI */
+    [2] = Default_Handler, /* NMI */
     [3] = HardFault_Handler,
-    [4] = HardFault_Handler,  /* MemManage */
-    [5] = HardFault_Handler,  /* BusFault */
-    [6] = HardFault_Handler,  /* UsageFault */
-    [11] = Default_Handler,   /* SVCall */
-    [12] = Default_Handler,   /* DebugMonitor */
-    [14] = Default_Handler,   /* PendSV */
+    [4] = HardFault_Handler, /* MemManage */
+    [5] = HardFault_Handler, /* BusFault */
+    [6] = HardFault_Handler, /* UsageFault */
+    [11] = Default_Handler,  /* SVCall */
+    [12] = Default_Handler,  /* DebugMonitor */
+    [14] = Default_Handler,  /* PendSV */
     [15] = SysTick_Handler,
     [16 + 0] = Uart0Rx_Handler, /* UART0 RX is IRQ 0 on AN385/AN386 */
 };
 
-#define kCpacr (*(volatile uint32_t *)0xE000ED88u)
+#define kCpacr (*(volatile uint32_t*)0xE000ED88u)
 
 __attribute__((noreturn)) void Reset_Handler(void) {
-  /* CP10 and CP11 full access: without it the first VFP instruction faults (NOCP). */
-  kCpacr |= (0xFu << 20);
-  __asm volatile("dsb\n\tisb" ::: "memory");
+    /* CP10 and CP11 full access: without it the first VFP instruction faults (NOCP). */
+    kCpacr |= (0xFu << 20);
+    __asm volatile("dsb\n\tisb" ::: "memory");
 
-  const uint32_t *src = &__data_load;
-  for (uint32_t *dst = &__data_start; dst < &__data_end;) {
-    *dst++ = *src++;
-  }
-  for (uint32_t *dst = &__bss_start; dst < &__bss_end;) {
-    *dst++ = 0;
-  }
+    const uint32_t* src = &__data_load;
+    for (uint32_t* dst = &__data_start; dst < &__data_end;) {
+        *dst++ = *src++;
+    }
+    for (uint32_t* dst = &__bss_start; dst < &__bss_end;) {
+        *dst++ = 0;
+    }
 
-  /* Paint the unused stack below the current frame; board_stack_used() scans for the first
-   * word that is no longer the pattern. 64 bytes of margin cover this function's own frame. */
-  uint32_t sp;
-  __asm volatile("mov %0, sp" : "=r"(sp));
-  for (volatile uint32_t *p = &__stack_limit; (uint32_t)(uintptr_t)p < sp - 64u;) {
-    *p++ = kStackPaint;
-  }
+    /* Paint the unused stack below the current frame; board_stack_used() scans for the first
+     * word that is no longer the pattern. 64 bytes of margin cover this function's own frame. */
+    uint32_t sp;
+    __asm volatile("mov %0, sp" : "=r"(sp));
+    for (volatile uint32_t* p = &__stack_limit; (uint32_t)(uintptr_t)p < sp - 64u;) {
+        *p++ = kStackPaint;
+    }
 
-  int rc = main();
-  qemu_exit(rc);
+    int rc = main();
+    qemu_exit(rc);
 }
 
 void Default_Handler(void) {
-  static const char kMsg[] = "\nfatal: unexpected exception\n";
-  qemu_fatal(kMsg);
+    static const char kMsg[] = "\nfatal: unexpected exception\n";
+    qemu_fatal(kMsg);
 }
 
 void HardFault_Handler(void) {
-  static const char kMsg[] = "\nfatal: HardFault\n";
-  qemu_fatal(kMsg);
+    static const char kMsg[] = "\nfatal: HardFault\n";
+    qemu_fatal(kMsg);
 }

@@ -27,8 +27,8 @@ void __ISB(void);
 }
 #endif
 typedef struct {
-  volatile uint32_t OUTSET;
-  volatile uint32_t PIN_CNF[32];
+    volatile uint32_t OUTSET;
+    volatile uint32_t PIN_CNF[32];
 } NRF_GPIO_Type;  // the registers used, not the MDK's layout
 extern NRF_GPIO_Type* NRF_P1;
 #define GPIO_PIN_CNF_DIR_Pos (0UL)
@@ -49,28 +49,28 @@ template <typename F>
 class Callback;
 template <typename R>
 class Callback<R()> {
- public:
-  Callback(R (*func)()) : func_(func) {}  // NOLINT: implicit, as in mbed
- private:
-  R (*func_)();
+  public:
+    Callback(R (*func)()) : func_(func) {}  // NOLINT: implicit, as in mbed
+  private:
+    R (*func_)();
 };
 
 class SerialBase {
- public:
-  enum IrqType { RxIrq = 0, TxIrq };
-  void attach(Callback<void()> func, IrqType type = RxIrq);
-  bool readable();
-  bool writeable();
+  public:
+    enum IrqType { RxIrq = 0, TxIrq };
+    void attach(Callback<void()> func, IrqType type = RxIrq);
+    bool readable();
+    bool writeable();
 };
 
 class UnbufferedSerial : private SerialBase {
- public:
-  UnbufferedSerial(PinName tx, PinName rx, int baud = 9600);
-  ssize_t write(const void* buffer, size_t size);
-  ssize_t read(void* buffer, size_t size);
-  using SerialBase::attach;
-  using SerialBase::readable;
-  using SerialBase::RxIrq;
+  public:
+    UnbufferedSerial(PinName tx, PinName rx, int baud = 9600);
+    ssize_t write(const void* buffer, size_t size);
+    ssize_t read(void* buffer, size_t size);
+    using SerialBase::attach;
+    using SerialBase::readable;
+    using SerialBase::RxIrq;
 };
 
 }  // namespace mbed

@@ -17,29 +17,28 @@
 namespace tflite {
 
 class MicroInterpreter {
- public:
-  MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver,
-                   uint8_t* tensor_arena, size_t tensor_arena_size,
-                   MicroResourceVariables* resource_variables = nullptr,
-                   MicroProfilerInterface* profiler = nullptr);
+  public:
+    MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver, uint8_t* tensor_arena,
+                     size_t tensor_arena_size, MicroResourceVariables* resource_variables = nullptr,
+                     MicroProfilerInterface* profiler = nullptr);
 
-  MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver,
-                   MicroAllocator* allocator,
-                   MicroResourceVariables* resource_variables = nullptr,
-                   MicroProfilerInterface* profiler = nullptr);
+    MicroInterpreter(const Model* model, const MicroOpResolver& op_resolver,
+                     MicroAllocator* allocator,
+                     MicroResourceVariables* resource_variables = nullptr,
+                     MicroProfilerInterface* profiler = nullptr);
 
-  ~MicroInterpreter();
+    ~MicroInterpreter();
 
-  TfLiteStatus AllocateTensors();
-  TfLiteStatus Invoke();
-  TfLiteTensor* input(size_t index);
-  TfLiteTensor* output(size_t index);
-  TfLiteStatus initialization_status() const;
-  size_t arena_used_bytes() const;
+    TfLiteStatus AllocateTensors();
+    TfLiteStatus Invoke();
+    TfLiteTensor* input(size_t index);
+    TfLiteTensor* output(size_t index);
+    TfLiteStatus initialization_status() const;
+    size_t arena_used_bytes() const;
 
- private:
-  uint8_t* arena_;
-  size_t arena_size_;
+  private:
+    uint8_t* arena_;
+    size_t arena_size_;
 };
 
 }  // namespace tflite

@@ -5,8 +5,8 @@
 namespace tflite {
 
 class MicroOpResolver {
- public:
-  virtual ~MicroOpResolver() {}
+  public:
+    virtual ~MicroOpResolver() {}
 };
 
 }  // namespace tflite

@@ -7,6 +7,6 @@ typedef enum TfLiteStatus { kTfLiteOk = 0, kTfLiteError = 1 } TfLiteStatus;
 typedef enum { kTfLiteNoType = 0, kTfLiteFloat32 = 1, kTfLiteInt8 = 9 } TfLiteType;
 
 typedef struct TfLiteQuantizationParams {
-  float scale;
-  int32_t zero_point;
+    float scale;
+    int32_t zero_point;
 } TfLiteQuantizationParams;

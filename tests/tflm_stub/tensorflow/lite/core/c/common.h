@@ -8,21 +8,21 @@
 #include "tensorflow/lite/core/c/c_api_types.h"
 
 typedef union TfLitePtrUnion {
-  int32_t* i32;
-  float* f;
-  uint8_t* uint8;
-  int8_t* int8;
-  void* data;
+    int32_t* i32;
+    float* f;
+    uint8_t* uint8;
+    int8_t* int8;
+    void* data;
 } TfLitePtrUnion;
 
 typedef struct TfLiteTensor {
-  TfLiteType type;
-  TfLitePtrUnion data;
-  TfLiteQuantizationParams params;
-  size_t bytes;
+    TfLiteType type;
+    TfLitePtrUnion data;
+    TfLiteQuantizationParams params;
+    size_t bytes;
 } TfLiteTensor;
 
 typedef struct TfLiteRegistration {
-  int32_t builtin_code;
-  const char* custom_name;
+    int32_t builtin_code;
+    const char* custom_name;
 } TfLiteRegistration;
