@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nanocore.atomic import write_bytes_atomic
 from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -189,9 +190,7 @@ def _store(files: dict[str, bytes], dest: Path) -> None:
     """Write verified file bytes into dest atomically (temp file + rename), one by one."""
     dest.mkdir(parents=True, exist_ok=True)
     for name, raw in files.items():
-        tmp = dest / f".{name}.tmp"
-        tmp.write_bytes(raw)
-        os.replace(tmp, dest / name)
+        write_bytes_atomic(dest / name, raw)
 
 
 def fetch_npm(dest: Path, npm: str = "npm", timeout: float = 300.0) -> None:
