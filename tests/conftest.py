@@ -68,7 +68,7 @@ class _TinyZoo:
         """The float Keras model (trained on the subset), loaded from the cache if there."""
         if name in self._keras:
             return self._keras[name]
-        from trainer.cli import load_keras
+        from trainer.modelio import load_keras
         from trainer.config import ModelConfig, TrainConfig
         from trainer.train import train
 

@@ -419,7 +419,7 @@ def test_default_firmware_model_is_consistent():
 def test_export_cli(tiny, tmp_path):
     from click.testing import CliRunner
 
-    from trainer.cli import main
+    from nanolab.cli import main
 
     runner = CliRunner()
     res = runner.invoke(main, ["export", str(tiny.pc), "--out", str(tmp_path), "--backend",

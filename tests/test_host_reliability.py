@@ -56,7 +56,7 @@ def bench(*args: str):
 
 
 def trainer_cli(*args: str):
-    from trainer.cli import main
+    from nanolab.cli import main
 
     res = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return res.exit_code, res.output

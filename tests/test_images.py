@@ -243,7 +243,7 @@ def test_evaluate_folder_needs_a_model(folder):
 def test_images_cli(folder, tmp_path):
     from click.testing import CliRunner
 
-    from trainer.cli import main
+    from nanolab.cli import main
 
     runner = CliRunner()
     res = runner.invoke(main, ["images", str(folder)])

@@ -111,7 +111,7 @@ def test_channel_split_and_shuffle_match_numpy():
 
 
 def test_custom_layers_survive_save_load(tmp_path):
-    from trainer.cli import load_keras
+    from trainer.modelio import load_keras
 
     m = models.build(ModelConfig(name="shufflenet_v2"))
     x = np.random.default_rng(1).random((2, 28, 28, 1), dtype=np.float32)

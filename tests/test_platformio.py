@@ -308,7 +308,7 @@ def test_prebuild_export_command_matches_trainer_cli(prebuild):
     """The CLI call the script makes is one `python -m trainer export` accepts."""
     from click.testing import CliRunner
 
-    from trainer import cli
+    from nanolab import cli
 
     if "export" not in cli.main.commands:
         pytest.skip("trainer CLI has no export command in this checkout")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from nanocore.errors import UserError
 from trainer import config, quantize, reference
-from trainer.cli import main
+from nanolab.cli import main
 from trainer.config import ModelConfig, QuantConfig, TrainConfig
 from trainer.evaluate import evaluate, format_table
 from trainer.train import keras_accuracy, prepare, train, weight_sparsity

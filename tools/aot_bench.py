@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanocore.errors import UserError
+from nanocore.exits import user_errors
 
 log = logging.getLogger("aot_bench")
 
@@ -414,7 +415,7 @@ def main(names: tuple[str, ...], tflite_paths: tuple[str, ...], n_images: int, v
          json_path: str | None, build_dir: str, work: str, crosscheck: bool) -> None:
     """Instructions per MAC, flash, arena and agreement of the AOT backend on QEMU's Cortex-M4."""
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "WARNING"), format="%(message)s")
-    try:
+    with user_errors():
         split = tuple(n for arg in names for n in arg.replace(",", " ").split())
         vs = tuple(v.strip() for v in variants.split(",") if v.strip())
         bad = [v for v in vs if v not in VARIANTS]
@@ -422,9 +423,6 @@ def main(names: tuple[str, ...], tflite_paths: tuple[str, ...], n_images: int, v
             raise UserError(f"unknown kernel variant {bad[0]!r} (c99, dsp)")
         models = find_models(split, tflite_paths, Path(build_dir))
         rows = run(models, n_images, vs, Path(work).resolve(), crosscheck=crosscheck)
-    except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     click.echo(format_table(rows))
     if json_path:
         keys = ("model", "variant", "macs", "instructions", "instructions_per_mac",

@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanocore.errors import UserError
+from nanocore.exits import user_errors
 
 log = logging.getLogger("aot_fuzz")
 
@@ -493,7 +494,7 @@ def main(n_models: int, seed: int, first: int, variant: str, n_images: int, n_ra
     """Random models through the AOT generator, checked against the TFLM reference."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("trainer").setLevel(logging.ERROR)
-    try:
+    with user_errors():
         if variant not in VARIANTS:
             raise UserError(f"unknown --variant '{variant}' (c99, dsp)")
         if n_models < 0 or n_images < 0 or n_random < 0:
@@ -517,9 +518,6 @@ def main(n_models: int, seed: int, first: int, variant: str, n_images: int, n_ra
                            f"{s.seconds:.0f} s", err=True)
 
         s = run(n_models, seed, variant, n_images, n_random, Path(keep), first, progress)
-    except UserError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
     click.echo(report(s))
     if json_path:
         write_json(s, Path(json_path))

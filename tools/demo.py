@@ -29,18 +29,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find the packages
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from nanocore.atomic import write_bytes_atomic, write_json_atomic
 from nanocore.errors import UserError
+from nanocore.exits import user_errors
+from nanocore.paths import DEFAULT_MODEL_DIR, REPO_ROOT, build_dir
 from trainer.config import Config, ModelConfig, QuantConfig, TrainConfig, config_hash, to_dict
 
 log = logging.getLogger("demo")
 
-BUILD = ROOT / "build" / "default"
-FIRMWARE_MODEL = ROOT / "firmware" / "lib" / "model"
-SYNTH_CACHE = ROOT / "build" / "synth"
+ROOT = REPO_ROOT
+BUILD = build_dir("default")
+FIRMWARE_MODEL = DEFAULT_MODEL_DIR
+SYNTH_CACHE = build_dir("synth")
 SYNTH_PER_CLASS = 100  # 1,000 photo-like images
 SYNTH_SEED = 0
 
@@ -85,13 +88,18 @@ def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
                    progress: bool = True) -> Trained:
     """Train cfg.model with cfg.train, or load directory/model.keras if its train.json has the
     same training key (configuration + model/augment code, see `training_key`)."""
-    from trainer.cli import load_keras
+    from trainer.modelio import (
+        load_keras,
+        read_train_json,
+        save_keras,
+        train_record,
+        write_train_json,
+    )
     from trainer.train import keras_accuracy, resolve, train
 
     key = training_key(cfg)
-    info_path = directory / "train.json"
-    if not retrain and info_path.exists() and (directory / "model.keras").exists():
-        info = json.loads(info_path.read_text())
+    info = read_train_json(directory)
+    if not retrain and info is not None and (directory / "model.keras").exists():
         if info.get("config_hash") == key:
             log.info("reusing %s (config %s)", directory / "model.keras", key)
             return Trained(directory, load_keras(directory / "model.keras"), info)
@@ -99,22 +107,11 @@ def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
     cpu0 = time.process_time()
     result = train(cfg.model, cfg.train, data, progress=progress)
     cpu = time.process_time() - cpu0  # all threads of this process: robust to a busy machine
-    directory.mkdir(parents=True, exist_ok=True)
-    result.model.save(directory / "model.keras")
-    info = {
-        "config_hash": key,
-        "model": to_dict(cfg.model),
-        "train": to_dict(resolve(cfg.model, cfg.train)),
-        "epochs": result.epochs,
-        "seconds": round(result.seconds, 1),
-        "seconds_per_epoch": round(result.seconds / max(result.epochs, 1), 2),
-        "cpu_seconds": round(cpu, 1),
-        "cpu_seconds_per_epoch": round(cpu / max(result.epochs, 1), 2),
-        "history": result.history,
-        "accuracy_float": keras_accuracy(result.model, data.x_test, data.y_test),
-        "data_source": data.source,
-    }
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    save_keras(result.model, directory / "model.keras")
+    acc = keras_accuracy(result.model, data.x_test, data.y_test)
+    info = train_record(cfg.model, resolve(cfg.model, cfg.train), cfg.quant, result, acc,
+                        data.source, cpu, config_hash=key)
+    write_train_json(directory, info)
     return Trained(directory, result.model, info)
 
 
@@ -128,14 +125,15 @@ def quantize_or_reuse(trained: Trained, cfg: Config, data) -> Path:
     if path.exists() and meta.exists() and json.loads(meta.read_text()).get("config_hash") == key:
         return path
     tflite = to_int8(trained.model, data, cfg.quant)
-    path.write_bytes(tflite)
+    write_bytes_atomic(path, tflite)
     idx = cfg.quant.calibration_indices(len(data.x_train))
-    meta.write_text(json.dumps({
+    write_json_atomic(meta, {
         "config_hash": key,
         "quant": to_dict(cfg.quant),
-        "calibration": {"source": "MNIST train", "count": len(idx), "seed": cfg.quant.calibration_seed,
+        "calibration": {"source": "MNIST train", "count": len(idx),
+                        "seed": cfg.quant.calibration_seed,
                         "indices_sha256": _sha256(json.dumps(idx.tolist()).encode())},
-    }, indent=2) + "\n")
+    }, sort_keys=False)
     return path
 
 
@@ -157,7 +155,7 @@ def evaluate_mnist(trained: Trained, tflite_path: Path, data, progress: bool = T
         if res.get("sha256") == sha and res.get("test_images") == len(data.x_test):
             return res
     res = evaluate(tflite, data, trained.model, progress=progress)
-    cache.write_text(json.dumps(res, indent=2) + "\n")
+    write_json_atomic(cache, res, sort_keys=False)
     return res
 
 
@@ -277,22 +275,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with user_errors():
         name, metrics, export_dir = run_trainer_stage(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     print()
     print(results_table([(name, metrics)]))
     print(f"\nfloat/int8: MNIST test set ({metrics.get('test_images')} images); synth: "
           f"{metrics.get('synth_images')} photo-like digits (trainer.synth); arena: TFLM "
           f"reference, host. Generated files: {export_dir.relative_to(ROOT)}")
     if not args.no_bench:
-        try:
+        with user_errors():
             run_bench_stage(export_dir, args.bench_limit)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
     return 0
 
 

@@ -1,3 +1,5 @@
-from trainer.cli import main
+"""`python -m trainer ...`: the entry point of the pipeline CLI (nanolab.cli)."""
+
+from nanolab.cli import main
 
 main()

@@ -367,7 +367,7 @@ def predict_keras(model, images: np.ndarray) -> np.ndarray:
     """Float predictions (int64 (N,)) on uint8 (N,28,28) images; `model` is a keras.Model or the
     path of one saved by `trainer train`."""
     if isinstance(model, (str, Path)):
-        from trainer.cli import load_keras
+        from trainer.modelio import load_keras
 
         model = load_keras(model)
     if len(images) == 0:

@@ -16,6 +16,7 @@ import numpy as np
 
 import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanocore.errors import UserError
+from nanocore.exits import user_errors
 from trainer.aot.host import RUNNER_C
 
 
@@ -123,14 +124,12 @@ def check_cmd(models: tuple[str, ...], count: int, n_random: int, seed: int,
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=False)
-    except UserError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
+    with user_errors():
+        try:
+            cli.main(standalone_mode=False)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """`python -m trainer ...`: a click group that only wires the pipeline stages together.
 
-Every subcommand's UserError is printed by the group as one line, ``error: <message>``, with
-exit status 2 and no traceback. Other stages add their subcommands with ``@main.command()``.
+It lives in the orchestration layer (nanolab) because it wires trainer's stages to the sweep;
+``trainer/__main__.py`` is its entry point, and no other module imports it. Every subcommand's
+UserError is printed by the group as one line, ``error: <message>``, with exit status 2 and no
+traceback; Ctrl-C prints ``error: interrupted`` and exits 130 (nanocore.exits).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import click
 
 from nanocore import checks
 from nanocore.errors import UserError
+from nanocore.exits import user_errors
+from trainer.modelio import load_keras, save_keras, train_record, write_train_json
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +32,8 @@ class _Group(click.Group):
     """click.Group whose subcommands' UserErrors become one-line messages (exit 2)."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with user_errors(interrupted="error: interrupted"):
             return super().invoke(ctx)
-        except UserError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
-
-
-def user_errors_as_exit(fn: Any) -> Any:
-    """Run fn(); print a UserError as ``error: ...`` and exit 2 (for scripts outside the group)."""
-    try:
-        return fn()
-    except UserError as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
 
 
 @click.group(cls=_Group)
@@ -63,24 +52,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     checks.write_text(path, checks.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def load_keras(path: str | Path) -> Any:
-    """Load a model saved by `trainer train` (zoo custom layers and QAT wrappers included)."""
-    import tf_keras as keras
-
-    from trainer import models
-    from trainer.train import quantize_scope
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such model file")
-    try:
-        with quantize_scope():
-            return keras.models.load_model(path, custom_objects=models.custom_objects(),
-                                           compile=False)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: cannot load Keras model ({str(e).splitlines()[0]})") from None
-
-
 def _parse_block(text: str) -> tuple[int, int]:
     """'8x2' -> (8, 2); UserError for anything else."""
     parts = text.lower().split("x")
@@ -90,7 +61,8 @@ def _parse_block(text: str) -> tuple[int, int]:
 
 
 @main.command()
-@click.option("--model", "model_name", default=None, help="Zoo model name (default: config's, or cnn).")
+@click.option("--model", "model_name", default=None,
+              help="Zoo model name (default: config's, or cnn).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML file with [model] [train] [quant] tables.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None)
@@ -143,27 +115,13 @@ def train(model_name, config_path, epochs, batch_size, learning_rate, seed, trai
     overrides = {k: v for k, v in given.items() if v is not None}
     tcfg = resolve(mcfg, dataclasses.replace(cfg.train, **overrides))
     data = load_mnist(data_dir)
+    cpu0 = time.process_time()
     result = run_train(mcfg, tcfg, data, progress=progress)
+    cpu = time.process_time() - cpu0  # all threads of this process: robust to a busy machine
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        result.model.save(out / "model.keras")
-    except OSError as e:
-        raise UserError(f"cannot write {out / 'model.keras'}: {e.strerror or e}") from None
+    save_keras(result.model, out / "model.keras")
     acc = keras_accuracy(result.model, data.x_test, data.y_test)
-    info = {
-        "model": cfgmod.to_dict(mcfg),
-        "train": cfgmod.to_dict(tcfg),
-        "quant": cfgmod.to_dict(cfg.quant),
-        "epochs": result.epochs,
-        "history": result.history,
-        "seconds": round(result.seconds, 2),
-        "sparsity": round(result.sparsity, 4),
-        "params": int(result.model.count_params()),
-        "accuracy_float": acc,
-        "data_source": data.source,
-    }
-    _write_json(out / "train.json", info)
+    write_train_json(out, train_record(mcfg, tcfg, cfg.quant, result, acc, data.source, cpu))
     click.echo(f"{mcfg.name}: float test accuracy {acc:.4f}, {result.seconds:.1f} s, "
                f"sparsity {result.sparsity:.3f} -> {out / 'model.keras'}")
 
@@ -206,7 +164,8 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
     if per_tensor_dense:
         qover["per_channel_dense"] = False
     qcfg = dataclasses.replace(cfg.quant, **qover)
-    tcfg = cfg.train if qat_epochs is None else dataclasses.replace(cfg.train, qat_epochs=qat_epochs)
+    tcfg = (cfg.train if qat_epochs is None
+            else dataclasses.replace(cfg.train, qat_epochs=qat_epochs))
     model = load_keras(model_path)
     data = load_mnist(data_dir)
     qat_record = None
