@@ -1,7 +1,7 @@
 """nano-tflm serial protocol, version 1: the host side.
 
 The specification is ``docs/PROTOCOL.md``; ``firmware/lib/benchcore/protocol.h`` is the C side.
-Both are tested against the byte vectors in ``tests/vectors/protocol_vectors.json``.
+Both are tested against the test suite's byte vectors (``protocol_vectors.json``).
 
 On the wire every frame is ``COBS(packet) + b"\\x00"``. A packet is::
 

@@ -2,7 +2,7 @@
 ``pytest -m hardware --port /dev/ttyACM0``, work as written.
 
 pytest reads the command line before it loads any conftest. With ``--port`` declared only in
-tests/conftest.py, a device path that exists (``/dev/ttyACM0`` with the board plugged in) is
+the conftest.py, a device path that exists (``/dev/ttyACM0`` with the board plugged in) is
 taken for a test path: ``/dev`` becomes the rootdir, the project's settings in pyproject.toml
 (markers, testpaths) are not found, the conftest never loads and ``--port`` is an unknown
 argument. An installed plugin declares the option before the full parse; but pytest has already

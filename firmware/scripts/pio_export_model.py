@@ -16,7 +16,7 @@ platformio.ini runs it before every build (`extra_scripts = pre:...`). It
 A model the TFLM backend cannot run exactly is refused by the exporter with a one-line reason,
 which stops the build.
 
-The functions above the SCons part are plain Python, so tests/test_platformio.py exercises them
+The functions above the SCons part are plain Python, so test_platformio.py exercises them
 without PlatformIO.
 """
 

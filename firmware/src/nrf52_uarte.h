@@ -11,7 +11,7 @@
 //
 // Portable C99: the registers are reached through NRF52_UARTE_READ / NRF52_UARTE_WRITE and
 // buffer addresses through NRF52_UARTE_DMA_ADDR, which default to the memory-mapped block.
-// tests/test_uarte_driver.py compiles this same source on the host with those macros routed to
+// test_uarte_driver.py compiles this same source on the host with those macros routed to
 // a Python model of the peripheral.
 #ifndef NANO_TFLM_NRF52_UARTE_H_
 #define NANO_TFLM_NRF52_UARTE_H_

@@ -2,9 +2,9 @@
 // platformio.ini (tensorflow/tflite-micro-arduino-examples @ 7948b85, whose TFLM was last synced
 // on 2023-02-27). Every TFLM call below matches that commit's headers (micro_interpreter.h,
 // micro_mutable_op_resolver.h, schema_generated.h, core/c/common.h, debug_log.h):
-// MicroInterpreter without an error reporter, no AllOpsResolver. tests/tflm_stub/ mirrors those
-// declarations; tests/test_platformio.py compiles this file against them and runs it in the
-// host firmware.
+// MicroInterpreter without an error reporter, no AllOpsResolver. The test suite's tflm_stub
+// mirrors those declarations; test_platformio.py compiles this file against them and runs it in
+// the host firmware.
 //
 // The op resolver is not written by hand: MODEL_OPS(X) in the generated model_meta.h lists the
 // model's ops (one MicroMutableOpResolver method name each) and MODEL_OP_COUNT sizes the

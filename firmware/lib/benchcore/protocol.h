@@ -1,7 +1,7 @@
 /* nano-tflm serial protocol, version 1: the C side.
  *
  * The specification is docs/PROTOCOL.md; nanobench/protocol.py is the Python side. Both are
- * checked against the same byte vectors (tests/vectors/protocol_vectors.json).
+ * checked against the same byte vectors (the test suite's protocol_vectors.json).
  *
  * A frame on the wire is COBS(packet) followed by 0x00. A packet is
  *   u8 version | u8 type | u16le seq | u16le body_len | body | u32le crc32(bytes before it)

@@ -1,6 +1,6 @@
-/* Checks protocol.c against the shared byte vectors (tests/vectors/protocol_vectors.json).
+/* Checks protocol.c against the shared byte vectors (the test suite's protocol_vectors.json).
  *
- * tests/test_protocol.py flattens the JSON into one record per line on stdin (C has no JSON
+ * test_protocol.py flattens the JSON into one record per line on stdin (C has no JSON
  * parser here, and the flattening is a plain re-spelling of the same bytes):
  *   crc <data hex|-> <crc decimal>
  *   cobs <decoded hex|-> <encoded hex>

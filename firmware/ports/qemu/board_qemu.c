@@ -12,7 +12,7 @@
  * inside the timed region (before, up to +2,760 instructions per inference at window 4).
  * Time: SysTick on the processor clock (25 MHz), 24-bit, extended to 32 bits by counting its
  * reload interrupts. Under `-icount shift=0` QEMU executes one instruction per virtual ns, so a
- * 25 MHz tick is 40 instructions (checked by tests/test_qemu_port.py against a counted loop).
+ * 25 MHz tick is 40 instructions (checked by test_qemu_port.py against a counted loop).
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -1,4 +1,4 @@
-/* Port self-check image for tests/test_qemu_port.py: calibrates SysTick ticks against a loop of
+/* Port self-check image for test_qemu_port.py: calibrates SysTick ticks against a loop of
  * known instruction count, then echoes UART input (through the interrupt-driven ring buffer and
  * board_wait) until it receives EOT (0x04), then exits via semihosting with status 0. */
 #include <stddef.h>
