@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+from nanocore.atomic import write_bytes_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "test-cache"
@@ -33,13 +33,6 @@ def _source_hash(names: tuple[str, ...]) -> str:
     for name in names:
         h.update((ROOT / "trainer" / name).read_bytes())
     return h.hexdigest()[:12]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 @pytest.fixture(scope="session")
@@ -68,8 +61,8 @@ class _TinyZoo:
         """The float Keras model (trained on the subset), loaded from the cache if there."""
         if name in self._keras:
             return self._keras[name]
-        from trainer.modelio import load_keras
         from trainer.config import ModelConfig, TrainConfig
+        from trainer.modelio import load_keras
         from trainer.train import train
 
         path = CACHE / f"{self._key(name)}.keras"
@@ -95,7 +88,7 @@ class _TinyZoo:
         if path.exists():
             return path.read_bytes()
         tflite = to_int8(self.keras(name), self.data, qcfg)
-        _atomic_write(path, tflite)
+        write_bytes_atomic(path, tflite)
         return tflite
 
 

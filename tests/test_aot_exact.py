@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanocore.errors import UserError
 from trainer.aot import generate
 from trainer.aot.__main__ import check
@@ -79,8 +78,7 @@ def _check_exact(tfl: bytes, mnist, tmp_path: Path) -> dict:
 def test_zero_padding_and_explicit_pad_agree(mnist, tmp_path: Path) -> None:
     """ZeroPadding2D (PAD, pad value = output zero point) and tf.pad with a constant (PADV2),
     asymmetric paddings, before valid convolutions."""
-    import tensorflow as tf
-    import tf_keras as keras
+    from trainer.tf import keras, tf
 
     keras.utils.set_random_seed(3)
     inp = keras.Input((28, 28, 1))
@@ -99,7 +97,7 @@ def test_zero_padding_and_explicit_pad_agree(mnist, tmp_path: Path) -> None:
 def test_unfolded_batch_norm_and_broadcast_mul_agree(mnist, tmp_path: Path) -> None:
     """A BatchNormalization after a ReLU (the converter cannot fold it: MUL and ADD by
     per-channel constant vectors) and a Multiply of a 7-channel map by a 1-channel map."""
-    import tf_keras as keras
+    from trainer.tf import keras
 
     keras.utils.set_random_seed(4)
     rng = np.random.default_rng(4)

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanocore.errors import UserError
 from trainer.aot import generate
 from trainer.aot.host import RUNNER_C, build_runner, run_runner
@@ -26,9 +25,9 @@ pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 
 def _keras():
-    import tf_keras
+    from trainer.tf import keras
 
-    return tf_keras
+    return keras
 
 
 def _convert(model, in_shape, lo: float, hi: float, seed: int) -> bytes:
@@ -158,7 +157,7 @@ def case_activation(k, rng, name):
 
 
 def case_shuffle(k, rng):
-    import tensorflow as tf
+    from trainer.tf import tf
 
     h, w = int(rng.integers(2, 7)), int(rng.integers(2, 7))
     c = 2 * int(rng.integers(1, 5))

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
 from trainer.aot.graph import load
 from trainer.aot.host import RUNNER_C, build_runner, run_runner
@@ -100,11 +99,10 @@ def test_generated_code_is_deterministic_and_bannered(tiny_tflite, tmp_path: Pat
 
 
 def test_unsupported_op_is_refused_with_one_line(tmp_path: Path) -> None:
-    import tensorflow as tf
-    import tf_keras as k
-
     from nanocore.errors import UserError
     from trainer.quantize import convert_int8
+    from trainer.tf import keras as k
+    from trainer.tf import tf
 
     i = k.Input((6,), batch_size=1)
     x = k.layers.Dense(4)(i)

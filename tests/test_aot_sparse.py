@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from test_aot_kernels import _convert, _reference
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from trainer.aot import generate
 from trainer.aot.host import RUNNER_C, build_runner, run_runner
 from trainer.aot.lower_nn import fc_block8x2, fc_block8x2_bytes
@@ -56,7 +55,7 @@ def _block_pruned(rng, depth: int, rows: int, keep: float) -> np.ndarray:
 
 
 def _mlp(depths: list[int], keep: float | list[float], seed: int):
-    import tf_keras as k
+    from trainer.tf import keras as k
 
     rng = np.random.default_rng(seed)
     inp = k.Input((depths[0],), batch_size=1)

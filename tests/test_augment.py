@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401
 from trainer.augment import DEFAULT, AugmentConfig, _blur, _cross, augment
 
 IDENTITY = AugmentConfig(max_shift=0.0, max_rotation=0.0, scale=(1.0, 1.0), max_shear=0.0,

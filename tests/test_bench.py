@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanobench import report
 from nanobench.elfsize import classify_file, footprint
 from nanocore.errors import UserError

@@ -16,8 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "firmware" / "lib" / "model" / "model_int8.tflite"
 kImages = 1000

@@ -25,8 +25,6 @@ from pathlib import Path
 
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-
 REPO = Path(__file__).resolve().parents[1]
 kImages = 40
 kFloodBytes = 1 << 20  # 1 MiB of "log" at connect, 16 pipe buffers' worth

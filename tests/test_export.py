@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanocore.errors import UserError
 from trainer.tflite_info import inspect
 
@@ -25,7 +24,9 @@ needs_host_cc = pytest.mark.skipif(HOST_CC is None or HOST_CXX is None, reason="
 
 
 def _tiny_keras():
-    from tf_keras import Sequential, initializers, layers
+    from trainer.tf import keras
+
+    Sequential, initializers, layers = keras.Sequential, keras.initializers, keras.layers
 
     # Non-zero biases: the converter drops all-zero bias tensors, which would hide params.
     bias = initializers.RandomUniform(-0.1, 0.1, seed=1)
@@ -43,7 +44,7 @@ def _tiny_keras():
 
 
 def _convert(model, *, int8: bool = True, per_tensor_dense: bool = False) -> bytes:
-    import tensorflow as tf
+    from trainer.tf import tf
 
     from trainer.quantize import convert_int8
 
@@ -63,8 +64,8 @@ def tiny(tmp_path_factory):
     import hashlib
     import inspect as pyinspect
 
-    import tensorflow as tf
-    import tf_keras
+    from trainer.tf import keras as tf_keras
+    from trainer.tf import tf
 
     src = pyinspect.getsource(_tiny_keras) + pyinspect.getsource(_convert) + tf.__version__
     cache = (Path(__file__).resolve().parents[1] / "build" / "test-cache"
@@ -105,7 +106,9 @@ def exported(tiny, images, tmp_path_factory):
 
 
 def _keras_macs(model) -> int:
-    from tf_keras import layers
+    from trainer.tf import keras
+
+    layers = keras.layers
 
     total = 0
     for layer in model.layers:

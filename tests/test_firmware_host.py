@@ -21,7 +21,6 @@ import pytest
 import serial
 from _firmware_proc import FirmwareProc
 
-import trainer  # noqa: F401  (sets the TF environment first)
 from nanobench import emulate, firmware
 from nanobench import protocol as P
 from nanocore.errors import UserError

@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 from _firmware_proc import FirmwareProc
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanobench import firmware
 from nanobench import protocol as P
 from nanocore.errors import UserError

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanobench import fuzz
 from nanobench import protocol as P
 from nanocore.errors import UserError

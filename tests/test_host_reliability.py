@@ -27,7 +27,6 @@ from click.testing import CliRunner
 from test_client import Behaviour, FakeDevice, fake_scores
 
 import nanobench
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanobench import protocol as proto
 from nanobench.client import Device, DeviceError, Inference, Lost
 from nanocore.errors import UserError

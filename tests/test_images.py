@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import trainer  # noqa: F401
 from nanocore.errors import UserError
 from trainer.images import (
     contact_sheet,

@@ -14,7 +14,9 @@ ones that hid a circle before), so a lazy import cannot slip through.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,26 @@ def test_only_entry_points_import_the_cli(files: list[str]) -> None:
                    if any(m == kCli or m.startswith(kCli + ".") for m in mods))
     assert users and all(rel.endswith("/__main__.py") for rel in users), users
     assert not (ROOT / "trainer" / "cli.py").exists(), "the CLI lives in nanolab/cli.py"
+
+
+def test_tensorflow_is_imported_only_through_trainer_tf(files: list[str]) -> None:
+    """TensorFlow reads TF_USE_LEGACY_KERAS when first imported: one module sets it and imports
+    it (trainer/tf.py); everything else, tests included, imports from there."""
+    tf_modules = {"tensorflow", "tf_keras", "tensorflow_model_optimization"}
+    direct = sorted(
+        rel for rel in files
+        if rel.endswith(".py") and rel.split("/")[0] in (*kScanned, "tests")
+        and rel != "trainer/tf.py"
+        and any(_top(m) in tf_modules for m in _imports(ROOT / rel, _module_name(rel))))
+    assert not direct, f"import TensorFlow from trainer.tf instead: {direct}"
+
+
+def test_importing_trainer_sets_no_environment() -> None:
+    code = ("import os, sys; before = dict(os.environ); import trainer, trainer.config; "
+            "sys.exit(dict(os.environ) != before)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    r = subprocess.run([sys.executable, "-c", code], check=False, cwd=ROOT, env=env)
+    assert r.returncode == 0, "importing trainer changed the environment"
 
 
 def test_product_files_do_not_mention_tests(files: list[str]) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import tf_keras as keras
 
 from nanocore.errors import UserError
 from trainer import models
 from trainer.config import ModelConfig
 from trainer.reference import Reference
+from trainer.tf import keras
 
 ZOO = ("seed_initial", "seed_final", "cnn", "mobilenet_v1", "shufflenet_v2")
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import trainer  # noqa: F401  (sets TF env vars before anything imports TensorFlow)
 from nanobench import protocol as P
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "protocol_vectors.json").read_text())

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from nanocore.errors import UserError
 from nanolab import sweep
 

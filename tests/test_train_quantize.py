@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from nanocore.errors import UserError
-from trainer import config, quantize, reference
 from nanolab.cli import main
+from trainer import config, quantize, reference
 from trainer.config import ModelConfig, QuantConfig, TrainConfig
 from trainer.evaluate import evaluate, format_table
 from trainer.train import keras_accuracy, prepare, train, weight_sparsity

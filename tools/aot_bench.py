@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanocore.errors import UserError
 from nanocore.exits import user_errors
 

@@ -41,7 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanocore.errors import UserError
 from nanocore.exits import user_errors
 
@@ -71,7 +70,7 @@ def _activation(rng: np.random.Generator, keras):
     if kind == "leaky":
         return keras.layers.LeakyReLU(float(rng.choice([0.1, 0.3])))
     if kind == "hard_swish":
-        import tensorflow as tf
+        from trainer.tf import tf
 
         return keras.layers.Lambda(lambda t: t * tf.nn.relu6(t + 3.0) / 6.0)
     return keras.layers.Activation(str(kind))
@@ -141,7 +140,7 @@ def _block(rng: np.random.Generator, keras, x, names: list[str]):
 
 def random_model(seed: int, index: int):
     """(keras.Model, per_channel_dense, description) of fuzz model `index` of run `seed`."""
-    import tf_keras as keras
+    from trainer.tf import keras
 
     rng = np.random.default_rng([seed, index])
     keras.backend.clear_session()

@@ -31,7 +31,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: find the packages
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from nanocore.atomic import write_bytes_atomic, write_json_atomic
 from nanocore.errors import UserError
 from nanocore.exits import user_errors

@@ -237,8 +237,7 @@ def fetch_npm(dest: Path, npm: str = "npm", timeout: float = 300.0) -> None:
 
 def fetch_keras(dest: Path) -> None:
     """Fetch MNIST with Keras' downloader, re-encode as IDX, verify the canonical hashes."""
-    # trainer/__init__.py has already set TF_USE_LEGACY_KERAS (this module is in the package).
-    import tensorflow as tf
+    from trainer.tf import tf
 
     (x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data()
     arrays = {

@@ -13,12 +13,12 @@ import logging
 from typing import Any
 
 import numpy as np
-import tf_keras as keras
 
 from nanocore.errors import UserError
 from trainer import tflite_info
 from trainer.data import Mnist
 from trainer.reference import Reference
+from trainer.tf import keras
 from trainer.tflite_info import seed_metric
 from trainer.train import prepare
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import tensorflow as tf
-import tf_keras as keras
-
 from nanocore.errors import UserError
 from trainer.config import ModelConfig
+from trainer.tf import keras, tf
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10

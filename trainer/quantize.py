@@ -12,13 +12,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
-import tf_keras as keras
 
 from nanocore.errors import UserError
 from trainer import tflite_info
 from trainer.config import QuantConfig
 from trainer.data import Mnist
+from trainer.tf import keras, tf
 
 log = logging.getLogger(__name__)
 

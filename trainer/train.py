@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import tensorflow_model_optimization as tfmot
-import tf_keras as keras
 
 from nanocore.errors import UserError
 from trainer import models
 from trainer.config import ModelConfig, TrainConfig
 from trainer.data import Mnist
+from trainer.tf import keras, tfmot
 
 log = logging.getLogger(__name__)
 

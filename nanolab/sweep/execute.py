@@ -36,8 +36,6 @@ RunFn = Callable[..., dict[str, Any]]
 
 
 def _pool_init() -> None:
-    import trainer  # noqa: F401
-
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     limit_threads()
     logging.getLogger("tensorflow").setLevel(logging.ERROR)

@@ -53,9 +53,7 @@ def _data(train_images: int | None, test_images: int | None):
 
 def limit_threads() -> None:
     """One TensorFlow thread per process, so N workers use N cores without oversubscription."""
-    import tensorflow as tf
-
-    import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+    from trainer.tf import tf
 
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)

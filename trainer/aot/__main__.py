@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 import numpy as np
 
-import trainer  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from nanocore.errors import UserError
 from nanocore.exits import user_errors
 from trainer.aot.host import RUNNER_C
