@@ -28,13 +28,13 @@ kModelKeras = "model.keras"
 
 def load_keras(path: str | Path) -> Any:
     """Load a model saved by `trainer train` (zoo custom layers and QAT wrappers included)."""
+    path = Path(path)
+    if not path.exists():  # before importing TensorFlow: a typo should fail fast
+        raise UserError(f"{path}: no such model file")
     from trainer import models
     from trainer.tf import keras
     from trainer.train import quantize_scope
 
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such model file")
     try:
         with quantize_scope():
             return keras.models.load_model(path, custom_objects=models.custom_objects(),
