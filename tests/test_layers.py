@@ -28,15 +28,10 @@ kCli = "nanolab.cli"
 
 # (importing file, forbidden package) pairs that other parts of issue 11 are removing; the lead
 # empties these lists when the branches are merged. Nothing else may be added here.
-kKnownImports: set[tuple[str, str]] = {
-    ("nanobench/bench.py", "trainer"),  # removed by i11-bench (reference outputs from the caller)
-    ("nanobench/fuzz.py", "trainer"),  # removed by i11-bench (reference outputs from the caller)
-    ("trainer/sweep.py", "nanobench"),  # removed by i11-sweep (moves to nanolab/sweep/)
-}
+kKnownImports: set[tuple[str, str]] = set()  # i11-bench and i11-sweep have landed
 kKnownTestsMentions: set[str] = {
     "tools/aot_fuzz.py",  # removed by i11-aot (the AOT runner leaves tests/aot_harness/)
     "trainer/aot/__main__.py",  # removed by i11-aot (the AOT runner leaves tests/aot_harness/)
-    "firmware/lib/benchcore/core.c",  # removed by i11-bench (core.c is split; a comment)
 }
 
 # Product files: tracked files outside tests/ and docs/ with these suffixes (or named Makefile);

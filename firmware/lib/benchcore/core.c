@@ -405,7 +405,7 @@ void core_init(void) {
 #endif
     send_line((const char*)reply_body());
 #ifdef NANO_TFLM_SELFTEST_TICKS
-    /* How long the self-test took, in board ticks: tests/renode/ boots the same image twice and
+    /* How long the self-test took, in board ticks: the Renode test boots the same image twice and
      * expects the same figure (under Renode it is an instruction count). */
     text_init(&t, line, sizeof(line));
     text_str(&t, "selftest: ticks=");
