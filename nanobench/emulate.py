@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from nanocore.errors import UserError
+from nanocore.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ kStartSeconds = 10.0  # how long QEMU or the host build may take to listen on TC
 kRenodeStartSeconds = 90.0  # Renode (a .NET program) loads the platform before it listens
 kStderrKeep = 4000  # bytes of emulator stderr kept for error messages
 kStopSeconds = 3.0  # grace period between SIGTERM and SIGKILL to the emulator's process group
-kRenodeScript = Path(__file__).resolve().parent.parent / "renode" / "nano33ble.resc"
+kRenodeScript = REPO_ROOT / "renode" / "nano33ble.resc"
 
 
 class EmulatorError(UserError):

@@ -20,12 +20,11 @@ import subprocess
 from pathlib import Path
 
 from nanocore.errors import UserError
+from nanocore.paths import BUILD_DIR, DEFAULT_MODEL_DIR, REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL_DIR = REPO / "firmware" / "lib" / "model"
-BUILD_DIR = REPO / "build"
+REPO = REPO_ROOT
 HOST_DIR = REPO / "firmware" / "ports" / "host"
 QEMU_DIR = REPO / "firmware" / "ports" / "qemu"
 STANDIN_DIR = HOST_DIR / "standin"

@@ -22,11 +22,11 @@ from nanobench import emulate as emu_mod
 from nanobench.client import Device
 from nanocore import checks
 from nanocore.errors import UserError
+from nanocore.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-kRenodeElf = Path(__file__).resolve().parents[1] / ".pio" / "build" / "nano33ble_renode" / \
-    "firmware.elf"
+kRenodeElf = REPO_ROOT / ".pio" / "build" / "nano33ble_renode" / "firmware.elf"
 
 
 # ------------------------------------------------------------------------------- workloads

@@ -26,9 +26,9 @@ import click
 
 from nanocore.checks import PositiveFloat
 from nanocore.exits import user_errors
+from nanocore.paths import DEFAULT_MODEL_DIR
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "firmware" / "lib" / "model" / \
-    "model_int8.tflite"
+DEFAULT_MODEL = DEFAULT_MODEL_DIR / "model_int8.tflite"
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,13 +11,14 @@ import os
 from pathlib import Path
 
 from nanocore.errors import UserError
+from nanocore.paths import REPO_ROOT
 from nanolab.sweep.aggregate import aggregate, pareto_keys
 from nanolab.sweep.store import nan_to_none, read_json, run_path, write_json_atomic
 from nanolab.sweep.study import Study
 
 log = logging.getLogger(__name__)
 
-_ROOT = Path(__file__).resolve().parents[2]
+_ROOT = REPO_ROOT
 
 
 def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = None,

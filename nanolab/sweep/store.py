@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
+from nanocore import atomic
 from nanocore.checks import dumps as json_dumps_finite
 from nanolab.sweep.study import Point
 
@@ -28,26 +27,15 @@ def run_path(out_dir: Path, key: str, seed: int, suffix: str = ".json") -> Path:
 
 
 def write_bytes_atomic(path: Path, blob: bytes) -> None:
-    """Write bytes via a temporary file and a rename (see :func:`write_json_atomic`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(blob)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write bytes via a temporary file, fsync and a rename (nanocore.atomic)."""
+    atomic.write_bytes_atomic(path, blob, fsync=True)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to ``path`` via a temporary file in the same directory and a rename, so a
-    reader (or a resumed sweep) never sees a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w") as f:
-        f.write(json_dumps_finite(obj, indent=1, sort_keys=True))  # NaN/Infinity as null
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write JSON to ``path`` via a temporary file in the same directory, fsync and a rename, so
+    a reader (or a resumed sweep) never sees a half-written file."""
+    # NaN/Infinity as null; no final newline (the records' bytes as before).
+    atomic.write_text_atomic(path, json_dumps_finite(obj, indent=1, sort_keys=True), fsync=True)
 
 
 def load_record(out_dir: Path, point: Point, seed: int) -> dict[str, Any] | None:
