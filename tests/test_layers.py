@@ -26,14 +26,6 @@ kPackages = ("nanocore", "trainer", "nanobench", "nanolab")
 kScanned = (*kPackages, "tools", "firmware")
 kCli = "nanolab.cli"
 
-# (importing file, forbidden package) pairs that other parts of issue 11 are removing; the lead
-# empties these lists when the branches are merged. Nothing else may be added here.
-kKnownImports: set[tuple[str, str]] = set()  # i11-bench and i11-sweep have landed
-kKnownTestsMentions: set[str] = {
-    "tools/aot_fuzz.py",  # removed by i11-aot (the AOT runner leaves tests/aot_harness/)
-    "trainer/aot/__main__.py",  # removed by i11-aot (the AOT runner leaves tests/aot_harness/)
-}
-
 # Product files: tracked files outside tests/ and docs/ with these suffixes (or named Makefile);
 # README/markdown and CI yaml are documentation, not product.
 kProductSuffixes = (".py", ".c", ".h", ".cpp", ".mk", ".ini", ".toml")
@@ -174,11 +166,8 @@ def test_packages_import_downward_only(files: list[str]) -> None:
     assert {rel.split("/")[0] for rel in graph} >= set(kPackages), "no package scanned"
     tool_names = {Path(rel).stem for rel in graph if rel.startswith("tools/")}
     bad = layer_violations(graph, tool_names)
-    new = sorted(bad - kKnownImports)
-    assert not new, "imports against the layers (docs/DEVELOPING.md):\n" + "\n".join(
-        f"  {rel} imports {pkg}" for rel, pkg in new)
-    stale = sorted(kKnownImports - bad)
-    assert not stale, f"known violations that are gone: remove them from kKnownImports: {stale}"
+    assert not bad, "imports against the layers (docs/DEVELOPING.md):\n" + "\n".join(
+        f"  {rel} imports {pkg}" for rel, pkg in sorted(bad))
 
 
 def test_only_entry_points_import_the_cli(files: list[str]) -> None:
@@ -211,7 +200,4 @@ def test_importing_trainer_sets_no_environment() -> None:
 
 def test_product_files_do_not_mention_tests(files: list[str]) -> None:
     found = mentions_of_tests(files)
-    new = sorted(found - kKnownTestsMentions)
-    assert not new, "product files that mention tests/: " + ", ".join(new)
-    stale = sorted(kKnownTestsMentions - found)
-    assert not stale, f"no longer mention tests/: remove from kKnownTestsMentions: {stale}"
+    assert not found, "product files that mention tests/: " + ", ".join(sorted(found))

@@ -4,7 +4,7 @@ that `python -m trainer export` of any model needs no MNIST download.
 
 Each image is 28 rows of 28 uint8 pixels (0 = background), one hex string per row (adjacent
 literals: one string per image).
-`tests/test_export.py` checks them against the MNIST test set when it is cached.
+`test_export.py` checks them against the MNIST test set when it is cached.
 """
 
 from __future__ import annotations
