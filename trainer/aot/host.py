@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from nanocore.errors import UserError
+from nanocore.paths import REPO_ROOT, build_dir
 
 # The host runner `check` and the tests build around model_aot.c (reads inputs, writes outputs).
-RUNNER_C = (Path(__file__).resolve().parents[2] / "firmware" / "ports" / "aot_runner"
-            / "aot_runner.c")
+RUNNER_C = REPO_ROOT / "firmware" / "ports" / "aot_runner" / "aot_runner.c"
 kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
@@ -38,7 +38,7 @@ def _kernel_objects(cc: str, flags: list[str]) -> list[Path]:
     h = hashlib.sha256(" ".join([cc, *flags]).encode())
     for f in [*srcs, *sorted(KERNELS_DIR.glob("*.h"))]:
         h.update(f.name.encode() + f.read_bytes())
-    cache = Path(__file__).resolve().parents[2] / "build" / "aot-host-objs" / h.hexdigest()[:16]
+    cache = build_dir("aot-host-objs", h.hexdigest()[:16])
     objs = [cache / (src.stem + ".o") for src in srcs]
     if all(o.is_file() for o in objs):
         return objs

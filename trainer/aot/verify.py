@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nanocore.paths import REPO_ROOT
+
 log = logging.getLogger(__name__)
 
 # The C kernels the generated code links against (kernels.h and one .c file per op and variant).
-KERNELS_DIR = Path(__file__).resolve().parents[2] / "firmware" / "lib" / "backend_aot"
+KERNELS_DIR = REPO_ROOT / "firmware" / "lib" / "backend_aot"
 # Headers whose NT_*_SCRATCH_BYTES macros size the scratch the generator plans for a call.
 SCRATCH_HEADERS = ("kernels.h", "kernels_sparse.h")
 
