@@ -44,9 +44,8 @@ def _tiny_keras():
 
 
 def _convert(model, *, int8: bool = True, per_tensor_dense: bool = False) -> bytes:
-    from trainer.tf import tf
-
     from trainer.quantize import convert_int8
+    from trainer.tf import tf
 
     if not int8:
         return tf.lite.TFLiteConverter.from_keras_model(model).convert()
