@@ -143,14 +143,10 @@ def test_uart_echo_both_ways(qemu: Qemu) -> None:
 # ---- the DSP kernels and whole models on the emulated Cortex-M4 ------------------------------
 
 def _aot_bench():
-    """tools/aot_bench.py as a module (tools/ is not a package)."""
-    import importlib.util
+    """The AOT benchmark's library (what tools/aot_bench.py runs)."""
+    from nanolab import aot_bench
 
-    spec = importlib.util.spec_from_file_location("aot_bench", ROOT / "tools" / "aot_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["aot_bench"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return aot_bench
 
 
 def test_dsp_kernels_bit_exact_with_c99_and_reference(tmp_path: Path) -> None:

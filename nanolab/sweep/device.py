@@ -1,6 +1,6 @@
 """On-chip figures of a sweep's points: latency of the Pareto points through the bench
 (nanobench, on a board or an emulator) and the AOT backend's flash and instructions for the
-compression groups (tools/aot_bench.py on QEMU). Results are stored beside the runs.
+compression groups (nanolab.aot_bench on QEMU). Results are stored beside the runs.
 """
 
 from __future__ import annotations
@@ -81,31 +81,17 @@ def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = No
     return done
 
 
-def _aot_bench_module():
-    """tools/aot_bench.py as a module (tools/ is not a package)."""
-    import importlib.util
-    import sys
-
-    path = _ROOT / "tools" / "aot_bench.py"
-    if "aot_bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("aot_bench", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["aot_bench"] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules["aot_bench"]
-
-
 def aot_compression(study: Study, out_dir: str | os.PathLike, images: int = 100,
                     work: str | os.PathLike | None = None) -> dict[str, dict]:
     """On-chip cost of the compression groups' points with the AOT backend: for each point's
-    first stored seed, tools/aot_bench.py generates the C (sparse fully connected layers where
+    first stored seed, nanolab.aot_bench generates the C (sparse fully connected layers where
     that is smaller), builds the QEMU Cortex-M4 image with the DSP kernels and runs `images`
     MNIST test images. Stores ``runs/<key>-s<seed>.aot.json``: ``model_flash_bytes`` (the
     generated model's own flash: weights, indices, constants, parameter structs and its invoke
     code, from the ELF's DWARF attribution; kernels excluded), ``kernel_flash_bytes``,
     ``instructions`` (median per inference, QEMU -icount), ``agreement`` with the TFLM
     reference. Already measured runs (same int8 sha256) are kept. Returns them by point key."""
-    bench = _aot_bench_module()
+    from nanolab import aot_bench as bench
     from trainer.data import load_mnist
 
     out_dir = Path(out_dir)
