@@ -11,7 +11,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
-.PHONY: demo test setup venv sysdeps lint clean
+.PHONY: demo test setup venv sysdeps lint format clean
 
 setup: venv sysdeps
 
@@ -39,15 +39,28 @@ sysdeps:
 	fi
 
 # pytest exits 5 when it collects no tests: say so, and do not fail CI on an empty suite.
-test: setup
+test: setup lint
 	@$(PY) -m pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
 demo: setup
 	$(PY) tools/demo.py
 
+# The style the project holds itself to: ruff (pyproject.toml: pycodestyle, pyflakes, import
+# sorting, PEP 8 naming, 100 columns) over every Python package, and .clang-format over every C/C++
+# file but the generated ones (the exporter's firmware/lib/model/ and the host stand-in's model
+# headers). `make format` applies the C format.
+PY_DIRS := nanocore trainer nanobench nanolab tools tests firmware
+C_FILES = $(shell { git ls-files '*.c' '*.h' '*.cpp' '*.cc' 2>/dev/null || \
+	find firmware tests -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.cc'; } | \
+	grep -v -e '^firmware/lib/model/' -e '^firmware/ports/host/standin/model_')
+
 lint: venv
-	$(VENV)/bin/ruff check trainer nanobench tools tests
+	$(VENV)/bin/ruff check $(PY_DIRS)
+	@$(VENV)/bin/clang-format --dry-run --Werror $(C_FILES) && echo "clang-format: $(words $(C_FILES)) C/C++ files clean"
+
+format: venv
+	$(VENV)/bin/clang-format -i $(C_FILES)
 
 clean:
 	rm -rf build runs .pytest_cache

@@ -24,7 +24,7 @@ from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
 
-kTimerUnits = {"cycles": "cycles", "instructions": "instructions", "us": "us"}
+TIMER_UNITS = {"cycles": "cycles", "instructions": "instructions", "us": "us"}
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def run(device: Device, workload: Workload, reference: ReferenceFn, *, sha256: s
     info = device.hello()
     sha = check_model(info, sha256, model_name)
     timer = info.get("timer", "")
-    unit = kTimerUnits.get(timer)
+    unit = TIMER_UNITS.get(timer)
     if unit is None:
         raise UserError(f"the device reports an unknown timer kind {timer!r}")
     ticks_to_units = int(info.get("ticks_to_units", "1") or 1)
@@ -207,14 +207,14 @@ def default_out_dir(root: str | Path = "runs") -> Path:
 # Measured only for QEMU (pipe and TCP: medians of 5 runs on a loaded machine, README.md). The
 # host build, Renode and a real port were not measured: 4, 4 and 2 (the Arduino core's serial
 # buffer is small; docs/PROTOCOL.md, "Pipelining").
-kDefaultWindow = {("qemu", "pipe"): 4, ("qemu", "tcp"): 4, ("host", "pipe"): 4,
+DEFAULT_WINDOW = {("qemu", "pipe"): 4, ("qemu", "tcp"): 4, ("host", "pipe"): 4,
                   ("host", "tcp"): 4, ("renode", "tcp"): 4}
-kDefaultPortWindow = 2
+DEFAULT_PORT_WINDOW = 2
 
 
 def default_window(emulate: str | None, link: str = "pipe") -> int:
     """The default requests in flight for ``--emulate`` kind and ``link`` (None: a real port).
     Renode always talks over TCP, whatever ``link`` says."""
     if emulate is None:
-        return kDefaultPortWindow
-    return kDefaultWindow.get((emulate, "tcp" if emulate == "renode" else link), 4)
+        return DEFAULT_PORT_WINDOW
+    return DEFAULT_WINDOW.get((emulate, "tcp" if emulate == "renode" else link), 4)

@@ -41,19 +41,19 @@ from nanocore.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-kQemu = "qemu-system-arm"
-kRenode = "renode"
+QEMU = "qemu-system-arm"
+RENODE = "renode"
 # -monitor none: with -nographic the monitor would be multiplexed on stdio, and its escape
 # byte 0x01 (Ctrl-A) would eat protocol bytes. -icount shift=0: one instruction per virtual ns,
 # so timing is a deterministic instruction count.
-kQemuArgs = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "shift=0")
+QEMU_ARGS = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "shift=0")
 # Lets the image end QEMU with an exit status (SYS_EXIT): the check and AOT bench images do.
-kQemuSemihosting = ("-semihosting-config", "enable=on,target=native")
-kStartSeconds = 10.0  # how long QEMU or the host build may take to listen on TCP
-kRenodeStartSeconds = 90.0  # Renode (a .NET program) loads the platform before it listens
-kStderrKeep = 4000  # bytes of emulator stderr kept for error messages
-kStopSeconds = 3.0  # grace period between SIGTERM and SIGKILL to the emulator's process group
-kRenodeScript = REPO_ROOT / "renode" / "nano33ble.resc"
+QEMU_SEMIHOSTING = ("-semihosting-config", "enable=on,target=native")
+START_SECONDS = 10.0  # how long QEMU or the host build may take to listen on TCP
+RENODE_START_SECONDS = 90.0  # Renode (a .NET program) loads the platform before it listens
+STDERR_KEEP = 4000  # bytes of emulator stderr kept for error messages
+STOP_SECONDS = 3.0  # grace period between SIGTERM and SIGKILL to the emulator's process group
+RENODE_SCRIPT = REPO_ROOT / "renode" / "nano33ble.resc"
 
 
 class EmulatorError(UserError):
@@ -162,12 +162,12 @@ class Emulator:
 
     def stderr_tail(self) -> str:
         """The last lines the emulator wrote to stderr (for error messages)."""
-        return bytes(self._stderr[-kStderrKeep:]).decode(errors="replace").strip()
+        return bytes(self._stderr[-STDERR_KEEP:]).decode(errors="replace").strip()
 
     def stdout_tail(self) -> str:
         """With a TCP link: the last lines the emulator wrote to stdout (drained and discarded
         as it comes, so a chatty emulator never blocks on a full pipe)."""
-        return bytes(self._stdout[-kStderrKeep:]).decode(errors="replace").strip()
+        return bytes(self._stdout[-STDERR_KEEP:]).decode(errors="replace").strip()
 
 
 def _drain(stream, sink: bytearray) -> None:
@@ -179,7 +179,7 @@ def _drain(stream, sink: bytearray) -> None:
     try:
         for chunk in iter(lambda: stream.read1(4096), b""):
             sink += chunk
-            del sink[:-kStderrKeep]
+            del sink[:-STDERR_KEEP]
     except (OSError, ValueError):
         pass
     finally:
@@ -198,7 +198,7 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _stop(proc: subprocess.Popen, grace: float = kStopSeconds) -> None:
+def _stop(proc: subprocess.Popen, grace: float = STOP_SECONDS) -> None:
     """SIGTERM to the child's whole process group, SIGKILL to what is left after ``grace``
     seconds; returns when the child is reaped and no process of the group is left (or after
     a second SIGKILL wait). Closes the child's stdin."""
@@ -247,7 +247,7 @@ def _is_listening(port: int) -> bool:
 
 
 def _wait_listening(port: int, proc: subprocess.Popen, emu: Emulator, what: str,
-                    seconds: float = kStartSeconds) -> None:
+                    seconds: float = START_SECONDS) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -261,7 +261,7 @@ def _wait_listening(port: int, proc: subprocess.Popen, emu: Emulator, what: str,
 
 def start(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | None = None,
           max_seconds: float | None = None, cwd: str | Path | None = None,
-          start_seconds: float = kStartSeconds) -> Emulator:
+          start_seconds: float = START_SECONDS) -> Emulator:
     """Start ``cmd`` and return an Emulator whose port is the child's stdio (link "pipe") or
     ``socket://127.0.0.1:tcp_port`` once something listens there (link "tcp"). Call ``stop``
     afterwards (``run`` does both). ``max_seconds``: a watchdog kills the child after that long
@@ -317,7 +317,7 @@ def stop(emu: Emulator) -> None:
 @contextlib.contextmanager
 def run(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | None = None,
         max_seconds: float | None = None, cwd: str | Path | None = None,
-        start_seconds: float = kStartSeconds) -> Iterator[Emulator]:
+        start_seconds: float = START_SECONDS) -> Iterator[Emulator]:
     """``start`` as a context manager: the child is stopped when the block ends, however."""
     emu = start(cmd, kind, link=link, tcp_port=tcp_port, max_seconds=max_seconds, cwd=cwd,
                 start_seconds=start_seconds)
@@ -331,15 +331,15 @@ def qemu_args(serial: str = "stdio", *, semihosting: bool = False) -> list[str]:
     """qemu-system-arm's arguments for an mps2-an386 image, all but ``-kernel ELF``: UART0 on
     the chardev ``serial``; ``semihosting``: the image may exit QEMU with a status. The one
     definition every QEMU run uses (``qemu_command``, tools/aot_bench.py, the tests)."""
-    return [*kQemuArgs, "-serial", serial, *(kQemuSemihosting if semihosting else ())]
+    return [*QEMU_ARGS, "-serial", serial, *(QEMU_SEMIHOSTING if semihosting else ())]
 
 
 def qemu_command(elf: str | Path, link: str = "pipe", tcp_port: int | None = None, *,
                  semihosting: bool = False) -> list[str]:
     """The QEMU command line for an mps2-an386 image, UART0 on stdio or a TCP server."""
-    exe = shutil.which(kQemu)
+    exe = shutil.which(QEMU)
     if exe is None:
-        raise EmulatorError(f"{kQemu} not found: install it (sudo apt-get install "
+        raise EmulatorError(f"{QEMU} not found: install it (sudo apt-get install "
                             "qemu-system-arm, or run `make setup`)")
     if link == "pipe":
         serial = "stdio"
@@ -399,14 +399,14 @@ def host(binary: str | Path, *, link: str = "pipe", args: Sequence[str] = (),
 
 
 def renode_command(elf: str | Path, tcp_port: int,
-                   script: str | Path = kRenodeScript) -> list[str]:
+                   script: str | Path = RENODE_SCRIPT) -> list[str]:
     """Renode headless, running ``renode/nano33ble.resc`` with ``$bin`` = elf and ``$port`` =
     the UART's server socket port (the script connects uart0 to it without telnet).
 
     ``--disable-xwt --console``: no GUI, the monitor on stdio (without ``--console`` it would
     listen on TCP port 1234, which parallel runs would share); ``--hide-log``: no log on the
     console (``start`` still drains stdout, where the monitor writes)."""
-    exe = shutil.which(kRenode)
+    exe = shutil.which(RENODE)
     if exe is None:
         raise EmulatorError("renode not found on PATH: install Renode (renode.io) or use "
                             "--emulate qemu")
@@ -419,12 +419,12 @@ def renode_command(elf: str | Path, tcp_port: int,
 
 @contextlib.contextmanager
 def renode(elf: str | Path, *, max_seconds: float | None = None,
-           script: str | Path = kRenodeScript) -> Iterator[Emulator]:
+           script: str | Path = RENODE_SCRIPT) -> Iterator[Emulator]:
     """Renode's Nano 33 BLE running the ``nano33ble_renode`` ELF, UART0 on ``socket://``."""
     path = _check_elf(elf)
     port = free_port()
     with run(renode_command(path, port, script), "renode", link="tcp", tcp_port=port,
-             max_seconds=max_seconds, start_seconds=kRenodeStartSeconds) as emu:
+             max_seconds=max_seconds, start_seconds=RENODE_START_SECONDS) as emu:
         yield emu
 
 

@@ -39,17 +39,19 @@ from pathlib import Path
 import numpy as np
 
 from nanobench import firmware
-from nanobench import protocol as P
+from nanobench import protocol as proto
 from nanocore.errors import UserError
 
 log = logging.getLogger(__name__)
+# Commands a fuzz item sends besides INFER (HELLO and STATS twice: they are the common ones).
+_COMMANDS = (proto.HELLO, proto.STATS, proto.RESET, proto.HELLO, proto.STATS, proto.SELFTEST)
 
-kSanitizerRe = re.compile(rb"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
-kBatch = {"host": 400, "qemu": 40}  # items per batch: QEMU answers INFER far slower
-kHangSeconds = {"host": 20.0, "qemu": 90.0}  # no reply progress for this long: a hang
-kPoolImages = 12  # MNIST test images in the INFER pool (plus 4 synthetic ones)
+SANITIZER_RE = re.compile(rb"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
+BATCH = {"host": 400, "qemu": 40}  # items per batch: QEMU answers INFER far slower
+HANG_SECONDS = {"host": 20.0, "qemu": 90.0}  # no reply progress for this long: a hang
+POOL_IMAGES = 12  # MNIST test images in the INFER pool (plus 4 synthetic ones)
 # (kind, weight): how often each kind of item is drawn.
-kKinds = (
+KINDS = (
     ("infer", 8), ("infer_rle", 5), ("command", 4), ("random", 14), ("random_zeros", 5),
     ("flip", 16), ("bad_crc", 9), ("bad_length", 8), ("truncated", 10), ("mutate", 14),
     ("oversize", 2), ("empty", 5),
@@ -113,10 +115,10 @@ class _Proc:
         self._err = tempfile.TemporaryFile()  # noqa: SIM115  (closed in close())
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._err, bufsize=0)
-        self.packets: list[P.Packet] = []
-        self.other: list[P.Event] = []
+        self.packets: list[proto.Packet] = []
+        self.other: list[proto.Event] = []
         self._cv = threading.Condition()
-        self._dec = P.FrameDecoder()
+        self._dec = proto.FrameDecoder()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -134,7 +136,7 @@ class _Proc:
             evs = self._dec.feed(data)
             with self._cv:
                 for e in evs:
-                    (self.packets if isinstance(e, P.Packet) else self.other).append(e)
+                    (self.packets if isinstance(e, proto.Packet) else self.other).append(e)
                 self._cv.notify_all()
 
     def send(self, data: bytes, rng: random.Random) -> bool:
@@ -165,7 +167,7 @@ class _Proc:
                 self._cv.wait(0.2)
             return True
 
-    def take(self) -> tuple[list[P.Packet], list[P.Event]]:
+    def take(self) -> tuple[list[proto.Packet], list[proto.Event]]:
         with self._cv:
             got, self.packets = self.packets, []
             other, self.other = self.other, []
@@ -200,13 +202,13 @@ class _Generator:
         self.rng = rng
         self.images = images
         self.seq = 0
-        self._pixels = [P.encode_pixels(img) for img in images]
-        self._rle = [P.encode_pixels_rle(img) for img in images]
-        self._kinds = [k for k, _ in kKinds]
-        self._weights = [w for _, w in kKinds]
+        self._pixels = [proto.encode_pixels(img) for img in images]
+        self._rle = [proto.encode_pixels_rle(img) for img in images]
+        self._kinds = [k for k, _ in KINDS]
+        self._weights = [w for _, w in KINDS]
 
     def _next_seq(self) -> int:
-        self.seq = (self.seq + 1) % P.SEQ_NONE  # never the device's "unreadable" marker
+        self.seq = (self.seq + 1) % proto.SEQ_NONE  # never the device's "unreadable" marker
         return self.seq
 
     def _valid(self) -> tuple[bytes, _Expect, str]:
@@ -216,14 +218,14 @@ class _Generator:
         seq = self._next_seq()
         if r < 0.7:
             k = rng.randrange(len(self.images))
-            return (P.build_packet(P.INFER, seq, self._pixels[k]),
-                    _Expect(P.INFER | P.REPLY_FLAG, seq, k), "infer")
+            return (proto.build_packet(proto.INFER, seq, self._pixels[k]),
+                    _Expect(proto.INFER | proto.REPLY_FLAG, seq, k), "infer")
         if r < 0.95:
             k = rng.randrange(len(self.images))
-            return (P.build_packet(P.INFER_RLE, seq, self._rle[k]),
-                    _Expect(P.INFER_RLE | P.REPLY_FLAG, seq, k), "infer_rle")
-        ptype = rng.choice((P.HELLO, P.STATS, P.RESET, P.HELLO, P.STATS, P.SELFTEST))
-        return P.build_packet(ptype, seq), _Expect(ptype | P.REPLY_FLAG, seq), "command"
+            return (proto.build_packet(proto.INFER_RLE, seq, self._rle[k]),
+                    _Expect(proto.INFER_RLE | proto.REPLY_FLAG, seq, k), "infer_rle")
+        ptype = rng.choice(_COMMANDS)
+        return proto.build_packet(ptype, seq), _Expect(ptype | proto.REPLY_FLAG, seq), "command"
 
     def item(self) -> tuple[str, bytes, _Expect | None]:
         """(kind, bytes ending with a delimiter, expectation for a valid request or None)."""
@@ -232,12 +234,14 @@ class _Generator:
         if kind in ("infer", "infer_rle", "command"):
             seq = self._next_seq()
             if kind == "command":
-                ptype = rng.choice((P.HELLO, P.STATS, P.RESET, P.HELLO, P.STATS, P.SELFTEST))
-                return kind, P.encode_request(ptype, seq), _Expect(ptype | P.REPLY_FLAG, seq)
+                ptype = rng.choice(_COMMANDS)
+                expect = _Expect(ptype | proto.REPLY_FLAG, seq)
+                return kind, proto.encode_request(ptype, seq), expect
             k = rng.randrange(len(self.images))
-            ptype, body = (P.INFER, self._pixels[k]) if kind == "infer" else \
-                (P.INFER_RLE, self._rle[k])
-            return kind, P.encode_request(ptype, seq, body), _Expect(ptype | P.REPLY_FLAG, seq, k)
+            ptype, body = (proto.INFER, self._pixels[k]) if kind == "infer" else \
+                (proto.INFER_RLE, self._rle[k])
+            expect = _Expect(ptype | proto.REPLY_FLAG, seq, k)
+            return kind, proto.encode_request(ptype, seq, body), expect
         if kind == "empty":
             return kind, b"\x00", None
         if kind == "random":
@@ -247,13 +251,13 @@ class _Generator:
             n = rng.choice((5, 50, 400))
             return kind, rng.randbytes(n) + b"\x00", None
         if kind == "oversize":
-            n = rng.randrange(P.MAX_FRAME + 1, 3 * P.MAX_FRAME)
+            n = rng.randrange(proto.MAX_FRAME + 1, 3 * proto.MAX_FRAME)
             return kind, _nonzero(rng, n) + b"\x00", None
         packet, _, _ = self._valid()
         if kind == "bad_crc":
             b = bytearray(packet)
             b[-1 - rng.randrange(4)] ^= 1 << rng.randrange(8)
-            return kind, P.encode_frame(bytes(b)), None
+            return kind, proto.encode_frame(bytes(b)), None
         if kind == "bad_length":
             head = bytearray(packet[:-4])
             length = int.from_bytes(head[4:6], "little")
@@ -261,9 +265,9 @@ class _Generator:
             if wrong == length:
                 wrong = length + 2
             head[4:6] = (wrong & 0xFFFF).to_bytes(2, "little")
-            crc = P.crc32(bytes(head)).to_bytes(4, "little")
-            return kind, P.encode_frame(bytes(head) + crc), None
-        frame = bytearray(P.encode_frame(packet)[:-1])
+            crc = proto.crc32(bytes(head)).to_bytes(4, "little")
+            return kind, proto.encode_frame(bytes(head) + crc), None
+        frame = bytearray(proto.encode_frame(packet)[:-1])
         if kind == "flip":
             for _ in range(rng.randint(1, 8)):
                 i = rng.randrange(len(frame))
@@ -319,7 +323,7 @@ def target_argv(target: str, model_dir: str | Path | None = None) -> list[str]:
 
 
 def _check(stats: FuzzStats, expects: list[_Expect | None], chunks: list[bytes],
-           got: list[P.Packet], reference: np.ndarray) -> None:
+           got: list[proto.Packet], reference: np.ndarray) -> None:
     """Compare the replies of one batch with what each chunk is owed."""
     if len(got) != len(expects):
         stats.mismatches += abs(len(got) - len(expects))
@@ -330,9 +334,9 @@ def _check(stats: FuzzStats, expects: list[_Expect | None], chunks: list[bytes],
                 continue
             # A fuzzed chunk that happens to be a valid request (astronomically rare: the CRC)
             # may be answered; check with the Python twin of the receiver before counting it.
-            ev = P.classify_chunk(chunks[i])
-            if isinstance(ev, P.Packet) and ev.seq == pkt.seq and \
-                    pkt.type == ev.type | P.REPLY_FLAG:
+            ev = proto.classify_chunk(chunks[i])
+            if isinstance(ev, proto.Packet) and ev.seq == pkt.seq and \
+                    pkt.type == ev.type | proto.REPLY_FLAG:
                 continue
             stats.mismatches += 1
             stats.note(f"chunk {chunks[i][:16].hex()}... (not a valid request) got "
@@ -342,12 +346,12 @@ def _check(stats: FuzzStats, expects: list[_Expect | None], chunks: list[bytes],
             stats.mismatches += 1
             stats.note(f"request seq {want.seq} type 0x{want.rtype:02x} got type "
                        f"0x{pkt.type:02x} seq {pkt.seq}"
-                       + (f" ({P.error_name(pkt.error_code or 0)})" if pkt.is_error else ""))
+                       + (f" ({proto.error_name(pkt.error_code or 0)})" if pkt.is_error else ""))
             continue
         if want.image is not None:
             try:
-                reply = P.decode_infer_reply(pkt.body)
-            except P.ProtocolError as exc:
+                reply = proto.decode_infer_reply(pkt.body)
+            except proto.ProtocolError as exc:
                 stats.mismatches += 1
                 stats.note(f"INFER seq {want.seq}: malformed reply ({exc})")
                 continue
@@ -375,8 +379,8 @@ def run(target: str, frames: int, seed: int = 0, *, images: np.ndarray,
     firmware.check_model_dir(model_dir)
     argv = target_argv(target, model_dir)
     reference = np.asarray(reference(images), np.int8).reshape(len(images), -1)
-    batch = batch or kBatch[target]
-    hang_s = hang_s or kHangSeconds[target]
+    batch = batch or BATCH[target]
+    hang_s = hang_s or HANG_SECONDS[target]
     rng = random.Random(seed)
     gen = _Generator(rng, images)
     stats = FuzzStats(target=target, seed=seed)
@@ -435,7 +439,7 @@ def run(target: str, frames: int, seed: int = 0, *, images: np.ndarray,
             if crashed or not ok:
                 code = proc.close() if not crashed else proc.proc.wait()
                 err = proc.stderr()
-                reports = len(kSanitizerRe.findall(err))
+                reports = len(SANITIZER_RE.findall(err))
                 stats.sanitizer_reports += reports
                 if crashed:
                     stats.crashes += 1
@@ -451,7 +455,7 @@ def run(target: str, frames: int, seed: int = 0, *, images: np.ndarray,
             bar.close()
         code = proc.close()
         err = proc.stderr()
-        reports = len(kSanitizerRe.findall(err))
+        reports = len(SANITIZER_RE.findall(err))
         stats.sanitizer_reports += reports
         if target == "host" and code not in (0, None):
             stats.crashes += 1
@@ -493,10 +497,11 @@ class LibFuzzerStats:
 def seed_corpus(folder: Path, images: np.ndarray) -> int:
     """Write valid frames (every request type, INFER of a few images) as seed inputs."""
     folder.mkdir(parents=True, exist_ok=True)
-    seeds = [P.encode_request(t, 1) for t in (P.HELLO, P.STATS, P.RESET, P.SELFTEST)]
+    seeds = [proto.encode_request(t, 1)
+             for t in (proto.HELLO, proto.STATS, proto.RESET, proto.SELFTEST)]
     for k, img in enumerate(images[:4]):
-        seeds.append(P.encode_request(P.INFER, 10 + k, P.encode_pixels(img)))
-        seeds.append(P.encode_request(P.INFER_RLE, 20 + k, P.encode_pixels_rle(img)))
+        seeds.append(proto.encode_request(proto.INFER, 10 + k, proto.encode_pixels(img)))
+        seeds.append(proto.encode_request(proto.INFER_RLE, 20 + k, proto.encode_pixels_rle(img)))
     seeds.append(b"".join(seeds[:3]))
     for i, s in enumerate(seeds):
         (folder / f"seed-{i:02d}").write_bytes(s)
@@ -542,4 +547,4 @@ def libfuzzer(seconds: int, seed: int = 0, *, images: np.ndarray,
         exec_per_s=float(rate.group(1)) if rate else 0.0,
         edges_covered=int(last[1]), edges_total=int(total.group(1)) if total else 0,
         features=int(last[2]), corpus=int(last[3]), crashes=crashes,
-        sanitizer_reports=len(kSanitizerRe.findall(out.encode())), output_tail=out[-2000:])
+        sanitizer_reports=len(SANITIZER_RE.findall(out.encode())), output_tail=out[-2000:])

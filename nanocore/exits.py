@@ -15,8 +15,8 @@ import click
 
 from nanocore.errors import UserError
 
-kExitUserError = 2
-kExitInterrupted = 130
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
 
 
 @contextmanager
@@ -28,7 +28,7 @@ def user_errors(interrupted: str = "interrupted") -> Iterator[None]:
         yield
     except UserError as e:
         click.echo(f"error: {e}", err=True)
-        sys.exit(kExitUserError)
+        sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
         click.echo(interrupted, err=True)
-        sys.exit(kExitInterrupted)
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,5 +1,6 @@
 """The AOT backend benchmark (`tools/aot_bench.py` is its command line; the sweep's
-compression groups call `prepare` and `bench_one`): benchmark the AOT backend on the emulated Cortex-M4 (QEMU mps2-an386, -icount shift=0).
+compression groups call `prepare` and `bench_one`): the AOT backend on the emulated Cortex-M4
+(QEMU mps2-an386, -icount shift=0).
 
 For each model and kernel variant (c99, dsp) this generates model_aot.{h,c}, builds a bare-metal
 image with the first N MNIST test images compiled in, runs it under QEMU and reports: MACs,
@@ -41,7 +42,7 @@ log = logging.getLogger("aot_bench")
 PORT_DIR = ROOT / "firmware" / "ports" / "qemu"
 KERNELS_DIR = ROOT / "firmware" / "lib" / "backend_aot"
 VARIANTS = ("c99", "dsp")
-kInstructionsPerTick = 40  # SysTick at 25 MHz, 1 instruction per ns under -icount shift=0
+INSTRUCTIONS_PER_TICK = 40  # SysTick at 25 MHz, 1 instruction per ns under -icount shift=0
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def bench_one(prep: Prepared, variant: str, work: Path, timeout: float) -> Row:
         raise RuntimeError(f"image reports kernel variant {res['variant']}, built for {variant}")
     if np.any(res["rcs"] != 0):
         raise RuntimeError(f"model_aot_invoke failed on {int(np.sum(res['rcs'] != 0))} images")
-    instr = res["ticks"] * kInstructionsPerTick
+    instr = res["ticks"] * INSTRUCTIONS_PER_TICK
     median = int(np.median(instr))
     agree = float(np.mean(np.all(res["outputs"] == prep.reference, axis=1)))
     flash, kernel_flash = flash_split(elf)
@@ -382,7 +383,7 @@ def run(models: list[tuple[str, Path]], n_images: int, variants: tuple[str, ...]
                 elf = work / name / variant / "aot_bench.elf"
                 res = run_image(elf, len(images), prep.reference.shape[1], timeout)
                 stepped = count_by_stepping(elf)
-                ticked = int(res["ticks"][0]) * kInstructionsPerTick
+                ticked = int(res["ticks"][0]) * INSTRUCTIONS_PER_TICK
                 click.echo(f"crosscheck {name} {variant} image 0: single-step count {stepped:,} "
                            f"instructions; SysTick {res['ticks'][0]} ticks x 40 = {ticked:,} "
                            f"(difference {ticked - stepped:+,})")

@@ -26,7 +26,7 @@ from nanocore.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-kRenodeElf = REPO_ROOT / ".pio" / "build" / "nano33ble_renode" / "firmware.elf"
+RENODE_ELF = REPO_ROOT / ".pio" / "build" / "nano33ble_renode" / "firmware.elf"
 
 
 # ------------------------------------------------------------------------------- workloads
@@ -107,9 +107,9 @@ def build_image(kind: str, tflite_path: str | Path) -> Path:
         return firmware.build_host(model_dir_for(tflite_path), sanitize=False)
     if kind == "renode":
         # Renode runs the real Nano 33 BLE firmware, which only PlatformIO builds.
-        if kRenodeElf.is_file():
-            return kRenodeElf
-        raise UserError(f"{kRenodeElf} not found: build it with `pio run -e nano33ble_renode` "
+        if RENODE_ELF.is_file():
+            return RENODE_ELF
+        raise UserError(f"{RENODE_ELF} not found: build it with `pio run -e nano33ble_renode` "
                         "(for this model), or pass the ELF with --elf")
     raise UserError(f"unknown emulator {kind!r}: choose qemu, renode or host")
 
@@ -190,7 +190,7 @@ def bench(*, port: str | None = None, emulate: str | None = None, model: str | P
 # ---------------------------------------------------------------------- the protocol fuzzer
 
 
-def fuzz_images(n_mnist: int = fuzz.kPoolImages) -> np.ndarray:
+def fuzz_images(n_mnist: int = fuzz.POOL_IMAGES) -> np.ndarray:
     """The fuzzer's INFER pool: MNIST test images 0..n-1 (when the dataset is cached or can be
     fetched) plus ``nanobench.fuzz.synthetic_images()`` (uint8 (N,28,28))."""
     try:

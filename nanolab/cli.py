@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # Kernel sparsity from which a model counts as pruned (quantize --qat then preserves it): plain
 # training leaves well under 1 % of the weights exactly zero.
-kPrunedSparsity = 0.05
+PRUNED_SPARSITY = 0.05
 
 
 class _Group(click.Group):
@@ -175,7 +175,7 @@ def quantize(model_path, out_path, per_tensor_dense, calibration_count, calibrat
         before = weight_sparsity(model)
         # A pruned model (sparsity well above what training leaves by chance) gets tfmot's
         # pruning-preserving QAT scheme, so fine-tuning does not refill its zeros.
-        preserve = before >= kPrunedSparsity
+        preserve = before >= PRUNED_SPARSITY
         model = qat_finetune(TrainResult(model), data, tcfg, progress,
                              preserve_sparsity=preserve).model
         qat_record = {"epochs": tcfg.qat_epochs, "learning_rate": tcfg.qat_learning_rate,
@@ -362,7 +362,7 @@ def synth_cmd(out_dir, per_class, seed) -> None:
 @main.command()
 @click.argument("study_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--study", "study_name", default=None,
-              help="A built-in study (trainer/studies/), e.g. seed.")
+              help="A built-in study (nanolab/studies/), e.g. seed.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Output directory [runs/sweep-<study>].")
 @click.option("--dry-run", is_flag=True, help="List the runs, one line each, without training.")

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Self
 
-from nanobench import protocol as P
+from nanobench import protocol as proto
 
 
 class FirmwareProc:
@@ -23,10 +23,10 @@ class FirmwareProc:
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
         self.proc = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._err, bufsize=0)
-        self.events: list[P.Event] = []
+        self.events: list[proto.Event] = []
         self.rx_bytes = 0
         self._cv = threading.Condition()
-        self._decoder = P.FrameDecoder()
+        self._decoder = proto.FrameDecoder()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -50,7 +50,7 @@ class FirmwareProc:
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
 
-    def wait(self, cond: Callable[[list[P.Event]], bool], timeout: float) -> bool:
+    def wait(self, cond: Callable[[list[proto.Event]], bool], timeout: float) -> bool:
         """Wait until ``cond(events)`` is true; False on timeout or when the process ended."""
         deadline = time.monotonic() + timeout
         with self._cv:
@@ -61,30 +61,30 @@ class FirmwareProc:
                 self._cv.wait(min(left, 0.2))
             return True
 
-    def packets(self) -> list[P.Packet]:
+    def packets(self) -> list[proto.Packet]:
         with self._cv:
-            return [e for e in self.events if isinstance(e, P.Packet)]
+            return [e for e in self.events if isinstance(e, proto.Packet)]
 
-    def take(self) -> list[P.Event]:
+    def take(self) -> list[proto.Event]:
         """Return and forget the events so far."""
         with self._cv:
             evs, self.events = self.events, []
             return evs
 
-    def wait_packets(self, n: int, timeout: float = 10.0) -> list[P.Packet]:
+    def wait_packets(self, n: int, timeout: float = 10.0) -> list[proto.Packet]:
         """Wait for n packets (counted from the last ``take``) and take everything."""
-        self.wait(lambda evs: sum(isinstance(e, P.Packet) for e in evs) >= n, timeout)
-        return [e for e in self.take() if isinstance(e, P.Packet)]
+        self.wait(lambda evs: sum(isinstance(e, proto.Packet) for e in evs) >= n, timeout)
+        return [e for e in self.take() if isinstance(e, proto.Packet)]
 
     def request(self, ptype: int, seq: int, body: bytes = b"", timeout: float = 10.0
-                ) -> P.Packet:
+                ) -> proto.Packet:
         """Send one request and return the packet with its sequence number."""
-        self.send(P.encode_request(ptype, seq, body))
-        ok = self.wait(lambda evs: any(isinstance(e, P.Packet) and e.seq == seq for e in evs),
+        self.send(proto.encode_request(ptype, seq, body))
+        ok = self.wait(lambda evs: any(isinstance(e, proto.Packet) and e.seq == seq for e in evs),
                        timeout)
         evs = self.take()
         assert ok, f"no reply to type {ptype} seq {seq} within {timeout} s; got {evs[-5:]}"
-        return [e for e in evs if isinstance(e, P.Packet) and e.seq == seq][-1]
+        return [e for e in evs if isinstance(e, proto.Packet) and e.seq == seq][-1]
 
     def stderr_text(self) -> str:
         self._err.seek(0)

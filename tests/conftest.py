@@ -55,7 +55,8 @@ class _TinyZoo:
     def _key(self, name: str) -> str:
         from trainer.config import ModelConfig, TrainConfig, config_hash
 
-        return f"{name}-{config_hash(ModelConfig(name=name), TrainConfig(**TINY_TRAIN))}-{self._src}"
+        digest = config_hash(ModelConfig(name=name), TrainConfig(**TINY_TRAIN))
+        return f"{name}-{digest}-{self._src}"
 
     def keras(self, name: str):
         """The float Keras model (trained on the subset), loaded from the cache if there."""

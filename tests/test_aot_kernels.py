@@ -19,7 +19,7 @@ from nanocore.errors import UserError
 from trainer.aot import generate
 from trainer.aot.host import RUNNER_C, build_runner, run_runner
 
-kRecords = 48  # random input tensors per case
+RECORDS = 48  # random input tensors per case
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
@@ -248,10 +248,10 @@ def test_kernel_matches_tflm(family: str, seed: int, workdir: Path) -> None:
         pytest.skip(f"refused at export (documented for {family}): {msg}")
     exe = build_runner(out, RUNNER_C)
     rng = np.random.default_rng(seed + 1000)
-    x = rng.integers(-128, 128, size=(kRecords, *shape), dtype=np.int8)
+    x = rng.integers(-128, 128, size=(RECORDS, *shape), dtype=np.int8)
     want = _reference(tfl, x)
-    got = run_runner(exe, x.reshape(kRecords, -1), want.shape[1])
+    got = run_runner(exe, x.reshape(RECORDS, -1), want.shape[1])
     bad = np.flatnonzero(np.any(got != want, axis=1))
-    assert bad.size == 0, (f"{family}-{seed} ops={res.ops}: {bad.size}/{kRecords} records "
+    assert bad.size == 0, (f"{family}-{seed} ops={res.ops}: {bad.size}/{RECORDS} records "
                            f"differ, first {bad[0]}: got {got[bad[0]][:16]} "
                            f"want {want[bad[0]][:16]}")

@@ -15,7 +15,7 @@ from trainer.aot.graph import load
 from trainer.aot.host import RUNNER_C, build_runner, run_runner
 
 ZOO = ("seed_initial", "seed_final", "cnn", "mobilenet_v1", "shufflenet_v2")
-kImages = 300  # default suite; the slow test runs all 10,000
+IMAGES = 300  # default suite; the slow test runs all 10,000
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
@@ -38,15 +38,15 @@ def _agreement(tfl: bytes, images: np.ndarray, out_dir: Path) -> tuple[float, ob
 @pytest.mark.parametrize("name", ZOO)
 def test_zoo_model_agrees_with_tflm(name: str, tiny_tflite, mnist, tmp_path: Path) -> None:
     tfl = tiny_tflite(name)
-    agreement, res, tflm_arena = _agreement(tfl, mnist.x_test[:kImages], tmp_path)
-    assert agreement == 1.0, f"{name}: agreement {agreement} on {kImages} images"
+    agreement, res, tflm_arena = _agreement(tfl, mnist.x_test[:IMAGES], tmp_path)
+    assert agreement == 1.0, f"{name}: agreement {agreement} on {IMAGES} images"
     assert res.arena_bytes <= tflm_arena, f"{name}: arena {res.arena_bytes} > TFLM {tflm_arena}"
 
 
 def test_per_tensor_dense_agrees_with_tflm(tiny_tflite, mnist, tmp_path: Path) -> None:
     """Per-tensor FULLY_CONNECTED (TFLM takes the input*filter scale product in float32)."""
     tfl = tiny_tflite("seed_final", per_channel_dense=False)
-    agreement, _, _ = _agreement(tfl, mnist.x_test[:kImages], tmp_path)
+    agreement, _, _ = _agreement(tfl, mnist.x_test[:IMAGES], tmp_path)
     assert agreement == 1.0
 
 

@@ -25,7 +25,7 @@ ARM_GCC = shutil.which("arm-none-eabi-gcc")
 needs_arm = pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc not installed")
 needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None,
                                reason="no host gcc/make to build the host firmware")
-kCliTimeout = 300  # s: a hung bench fails the test instead of hanging the suite
+CLI_TIMEOUT = 300  # s: a hung bench fails the test instead of hanging the suite
 
 
 # ------------------------------------------------------------------------------ elfsize
@@ -171,7 +171,7 @@ def bench_model(tiny_tflite, tmp_path_factory) -> Path:
 
 def run_bench(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([*BENCH, *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=kCliTimeout, check=False)
+                          timeout=CLI_TIMEOUT, check=False)
 
 
 @needs_gcc

@@ -18,10 +18,10 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "firmware" / "lib" / "model" / "model_int8.tflite"
-kImages = 1000
+IMAGES = 1000
 # 1,000 images take ~15-60 s on the two-core CI machine (QEMU's UART takes one byte per main
 # loop turn); the limit turns a hang into a failure, and the emulator dies with the bench.
-kTimeout = 600
+TIMEOUT = 600
 
 pytestmark = [
     pytest.mark.qemu,
@@ -37,8 +37,8 @@ def qemu_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
         pytest.fail(f"{DEFAULT_MODEL} is missing: the default model must be committed")
     out = tmp_path_factory.mktemp("bench_qemu") / "run"
     r = subprocess.run([sys.executable, str(REPO / "tools" / "bench.py"), "--emulate", "qemu",
-                        "--limit", str(kImages), "--out", str(out), "-q"],
-                       capture_output=True, text=True, cwd=REPO, timeout=kTimeout, check=False)
+                        "--limit", str(IMAGES), "--out", str(out), "-q"],
+                       capture_output=True, text=True, cwd=REPO, timeout=TIMEOUT, check=False)
     assert r.returncode == 0, f"bench failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
     return out, r
 
@@ -46,7 +46,7 @@ def qemu_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
 def test_qemu_bench_matches_the_reference(qemu_run):
     out, r = qemu_run
     s = json.loads((out / "summary.json").read_text())
-    assert s["n"] == kImages and s["lost"] == 0
+    assert s["n"] == IMAGES and s["lost"] == 0
     rows = list(csv.DictReader((out / "samples.csv").open()))
     differ = [(row["index"], row["scores"], row["reference"]) for row in rows
               if row["agrees"] != "1"]
@@ -64,15 +64,15 @@ def test_qemu_reference_is_independent(qemu_run):
 
     out, _ = qemu_run
     mn = load_mnist()
-    ref = Reference(DEFAULT_MODEL.read_bytes()).run(mn.x_test[:kImages])
+    ref = Reference(DEFAULT_MODEL.read_bytes()).run(mn.x_test[:IMAGES])
     rows = list(csv.DictReader((out / "samples.csv").open()))
-    assert [int(row["index"]) for row in rows] == list(range(kImages))
+    assert [int(row["index"]) for row in rows] == list(range(IMAGES))
     device = np.array([[int(v) for v in row["scores"].split()] for row in rows], dtype=np.int8)
     np.testing.assert_array_equal(device, ref)
     labels = np.array([int(row["label"]) for row in rows])
-    np.testing.assert_array_equal(labels, mn.y_test[:kImages])
+    np.testing.assert_array_equal(labels, mn.y_test[:IMAGES])
     s = json.loads((out / "summary.json").read_text())
-    ref_acc = float(np.mean(np.argmax(ref, axis=1) == mn.y_test[:kImages]))
+    ref_acc = float(np.mean(np.argmax(ref, axis=1) == mn.y_test[:IMAGES]))
     assert s["reference_accuracy"] == pytest.approx(ref_acc)
 
 
@@ -104,7 +104,7 @@ def test_qemu_latency_and_footprint(qemu_run):
         assert (out / name).stat().st_size > 0
 
 
-kInstructionsPerTick = 40  # SysTick at 25 MHz under -icount shift=0 (board_qemu.c)
+INSTRUCTIONS_PER_TICK = 40  # SysTick at 25 MHz under -icount shift=0 (board_qemu.c)
 
 
 def _stream(elf: Path, images: np.ndarray, window: int) -> tuple[dict, list[int], dict]:
@@ -112,7 +112,7 @@ def _stream(elf: Path, images: np.ndarray, window: int) -> tuple[dict, list[int]
     from nanobench import emulate
     from nanobench.client import Device, Inference
 
-    with emulate.qemu(elf, max_seconds=kTimeout) as emu, Device(emu.port, timeout=5.0) as dev:
+    with emulate.qemu(elf, max_seconds=TIMEOUT) as emu, Device(emu.port, timeout=5.0) as dev:
         info = dev.hello()
         dev.reset()
         out = [r for r in dev.infer_many(images, window=window) if isinstance(r, Inference)]
@@ -138,8 +138,8 @@ def test_qemu_latency_is_the_inference_alone_at_any_window(mnist):
     assert stats1["link_irqs_in_invoke"] == "0", stats1
     spread1, spread4 = max(w1) - min(w1), max(w4) - min(w4)
     assert spread4 <= spread1 + 1, (
-        f"latency spread {spread4 * kInstructionsPerTick} instructions at window 4, "
-        f"{spread1 * kInstructionsPerTick} at window 1: link interrupts inside the timed region?")
+        f"latency spread {spread4 * INSTRUCTIONS_PER_TICK} instructions at window 4, "
+        f"{spread1 * INSTRUCTIONS_PER_TICK} at window 1: link interrupts inside the timed region?")
     # An inference that lasts a fraction of a tick more than n ticks reads as n or n + 1 by the
     # timer's phase, so the medians of two runs of the same images may differ by that one tick.
     assert abs(sorted(w4)[len(w4) // 2] - sorted(w1)[len(w1) // 2]) <= 1
@@ -155,7 +155,7 @@ def test_qemu_over_tcp(mnist):
 
     elf = firmware.build_qemu()
     ref = Reference(DEFAULT_MODEL.read_bytes()).run(mnist.x_test[:100])
-    with emulate.qemu(elf, link="tcp", max_seconds=kTimeout) as emu:
+    with emulate.qemu(elf, link="tcp", max_seconds=TIMEOUT) as emu:
         assert emu.port.startswith("socket://127.0.0.1:")
         with Device(emu.port, timeout=5.0) as dev:
             assert dev.hello()["board"] == "qemu-mps2-an386"

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-kImages = 40
-kFloodBytes = 1 << 20  # 1 MiB of "log" at connect, 16 pipe buffers' worth
+IMAGES = 40
+FLOOD_BYTES = 1 << 20  # 1 MiB of "log" at connect, 16 pipe buffers' worth
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("bash") is None,
                                 reason="gcc and bash are needed for the host firmware build")
@@ -75,7 +75,7 @@ while data := os.read(fw.stdout.fileno(), 4096):
     say(f"uart0: {len(data)} bytes out")
     conn.sendall(data)
 signal.pause()
-'''.replace("FLOOD", str(kFloodBytes))
+'''.replace("FLOOD", str(FLOOD_BYTES))
 
 
 def _alive(pid: int) -> bool:
@@ -121,13 +121,13 @@ def test_bench_over_a_standin_renode_finishes_and_leaves_nothing(tmp_path, host_
     try:
         r = subprocess.run(
             [sys.executable, str(REPO / "tools" / "bench.py"), "--emulate", "renode",
-             "--elf", str(host_firmware), "--limit", str(kImages), "--timeout", "5",
+             "--elf", str(host_firmware), "--limit", str(IMAGES), "--timeout", "5",
              "--out", str(out), "-q"],
             capture_output=True, text=True, cwd=REPO, env=env, timeout=300, check=False)
         started = {k: int(v) for k, v in (ln.split() for ln in pids.read_text().splitlines())}
         assert r.returncode == 0, f"bench failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
         s = json.loads((out / "summary.json").read_text())
-        assert s["n"] == kImages and s["lost"] == 0 and s["agreement"] == 1.0
+        assert s["n"] == IMAGES and s["lost"] == 0 and s["agreement"] == 1.0
         assert s["emulator"] == "renode"
         assert set(started) == {"launcher", "renode", "firmware"}
         # The launcher led its own group; the other two are its child and grandchild.

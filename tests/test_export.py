@@ -26,11 +26,11 @@ needs_host_cc = pytest.mark.skipif(HOST_CC is None or HOST_CXX is None, reason="
 def _tiny_keras():
     from trainer.tf import keras
 
-    Sequential, initializers, layers = keras.Sequential, keras.initializers, keras.layers
+    sequential, initializers, layers = keras.Sequential, keras.initializers, keras.layers
 
     # Non-zero biases: the converter drops all-zero bias tensors, which would hide params.
     bias = initializers.RandomUniform(-0.1, 0.1, seed=1)
-    model = Sequential([
+    model = sequential([
         layers.Input((28, 28, 1)),
         layers.Conv2D(4, 3, activation="relu", bias_initializer=bias),
         layers.MaxPooling2D(),
@@ -327,7 +327,8 @@ def test_meta_values_equal_reference(exported, tiny, images, tmp_path, compiler)
     assert got["labels"].split() == [str(d) for d in range(10)]
 
     lut = np.array(got["lut"].split(), dtype=np.int64)
-    np.testing.assert_array_equal(lut, np.asarray(input_lut(info.input_scale, info.input_zero_point), dtype=np.int64))
+    want = input_lut(info.input_scale, info.input_zero_point)
+    np.testing.assert_array_equal(lut, np.asarray(want, dtype=np.int64))
     # and independently of trainer.reference: q = round(p / 255 / scale) + zero_point, clamped
     p = np.arange(256) / 255.0
     expect = np.clip(np.round(p / info.input_scale) + info.input_zero_point, -128, 127)

@@ -22,7 +22,7 @@ import serial
 from _firmware_proc import FirmwareProc
 
 from nanobench import emulate, firmware
-from nanobench import protocol as P
+from nanobench import protocol as proto
 from nanocore.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,11 +79,11 @@ def test_host_matches_tflm_reference(host_exe, reference):
     images, want = reference
     fw = FirmwareProc([str(host_exe)])
     # Pipelined: every request at once; replies come back in order.
-    fw.send(b"".join(P.encode_request(P.INFER, i, P.encode_pixels(img))
+    fw.send(b"".join(proto.encode_request(proto.INFER, i, proto.encode_pixels(img))
                      for i, img in enumerate(images)))
     got = fw.wait_packets(len(images), timeout=60)
     assert [p.seq for p in got] == list(range(len(images)))
-    replies = [P.decode_infer_reply(p.body) for p in got]
+    replies = [proto.decode_infer_reply(p.body) for p in got]
     scores = np.array([r.scores for r in replies], np.int8)
     mismatch = np.flatnonzero((scores != want).any(axis=1))
     assert mismatch.size == 0, f"{mismatch.size} of {len(images)} differ, first {mismatch[:5]}"
@@ -99,9 +99,9 @@ def test_hello_and_stats_describe_the_device(host_exe, model):
     fw = FirmwareProc([str(host_exe)])
     fw.wait(lambda evs: len(evs) >= 1, 10)
     boot = fw.take()
-    assert boot and boot[0] == P.LogLine(
+    assert boot and boot[0] == proto.LogLine(
         f"nano-tflm fw=0.1.0 proto=1 board=host backend=aot model={model['sha256'][:16]}")
-    info = P.decode_info(fw.request(P.HELLO, 1).body)
+    info = proto.decode_info(fw.request(proto.HELLO, 1).body)
     assert set(HELLO_KEYS) <= set(info), set(HELLO_KEYS) - set(info)
     assert info["model_sha256"] == model["sha256"][:16]
     assert info["backend"] == "aot" and info["timer"] == "us" and info["proto"] == "1"
@@ -118,14 +118,14 @@ def test_hello_and_stats_describe_the_device(host_exe, model):
     arena = int(re.search(r"#define MODEL_AOT_ARENA_BYTES\s+\(?(\d+)", aot_h).group(1))
     assert int(info["arena_bytes"]) == arena == int(info["arena_used_bytes"])
 
-    fw.request(P.INFER, 2, bytes(784))
-    fw.request(P.INFER, 3, bytes(783))
-    stats = P.decode_info(fw.request(P.STATS, 4).body)
+    fw.request(proto.INFER, 2, bytes(784))
+    fw.request(proto.INFER, 3, bytes(783))
+    stats = proto.decode_info(fw.request(proto.STATS, 4).body)
     assert set(STATS_KEYS) <= set(stats)
     assert (stats["inferences"], stats["errors"]) == ("1", "1")
     assert stats["link_irqs_in_invoke"] == "0"
-    assert fw.request(P.RESET, 5).body == b""
-    stats = P.decode_info(fw.request(P.STATS, 6).body)
+    assert fw.request(proto.RESET, 5).body == b""
+    stats = proto.decode_info(fw.request(proto.STATS, 6).body)
     assert (stats["inferences"], stats["errors"], stats["latency_max"]) == ("0", "0", "0")
     _finish(fw)
 
@@ -133,7 +133,7 @@ def test_hello_and_stats_describe_the_device(host_exe, model):
 @needs_gcc
 def test_selftest_passes_and_reports_a_difference(host_exe, model, tmp_path):
     fw = FirmwareProc([str(host_exe)])
-    assert fw.request(P.SELFTEST, 1).body == b"selftest: pass 5/5"
+    assert fw.request(proto.SELFTEST, 1).body == b"selftest: pass 5/5"
     _finish(fw)
     # A model folder whose recorded reference output for image 2 is off by one: the self-test
     # must say which image differed and how.
@@ -149,7 +149,7 @@ def test_selftest_passes_and_reports_a_difference(host_exe, model, tmp_path):
                                                               .endswith(",") else "")
     (bad / "model_selftest.h").write_text(head + "kModelSelftestOutput" + "\n".join(lines))
     fw = FirmwareProc([str(firmware.build_host(bad))])
-    text = fw.request(P.SELFTEST, 1).body.decode()
+    text = fw.request(proto.SELFTEST, 1).body.decode()
     _finish(fw)
     assert text.startswith("selftest: FAIL 4/5 image=2 got="), text
     assert f"want={','.join(map(str, vals))}" in text
@@ -168,8 +168,8 @@ def _tcp_port(proc: subprocess.Popen, timeout: float = 10) -> int:
     raise AssertionError(f"no listening line: {buf!r}")
 
 
-def _read_until(port, decoder: P.FrameDecoder, cond, timeout: float = 10) -> list[P.Event]:
-    evs: list[P.Event] = []
+def _read_until(port, decoder: proto.FrameDecoder, cond, timeout: float = 10) -> list[proto.Event]:
+    evs: list[proto.Event] = []
     deadline = time.monotonic() + timeout
     while not cond(evs) and time.monotonic() < deadline:
         evs += decoder.feed(port.read(4096))
@@ -208,19 +208,20 @@ def test_tcp_mode_serves_one_client_after_another(host_exe, reference):
                 # A plain socket: pyserial's socket:// purges what arrived while it connected,
                 # which may be the boot line (the client's hello() does not rely on it).
                 link = _SocketLink(port)
-                d = P.FrameDecoder()
-                evs = _read_until(link, d, lambda e: any(isinstance(x, P.LogLine) for x in e))
-                assert any(isinstance(e, P.LogLine) and e.text.startswith("nano-tflm")
+                d = proto.FrameDecoder()
+                evs = _read_until(link, d, lambda e: any(isinstance(x, proto.LogLine) for x in e))
+                assert any(isinstance(e, proto.LogLine) and e.text.startswith("nano-tflm")
                            for e in evs), evs
             else:  # the pyserial URL the bench uses
                 link = serial.serial_for_url(f"socket://127.0.0.1:{port}", timeout=0.05)
-                d = P.FrameDecoder()
-            link.write(b"\x99garbage\x00" + P.encode_request(P.INFER, 7, images[client]))
-            evs = _read_until(link, d, lambda e: any(isinstance(x, P.Packet) and x.seq == 7
+                d = proto.FrameDecoder()
+            link.write(b"\x99garbage\x00" + proto.encode_request(proto.INFER, 7, images[client]))
+            evs = _read_until(link, d, lambda e: any(isinstance(x, proto.Packet) and x.seq == 7
                                                      for x in e))
-            pk = [e for e in evs if isinstance(e, P.Packet)]
+            pk = [e for e in evs if isinstance(e, proto.Packet)]
             assert pk[0].is_error and pk[1].seq == 7
-            assert P.decode_infer_reply(pk[1].body).scores == tuple(int(v) for v in want[client])
+            scores = proto.decode_infer_reply(pk[1].body).scores
+            assert scores == tuple(int(v) for v in want[client])
             link.close()
     finally:
         proc.kill()
@@ -247,27 +248,27 @@ def test_qemu_image_matches_reference_and_resyncs(model, reference):
     with FirmwareProc(emulate.qemu_command(elf)) as fw:
         assert fw.wait(lambda evs: len(evs) >= 2, 30), fw.events
         boot = fw.take()
-        assert boot[0] == P.LogLine(f"nano-tflm fw=0.1.0 proto=1 board=qemu-mps2-an386 "
+        assert boot[0] == proto.LogLine(f"nano-tflm fw=0.1.0 proto=1 board=qemu-mps2-an386 "
                                     f"backend=aot model={model['sha256'][:16]}")
-        assert boot[1] == P.LogLine("selftest: pass 5/5")
-        info = P.decode_info(fw.request(P.HELLO, 1, timeout=30).body)
+        assert boot[1] == proto.LogLine("selftest: pass 5/5")
+        info = proto.decode_info(fw.request(proto.HELLO, 1, timeout=30).body)
         assert info["timer"] == "instructions" and info["ticks_to_units"] == "40"
         assert 0 < int(info["stack_used_bytes"]) < int(info["stack_bytes"])
         n = N_QEMU_IMAGES
-        fw.send(b"".join(P.encode_request(P.INFER, 10 + i, images[i]) for i in range(n)))
+        fw.send(b"".join(proto.encode_request(proto.INFER, 10 + i, images[i]) for i in range(n)))
         got = fw.wait_packets(n, timeout=60)
         assert [p.seq for p in got] == [10 + i for i in range(n)]
-        replies = [P.decode_infer_reply(p.body) for p in got]
+        replies = [proto.decode_infer_reply(p.body) for p in got]
         assert np.array_equal(np.array([r.scores for r in replies], np.int8), want[:n])
         assert all(r.latency_ticks > 0 for r in replies)
         # Garbage once: an error per chunk, then a correct answer.
         rng = np.random.default_rng(5)
         garbage = rng.integers(0, 256, 3000, dtype=np.uint8).tobytes() + b"\x00"
-        fw.send(garbage + P.encode_request(P.INFER, 99, images[n]))
-        ok = fw.wait(lambda evs: any(isinstance(e, P.Packet) and e.seq == 99 for e in evs), 30)
+        fw.send(garbage + proto.encode_request(proto.INFER, 99, images[n]))
+        ok = fw.wait(lambda evs: any(isinstance(e, proto.Packet) and e.seq == 99 for e in evs), 30)
         evs = fw.take()
-        assert ok and all(isinstance(e, P.Packet) for e in evs)
+        assert ok and all(isinstance(e, proto.Packet) for e in evs)
         chunks = sum(1 for c in garbage.split(b"\x00")[:-1] if c)
         assert [e.is_error for e in evs] == [True] * chunks + [False]
-        assert P.decode_infer_reply(evs[-1].body).scores == tuple(int(v) for v in want[n])
+        assert proto.decode_infer_reply(evs[-1].body).scores == tuple(int(v) for v in want[n])
 

@@ -24,12 +24,12 @@ import pytest
 from _firmware_proc import FirmwareProc
 
 from nanobench import firmware
-from nanobench import protocol as P
+from nanobench import protocol as proto
 from nanocore.errors import UserError
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
 
-ERROR_CODES = set(P.ErrorCode)
+ERROR_CODES = set(proto.ErrorCode)
 N_IMAGES = 6
 
 
@@ -53,9 +53,9 @@ def _infer_all(exe, images: np.ndarray) -> np.ndarray:
     with FirmwareProc([str(exe)]) as fw:
         out = []
         for i, img in enumerate(images):
-            r = fw.request(P.INFER, i, P.encode_pixels(img))
-            assert r.type == P.INFER | P.REPLY_FLAG, r
-            out.append(P.decode_infer_reply(r.body).scores)
+            r = fw.request(proto.INFER, i, proto.encode_pixels(img))
+            assert r.type == proto.INFER | proto.REPLY_FLAG, r
+            out.append(proto.decode_infer_reply(r.body).scores)
     return np.array(out, np.int8)
 
 
@@ -78,9 +78,9 @@ def device(build):
     """A fresh firmware process; at teardown: clean exit, no sanitizer output."""
     exe, _ = build
     fw = FirmwareProc([str(exe)])
-    assert fw.wait(lambda evs: any(isinstance(e, P.LogLine) for e in evs), 10), "no boot line"
+    assert fw.wait(lambda evs: any(isinstance(e, proto.LogLine) for e in evs), 10), "no boot line"
     boot = fw.take()
-    assert isinstance(boot[0], P.LogLine) and boot[0].text.startswith("nano-tflm fw=")
+    assert isinstance(boot[0], proto.LogLine) and boot[0].text.startswith("nano-tflm fw=")
     yield fw
     rc = fw.close()
     err = fw.stderr_text()
@@ -95,12 +95,12 @@ def _chunks(data: bytes) -> int:
 def _infer_frame(seq: int, image: np.ndarray) -> bytes:
     """INFER for even, INFER_RLE for odd sequence numbers: both paths get fuzzed."""
     if seq % 2:
-        return P.encode_request(P.INFER_RLE, seq, P.encode_pixels_rle(image))
-    return P.encode_request(P.INFER, seq, P.encode_pixels(image))
+        return proto.encode_request(proto.INFER_RLE, seq, proto.encode_pixels_rle(image))
+    return proto.encode_request(proto.INFER, seq, proto.encode_pixels(image))
 
 
 def _check_resync(fw: FirmwareProc, build, images, garbage: bytes, seq: int,
-                  send: Callable[[bytes], None] | None = None) -> list[P.Packet]:
+                  send: Callable[[bytes], None] | None = None) -> list[proto.Packet]:
     """Send garbage + delimiter, then one valid INFER; check one error per chunk, then the
     right answer. Returns the error packets."""
     _, expected = build
@@ -109,25 +109,25 @@ def _check_resync(fw: FirmwareProc, build, images, garbage: bytes, seq: int,
     (send or fw.send)(data)
     fw.send(_infer_frame(seq, images[k]))
     want = _chunks(data) + 1
-    ok = fw.wait(lambda evs: any(isinstance(e, P.Packet) and e.seq == seq
+    ok = fw.wait(lambda evs: any(isinstance(e, proto.Packet) and e.seq == seq
                                  and not e.is_error for e in evs), 15)
     evs = fw.take()
     assert ok, f"no INFER reply after garbage of {len(garbage)} bytes; last events {evs[-3:]}"
-    assert not [e for e in evs if not isinstance(e, P.Packet)], "device sent a non-frame"
+    assert not [e for e in evs if not isinstance(e, proto.Packet)], "device sent a non-frame"
     assert len(evs) == want, f"{len(evs)} replies for {want - 1} chunks + 1 request"
     errors, reply = evs[:-1], evs[-1]
     assert all(e.is_error and e.error_code in ERROR_CODES for e in errors), errors[:3]
     assert reply.seq == seq
-    assert reply.type == (P.INFER_RLE if seq % 2 else P.INFER) | P.REPLY_FLAG
-    got = P.decode_infer_reply(reply.body)
+    assert reply.type == (proto.INFER_RLE if seq % 2 else proto.INFER) | proto.REPLY_FLAG
+    got = proto.decode_infer_reply(reply.body)
     assert got.scores == tuple(int(v) for v in expected[k])
     assert got.label == int(np.argmax(expected[k]))
     return errors
 
 
 def test_hello_and_infer_are_correct(device, build, images):
-    info = P.decode_info(device.request(P.HELLO, 1).body)
-    assert info["proto"] == str(P.VERSION) and info["ready"] == "1"
+    info = proto.decode_info(device.request(proto.HELLO, 1).body)
+    assert info["proto"] == str(proto.VERSION) and info["ready"] == "1"
     assert info["input_shape"] == "1x28x28x1"
     _check_resync(device, build, images, b"", 2)
 
@@ -170,10 +170,10 @@ def test_mutated_frames(device, build, images):
     rng = random.Random(2)
     kinds = []
     for i in range(60):
-        ptype = rng.choice([P.INFER, P.INFER_RLE, P.HELLO, P.STATS, P.SELFTEST])
-        body = {P.INFER: P.encode_pixels, P.INFER_RLE: P.encode_pixels_rle}.get(
+        ptype = rng.choice([proto.INFER, proto.INFER_RLE, proto.HELLO, proto.STATS, proto.SELFTEST])
+        body = {proto.INFER: proto.encode_pixels, proto.INFER_RLE: proto.encode_pixels_rle}.get(
             ptype, lambda _: b"")(images[i % len(images)])
-        frame = P.encode_request(ptype, 200 + i, body)
+        frame = proto.encode_request(ptype, 200 + i, body)
         mutated = _mutate(rng, frame)
         if mutated == frame[:-1]:
             continue
@@ -185,48 +185,50 @@ def test_mutated_frames(device, build, images):
 
 def test_valid_but_wrong_requests(device, build, images):
     cases = [
-        (P.build_packet(0x42, 7, b""), P.ErrorCode.UNKNOWN_COMMAND, 7),
-        (P.build_packet(P.INFER_RLE, 13, b"\x00\xff\x00\xff\x00\xff\x00\x14"),
-         P.ErrorCode.INPUT_SIZE, 13),
-        (P.build_packet(P.INFER_RLE, 14, b"\x00\xff\x00\xff\x00\xff\x00\x12"),
-         P.ErrorCode.INPUT_SIZE, 14),
-        (P.build_packet(P.INFER_RLE, 15, b"\x05\x00"), P.ErrorCode.INPUT_SIZE, 15),
-        (P.build_packet(P.INFER_RLE, 16, b"\x00\x00"), P.ErrorCode.INPUT_SIZE, 16),
-        (P.build_packet(P.INFER_RLE, 17, b"\x01" * 785), P.ErrorCode.INPUT_SIZE, 17),
-        (P.build_packet(P.INFER | P.REPLY_FLAG, 8, b""), P.ErrorCode.UNKNOWN_COMMAND, 8),
-        (P.build_packet(P.INFER, 9, bytes(783)), P.ErrorCode.INPUT_SIZE, 9),
-        (P.build_packet(P.INFER, 10, b""), P.ErrorCode.INPUT_SIZE, 10),
-        (b"\x02" + P.build_packet(P.HELLO, 11)[1:], P.ErrorCode.VERSION, 11),
-        (P.build_packet(P.HELLO, 12)[:-1], P.ErrorCode.BAD_LENGTH, 12),
-        (b"\x01\x01", P.ErrorCode.BAD_LENGTH, P.SEQ_NONE),
+        (proto.build_packet(0x42, 7, b""), proto.ErrorCode.UNKNOWN_COMMAND, 7),
+        (proto.build_packet(proto.INFER_RLE, 13, b"\x00\xff\x00\xff\x00\xff\x00\x14"),
+         proto.ErrorCode.INPUT_SIZE, 13),
+        (proto.build_packet(proto.INFER_RLE, 14, b"\x00\xff\x00\xff\x00\xff\x00\x12"),
+         proto.ErrorCode.INPUT_SIZE, 14),
+        (proto.build_packet(proto.INFER_RLE, 15, b"\x05\x00"), proto.ErrorCode.INPUT_SIZE, 15),
+        (proto.build_packet(proto.INFER_RLE, 16, b"\x00\x00"), proto.ErrorCode.INPUT_SIZE, 16),
+        (proto.build_packet(proto.INFER_RLE, 17, b"\x01" * 785), proto.ErrorCode.INPUT_SIZE, 17),
+        (proto.build_packet(proto.INFER | proto.REPLY_FLAG, 8, b""),
+         proto.ErrorCode.UNKNOWN_COMMAND, 8),
+        (proto.build_packet(proto.INFER, 9, bytes(783)), proto.ErrorCode.INPUT_SIZE, 9),
+        (proto.build_packet(proto.INFER, 10, b""), proto.ErrorCode.INPUT_SIZE, 10),
+        (b"\x02" + proto.build_packet(proto.HELLO, 11)[1:], proto.ErrorCode.VERSION, 11),
+        (proto.build_packet(proto.HELLO, 12)[:-1], proto.ErrorCode.BAD_LENGTH, 12),
+        (b"\x01\x01", proto.ErrorCode.BAD_LENGTH, proto.SEQ_NONE),
     ]
     for i, (packet, code, seq) in enumerate(cases):
-        errors = _check_resync(device, build, images, P.cobs_encode(packet), 300 + i)
+        errors = _check_resync(device, build, images, proto.cobs_encode(packet), 300 + i)
         assert [(e.error_code, e.seq) for e in errors] == [(code, seq)]
 
 
 def test_truncated_frames(device, build, images):
     rng = random.Random(3)
     for i in range(30):
-        frame = P.encode_request(P.INFER, 400 + i, P.encode_pixels(images[i % len(images)]))
+        pixels = proto.encode_pixels(images[i % len(images)])
+        frame = proto.encode_request(proto.INFER, 400 + i, pixels)
         cut = rng.randrange(1, len(frame) - 1)
         # The cut frame runs into the next frame, which is lost with it: the device resyncs at
         # that frame's delimiter and answers the one after.
-        lost = P.encode_request(P.HELLO, 500 + i)
+        lost = proto.encode_request(proto.HELLO, 500 + i)
         errors = _check_resync(device, build, images, frame[:cut] + lost[:-1], 600 + i)
         assert len(errors) == 1
 
 
 def test_oversize_frames(device, build, images):
     rng = random.Random(4)
-    for i, n in enumerate([P.MAX_FRAME, P.MAX_FRAME + 1, 5000, 70_000]):
+    for i, n in enumerate([proto.MAX_FRAME, proto.MAX_FRAME + 1, 5000, 70_000]):
         garbage = bytes(rng.randrange(1, 256) for _ in range(n))
         errors = _check_resync(device, build, images, garbage, 700 + i)
-        assert [e.error_code for e in errors] == [P.ErrorCode.OVERSIZE]
+        assert [e.error_code for e in errors] == [proto.ErrorCode.OVERSIZE]
     # The largest valid packet still fits: an INFER with a 1024-byte body is a size error only.
     errors = _check_resync(device, build, images,
-                           P.encode_request(P.INFER, 750, bytes(P.MAX_BODY))[:-1], 751)
-    assert [(e.error_code, e.seq) for e in errors] == [(P.ErrorCode.INPUT_SIZE, 750)]
+                           proto.encode_request(proto.INFER, 750, bytes(proto.MAX_BODY))[:-1], 751)
+    assert [(e.error_code, e.seq) for e in errors] == [(proto.ErrorCode.INPUT_SIZE, 750)]
 
 
 def test_slow_dribble(device, build, images):
@@ -235,16 +237,16 @@ def test_slow_dribble(device, build, images):
             device.send(data[i:i + 7])
             time.sleep(0.001)
 
-    frame = P.encode_request(P.INFER, 800, P.encode_pixels(images[2]))
+    frame = proto.encode_request(proto.INFER, 800, proto.encode_pixels(images[2]))
     _check_resync(device, build, images, b"\x13\x37" * 40, 801, send=dribble)
     dribble(frame)
     r = device.wait_packets(1)
     assert r[0].seq == 800
-    assert P.decode_infer_reply(r[0].body).scores == tuple(int(v) for v in build[1][2])
+    assert proto.decode_infer_reply(r[0].body).scores == tuple(int(v) for v in build[1][2])
 
 
 def test_burst_of_requests_then_stats(device, build, images):
-    device.request(P.RESET, 900)
+    device.request(proto.RESET, 900)
     n = 300
     frames = [_infer_frame(1000 + i, images[i % N_IMAGES]) for i in range(n)]
     burst = b"".join(frames)
@@ -255,18 +257,18 @@ def test_burst_of_requests_then_stats(device, build, images):
     assert [p.seq for p in infer] == [1000 + i for i in range(n)] + [1000]
     for p in infer:
         k = (p.seq - 1000) % N_IMAGES
-        assert P.decode_infer_reply(p.body).scores == tuple(int(v) for v in build[1][k])
+        assert proto.decode_infer_reply(p.body).scores == tuple(int(v) for v in build[1][k])
     assert sum(p.is_error for p in got) == 2
-    stats = P.decode_info(device.request(P.STATS, 901).body)
+    stats = proto.decode_info(device.request(proto.STATS, 901).body)
     assert int(stats["inferences"]) == n + 1
     assert int(stats["frames_bad"]) == 2 and int(stats["errors"]) == 2
     assert int(stats["rx_bytes"]) == len(burst) + len(noise) + len(frames[0]) + \
-        len(P.encode_request(P.STATS, 901))
+        len(proto.encode_request(proto.STATS, 901))
     assert int(stats["latency_min"]) <= int(stats["latency_max"])
 
 
 def test_selftest_command(device):
-    text = device.request(P.SELFTEST, 950).body.decode()
+    text = device.request(proto.SELFTEST, 950).body.decode()
     assert text.startswith("selftest: pass ") and text.split()[-1].split("/")[0] == \
         text.split()[-1].split("/")[1], text
 
@@ -275,11 +277,11 @@ def test_backend_failures_are_error_frames():
     exe = firmware.build_host(standin=True, defines=("NANO_TFLM_STANDIN_FAIL_INVOKE",))
     fw = FirmwareProc([str(exe)])
     bad = bytes([0xEE]) + bytes(783)
-    r = fw.request(P.INFER, 1, bad)
-    assert (r.error_code, r.seq) == (P.ErrorCode.INVOKE, 1)
-    r = fw.request(P.INFER, 2, bytes(784))
-    assert r.type == P.INFER | P.REPLY_FLAG
-    stats = P.decode_info(fw.request(P.STATS, 3).body)
+    r = fw.request(proto.INFER, 1, bad)
+    assert (r.error_code, r.seq) == (proto.ErrorCode.INVOKE, 1)
+    r = fw.request(proto.INFER, 2, bytes(784))
+    assert r.type == proto.INFER | proto.REPLY_FLAG
+    stats = proto.decode_info(fw.request(proto.STATS, 3).body)
     assert (stats["inferences"], stats["errors"]) == ("1", "1")
     assert fw.close() == 0 and fw.stderr_text() == ""
 
@@ -289,9 +291,9 @@ def test_backend_failures_are_error_frames():
     assert fw.wait(lambda evs: len(evs) >= 2, 10)
     boot = fw.take()
     assert boot[0].text.endswith(" error=backend-not-ready")
-    assert boot[1] == P.LogLine("selftest: FAIL backend not ready")
-    assert P.decode_info(fw.request(P.HELLO, 1).body)["ready"] == "0"
-    r = fw.request(P.INFER_RLE, 2, P.encode_pixels_rle(bytes(784)))
-    assert (r.error_code, r.seq) == (P.ErrorCode.NOT_READY, 2)
-    assert fw.request(P.SELFTEST, 3).body == b"selftest: FAIL backend not ready"
+    assert boot[1] == proto.LogLine("selftest: FAIL backend not ready")
+    assert proto.decode_info(fw.request(proto.HELLO, 1).body)["ready"] == "0"
+    r = fw.request(proto.INFER_RLE, 2, proto.encode_pixels_rle(bytes(784)))
+    assert (r.error_code, r.seq) == (proto.ErrorCode.NOT_READY, 2)
+    assert fw.request(proto.SELFTEST, 3).body == b"selftest: FAIL backend not ready"
     assert fw.close() == 0 and fw.stderr_text() == ""

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nanobench import fuzz
-from nanobench import protocol as P
+from nanobench import protocol as proto
 from nanocore.errors import UserError
 from nanolab import bench as lab
 
@@ -73,12 +73,13 @@ def test_fuzz_libfuzzer_short():
 
 def test_oracle_catches_wrong_missing_and_extra_replies():
     ref = np.array([[1, 9, 3, 0, 0, 0, 0, 0, 0, 0]], np.int8)
-    req = fuzz._Expect(P.INFER | P.REPLY_FLAG, 5, 0)
+    req = fuzz._Expect(proto.INFER | proto.REPLY_FLAG, 5, 0)
 
     def reply(scores, label=1, seq=5):
-        return P.Packet(P.INFER | P.REPLY_FLAG, seq, P.encode_infer_reply(label, scores, 10))
+        body = proto.encode_infer_reply(label, scores, 10)
+        return proto.Packet(proto.INFER | proto.REPLY_FLAG, seq, body)
 
-    err = P.Packet(P.ERROR, P.SEQ_NONE, bytes([P.ErrorCode.FRAMING]))
+    err = proto.Packet(proto.ERROR, proto.SEQ_NONE, bytes([proto.ErrorCode.FRAMING]))
     garbage = b"\x13\x37"
     good = tuple(int(v) for v in ref[0])
 
@@ -105,7 +106,7 @@ def test_generator_is_seeded_and_mixes_kinds():
     s2 = [g2.item()[1] for _ in range(300)]
     assert s1 == s2 and a[0][1] == s1[0]
     kinds = {fuzz._Generator(random.Random(k), imgs).item()[0] for k in range(400)}
-    assert kinds == {k for k, _ in fuzz.kKinds}
+    assert kinds == {k for k, _ in fuzz.KINDS}
     assert all(x.endswith(b"\x00") for x in s1)
 
 

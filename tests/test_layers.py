@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-kPackages = ("nanocore", "trainer", "nanobench", "nanolab")
-kScanned = (*kPackages, "tools", "firmware")
-kCli = "nanolab.cli"
+PACKAGES = ("nanocore", "trainer", "nanobench", "nanolab")
+SCANNED = (*PACKAGES, "tools", "firmware")
+CLI = "nanolab.cli"
 
 # Product files: tracked files outside tests/ and docs/ with these suffixes (or named Makefile);
 # README/markdown and CI yaml are documentation, not product.
-kProductSuffixes = (".py", ".c", ".h", ".cpp", ".mk", ".ini", ".toml")
+PRODUCT_SUFFIXES = (".py", ".c", ".h", ".cpp", ".mk", ".ini", ".toml")
 
 
 def _tracked() -> list[str]:
@@ -72,7 +72,7 @@ def import_graph(files: list[str]) -> dict[str, set[str]]:
     """Relative path -> imported modules, for every scanned .py file."""
     graph = {}
     for rel in files:
-        if rel.endswith(".py") and rel.split("/")[0] in kScanned:
+        if rel.endswith(".py") and rel.split("/")[0] in SCANNED:
             graph[rel] = _imports(ROOT / rel, _module_name(rel))
     return graph
 
@@ -98,9 +98,9 @@ def layer_violations(graph: dict[str, set[str]], tool_names: set[str]) -> set[tu
     for rel, mods in graph.items():
         pkg = rel.split("/")[0]
         for mod in mods:
-            if mod == kCli or mod.startswith(kCli + "."):
+            if mod == CLI or mod.startswith(CLI + "."):
                 if not rel.endswith("/__main__.py"):
-                    bad.add((rel, kCli))
+                    bad.add((rel, CLI))
                 continue
             if _is_entry_point(rel):
                 continue  # the top layer may import anything below it
@@ -128,7 +128,7 @@ def mentions_of_tests(files: list[str]) -> set[str]:
     for rel in files:
         if rel.startswith(("tests/", "docs/")):
             continue
-        if not (rel.endswith(kProductSuffixes) or Path(rel).name == "Makefile"):
+        if not (rel.endswith(PRODUCT_SUFFIXES) or Path(rel).name == "Makefile"):
             continue
         if _mentions_tests(rel, (ROOT / rel).read_text(errors="replace")):
             found.add(rel)
@@ -163,7 +163,7 @@ def test_the_tests_check_sees_paths_built_from_parts() -> None:
 
 def test_packages_import_downward_only(files: list[str]) -> None:
     graph = import_graph(files)
-    assert {rel.split("/")[0] for rel in graph} >= set(kPackages), "no package scanned"
+    assert {rel.split("/")[0] for rel in graph} >= set(PACKAGES), "no package scanned"
     tool_names = {Path(rel).stem for rel in graph if rel.startswith("tools/")}
     bad = layer_violations(graph, tool_names)
     assert not bad, "imports against the layers (docs/DEVELOPING.md):\n" + "\n".join(
@@ -173,7 +173,7 @@ def test_packages_import_downward_only(files: list[str]) -> None:
 def test_only_entry_points_import_the_cli(files: list[str]) -> None:
     graph = import_graph(files)
     users = sorted(rel for rel, mods in graph.items()
-                   if any(m == kCli or m.startswith(kCli + ".") for m in mods))
+                   if any(m == CLI or m.startswith(CLI + ".") for m in mods))
     assert users and all(rel.endswith("/__main__.py") for rel in users), users
     assert not (ROOT / "trainer" / "cli.py").exists(), "the CLI lives in nanolab/cli.py"
 
@@ -184,7 +184,7 @@ def test_tensorflow_is_imported_only_through_trainer_tf(files: list[str]) -> Non
     tf_modules = {"tensorflow", "tf_keras", "tensorflow_model_optimization"}
     direct = sorted(
         rel for rel in files
-        if rel.endswith(".py") and rel.split("/")[0] in (*kScanned, "tests")
+        if rel.endswith(".py") and rel.split("/")[0] in (*SCANNED, "tests")
         and rel != "trainer/tf.py"
         and any(_top(m) in tf_modules for m in _imports(ROOT / rel, _module_name(rel))))
     assert not direct, f"import TensorFlow from trainer.tf instead: {direct}"

@@ -13,9 +13,9 @@ from trainer.modelio import load_keras, read_train_json, train_record, write_tra
 
 # Keys `python -m trainer train` wrote and keys the demo's cache wrote before they shared a writer
 # (trainer/cli.py and tools/demo.py of issue 10): each reader still finds its own.
-kCliKeys = {"model", "train", "quant", "epochs", "history", "seconds", "sparsity", "params",
+CLI_KEYS = {"model", "train", "quant", "epochs", "history", "seconds", "sparsity", "params",
             "accuracy_float", "data_source"}
-kDemoKeys = {"config_hash", "model", "train", "epochs", "seconds", "seconds_per_epoch",
+DEMO_KEYS = {"config_hash", "model", "train", "epochs", "seconds", "seconds_per_epoch",
              "cpu_seconds", "cpu_seconds_per_epoch", "history", "accuracy_float", "data_source"}
 
 
@@ -28,7 +28,7 @@ def _result(seconds: float = 12.345, epochs: int = 3) -> SimpleNamespace:
 def test_one_record_holds_both_formats_keys(tmp_path) -> None:
     rec = train_record(ModelConfig(name="cnn"), TrainConfig(epochs=3), QuantConfig(), _result(),
                        0.98, "cache", cpu_seconds=20.0, config_hash="abc")
-    assert set(rec) == kCliKeys | kDemoKeys
+    assert set(rec) == CLI_KEYS | DEMO_KEYS
     assert rec["seconds_per_epoch"] == round(12.345 / 3, 2) and rec["params"] == 1234
     assert rec["model"]["name"] == "cnn" and rec["train"]["epochs"] == 3
     path = write_train_json(tmp_path / "run", rec)

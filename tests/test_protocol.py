@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nanobench import protocol as P
+from nanobench import protocol as proto
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "protocol_vectors.json").read_text())
 
@@ -24,59 +24,59 @@ def test_vectors_cover_every_section() -> None:
     for key in ("crc32", "cobs", "cobs_invalid", "packets", "packets_invalid", "streams", "rle"):
         assert len(VECTORS[key]) >= 5, key
     assert len(VECTORS["rle_invalid"]) >= 4
-    assert VECTORS["max_body"] == P.MAX_BODY
+    assert VECTORS["max_body"] == proto.MAX_BODY
 
 
 def test_crc32_vectors() -> None:
     for v in VECTORS["crc32"]:
-        assert P.crc32(h(v["data"])) == v["crc"]
+        assert proto.crc32(h(v["data"])) == v["crc"]
 
 
 @pytest.mark.parametrize("i", range(len(VECTORS["cobs"])))
 def test_cobs_vectors(i: int) -> None:
     v = VECTORS["cobs"][i]
     raw, enc = h(v["decoded"]), h(v["encoded"])
-    assert P.cobs_encode(raw) == enc
-    assert P.cobs_decode(enc) == raw
+    assert proto.cobs_encode(raw) == enc
+    assert proto.cobs_decode(enc) == raw
     assert 0 not in enc
-    assert len(enc) <= P.cobs_max_encoded(len(raw))
+    assert len(enc) <= proto.cobs_max_encoded(len(raw))
 
 
 def test_cobs_invalid_vectors() -> None:
     for v in VECTORS["cobs_invalid"]:
-        with pytest.raises(P.ProtocolError) as e:
-            P.cobs_decode(h(v["encoded"]))
-        assert e.value.code == P.ErrorCode.FRAMING
+        with pytest.raises(proto.ProtocolError) as e:
+            proto.cobs_decode(h(v["encoded"]))
+        assert e.value.code == proto.ErrorCode.FRAMING
 
 
 def test_packet_vectors() -> None:
     for v in VECTORS["packets"]:
         body = h(v["body"])
-        assert P.build_packet(v["type"], v["seq"], body) == h(v["packet"])
-        assert P.encode_request(v["type"], v["seq"], body) == h(v["frame"])
-        pkt = P.parse_packet(h(v["packet"]))
+        assert proto.build_packet(v["type"], v["seq"], body) == h(v["packet"])
+        assert proto.encode_request(v["type"], v["seq"], body) == h(v["frame"])
+        pkt = proto.parse_packet(h(v["packet"]))
         assert (pkt.type, pkt.seq, pkt.body) == (v["type"], v["seq"], body)
 
 
 def test_invalid_packet_vectors() -> None:
     for v in VECTORS["packets_invalid"]:
-        with pytest.raises(P.ProtocolError) as e:
-            P.parse_packet(h(v["packet"]))
+        with pytest.raises(proto.ProtocolError) as e:
+            proto.parse_packet(h(v["packet"]))
         assert (e.value.code, e.value.seq) == (v["error"], v["seq"]), v["why"]
 
 
 def test_rle_vectors() -> None:
     for v in VECTORS["rle"]:
         px, rle = h(v["pixels"]), h(v["rle"])
-        assert P.encode_pixels_rle(px) == rle, v["kind"]
-        assert P.decode_pixels_rle(rle) == px
+        assert proto.encode_pixels_rle(px) == rle, v["kind"]
+        assert proto.decode_pixels_rle(rle) == px
     for v in VECTORS["rle_invalid"]:
-        with pytest.raises(P.ProtocolError) as e:
-            P.decode_pixels_rle(h(v["rle"]))
-        assert e.value.code == P.ErrorCode.INPUT_SIZE, v["why"]
+        with pytest.raises(proto.ProtocolError) as e:
+            proto.decode_pixels_rle(h(v["rle"]))
+        assert e.value.code == proto.ErrorCode.INPUT_SIZE, v["why"]
 
 
-def _events(decoder: P.FrameDecoder, stream: bytes, chunking: str, rng: random.Random) -> list:
+def _events(decoder: proto.FrameDecoder, stream: bytes, chunking: str, rng: random.Random) -> list:
     out = []
     if chunking == "whole":
         return decoder.feed(stream)
@@ -92,16 +92,16 @@ def _events(decoder: P.FrameDecoder, stream: bytes, chunking: str, rng: random.R
 def test_stream_vectors(chunking: str) -> None:
     rng = random.Random(1)
     for v in VECTORS["streams"]:
-        got = _events(P.FrameDecoder(), h(v["stream"]), chunking, rng)
+        got = _events(proto.FrameDecoder(), h(v["stream"]), chunking, rng)
         assert len(got) == len(v["events"])
         for ev, want in zip(got, v["events"], strict=True):
             if want["kind"] == "frame":
-                assert isinstance(ev, P.Packet)
-                assert P.build_packet(ev.type, ev.seq, ev.body) == h(want["data"])
+                assert isinstance(ev, proto.Packet)
+                assert proto.build_packet(ev.type, ev.seq, ev.body) == h(want["data"])
             else:
-                assert isinstance(ev, P.BadFrame)
-                assert ev.error == {"framing": P.ErrorCode.FRAMING,
-                                    "oversize": P.ErrorCode.OVERSIZE}[want["kind"]]
+                assert isinstance(ev, proto.BadFrame)
+                assert ev.error == {"framing": proto.ErrorCode.FRAMING,
+                                    "oversize": proto.ErrorCode.OVERSIZE}[want["kind"]]
 
 
 def _flatten(vectors: dict) -> str:
@@ -151,54 +151,54 @@ def test_roundtrip_random_packets() -> None:
         body = bytes(rng.choice([0, rng.randrange(256)]) for _ in range(rng.randrange(0, 1025)))
         t, s = rng.randrange(256), rng.randrange(65536)
         frames.append((t, s, body))
-    stream = b"".join(P.encode_request(t, s, b) for t, s, b in frames)
-    got = P.FrameDecoder().feed(stream)
+    stream = b"".join(proto.encode_request(t, s, b) for t, s, b in frames)
+    got = proto.FrameDecoder().feed(stream)
     assert [(p.type, p.seq, p.body) for p in got] == frames
 
 
 def test_log_lines_and_noise_are_told_apart() -> None:
-    d = P.FrameDecoder()
+    d = proto.FrameDecoder()
     boot = b"\x00nano-tflm fw=0.1.0 proto=1 board=host backend=aot model=0123456789abcdef\n\x00"
-    evs = d.feed(boot + b"\x01\x02\xff\xfe\x00" + P.encode_request(P.HELLO | P.REPLY_FLAG, 3,
-                                                                  b"fw=0.1.0"))
-    assert evs[0] == P.LogLine("nano-tflm fw=0.1.0 proto=1 board=host backend=aot "
+    reply = proto.encode_request(proto.HELLO | proto.REPLY_FLAG, 3, b"fw=0.1.0")
+    evs = d.feed(boot + b"\x01\x02\xff\xfe\x00" + reply)
+    assert evs[0] == proto.LogLine("nano-tflm fw=0.1.0 proto=1 board=host backend=aot "
                                "model=0123456789abcdef")
-    assert isinstance(evs[1], P.BadFrame)
-    assert isinstance(evs[2], P.Packet) and evs[2].seq == 3
+    assert isinstance(evs[1], proto.BadFrame)
+    assert isinstance(evs[2], proto.Packet) and evs[2].seq == 3
 
 
 def test_decoder_memory_is_bounded() -> None:
-    d = P.FrameDecoder(max_frame=2000)
+    d = proto.FrameDecoder(max_frame=2000)
     assert d.feed(b"\x07" * 100_000) == []
     assert d.pending <= 2000
-    evs = d.feed(b"\x00" + P.encode_request(P.STATS | P.REPLY_FLAG, 9))
-    assert isinstance(evs[0], P.BadFrame) and evs[0].error == P.ErrorCode.OVERSIZE
-    assert isinstance(evs[1], P.Packet) and evs[1].seq == 9
+    evs = d.feed(b"\x00" + proto.encode_request(proto.STATS | proto.REPLY_FLAG, 9))
+    assert isinstance(evs[0], proto.BadFrame) and evs[0].error == proto.ErrorCode.OVERSIZE
+    assert isinstance(evs[1], proto.Packet) and evs[1].seq == 9
 
 
 def test_infer_reply_and_info_helpers() -> None:
-    body = P.encode_infer_reply(7, [-17, -48, 24, 44, -45, 1, -60, 95, 19, 16], 123456)
-    r = P.decode_infer_reply(body)
-    assert r == P.InferReply(7, (-17, -48, 24, 44, -45, 1, -60, 95, 19, 16), 123456)
-    with pytest.raises(P.ProtocolError):
-        P.decode_infer_reply(body[:-1])
-    assert P.decode_info(b"fw=0.1.0\nproto=1\njunk\nboard=host\n") == {
+    body = proto.encode_infer_reply(7, [-17, -48, 24, 44, -45, 1, -60, 95, 19, 16], 123456)
+    r = proto.decode_infer_reply(body)
+    assert r == proto.InferReply(7, (-17, -48, 24, 44, -45, 1, -60, 95, 19, 16), 123456)
+    with pytest.raises(proto.ProtocolError):
+        proto.decode_infer_reply(body[:-1])
+    assert proto.decode_info(b"fw=0.1.0\nproto=1\njunk\nboard=host\n") == {
         "fw": "0.1.0", "proto": "1", "board": "host"}
-    err = P.Packet(type=P.ERROR, seq=1, body=b"\x04expected 784")
-    assert err.is_error and err.error_code == P.ErrorCode.INPUT_SIZE
+    err = proto.Packet(type=proto.ERROR, seq=1, body=b"\x04expected 784")
+    assert err.is_error and err.error_code == proto.ErrorCode.INPUT_SIZE
     assert err.error_message == "expected 784"
-    assert P.error_name(1) == "ERR_BAD_CRC" and P.error_name(99) == "ERR_99"
+    assert proto.error_name(1) == "ERR_BAD_CRC" and proto.error_name(99) == "ERR_99"
 
 
 def test_encode_pixels() -> None:
     np = pytest.importorskip("numpy")
     img = np.arange(784, dtype=np.uint8).reshape(28, 28)
-    assert P.encode_pixels(img) == img.tobytes()
-    assert P.encode_pixels(list(range(10)) * 78 + [0, 0, 0, 0]) == bytes(
+    assert proto.encode_pixels(img) == img.tobytes()
+    assert proto.encode_pixels(list(range(10)) * 78 + [0, 0, 0, 0]) == bytes(
         list(range(10)) * 78 + [0, 0, 0, 0])
     with pytest.raises(ValueError):
-        P.encode_pixels(np.zeros((28, 28), np.float32))
+        proto.encode_pixels(np.zeros((28, 28), np.float32))
     with pytest.raises(ValueError):
-        P.encode_pixels(bytes(783))
+        proto.encode_pixels(bytes(783))
     with pytest.raises(ValueError):
-        P.build_packet(P.INFER, 1, bytes(P.MAX_BODY + 1))
+        proto.build_packet(proto.INFER, 1, bytes(proto.MAX_BODY + 1))

@@ -68,7 +68,7 @@ RESTART_SILICON, RESTART_RENODE = 0, 1
 EVENT_BITS = {ENDRX: 4, ENDTX: 8, ERROR: 9, RXTO: 17, RXSTARTED: 19,
               0x108: 2, 0x11C: 7, 0x150: 20, 0x158: 22}  # RXDRDY, TXDRDY, TXSTARTED, TXSTOPPED
 
-kWindow = 4  # request frames in flight (the bench's default under emulation)
+WINDOW = 4  # request frames in flight (the bench's default under emulation)
 READ_FN = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_uint32)
 WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32)
 
@@ -320,7 +320,7 @@ def _run(lib: ctypes.CDLL, model: UarteModel, restart: int, n_frames: int,
     replies = bytearray()
     sent = idle = 0
     while idle < 50:
-        while sent < len(frames) and sent - len(got) - bad < kWindow:
+        while sent < len(frames) and sent - len(got) - bad < WINDOW:
             model.host_tx.extend(frames[sent])
             sent += 1
         model.boundary()

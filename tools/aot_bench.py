@@ -20,9 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nanocore.errors import UserError
-from nanocore.exits import user_errors
-from nanolab.aot_bench import VARIANTS, find_models, format_table, run
+from nanocore.errors import UserError  # noqa: E402
+from nanocore.exits import user_errors  # noqa: E402
+from nanolab.aot_bench import VARIANTS, find_models, format_table, run  # noqa: E402
 
 
 @click.command()

@@ -41,13 +41,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nanocore.errors import UserError
-from nanocore.exits import user_errors
+from nanocore.errors import UserError  # noqa: E402
+from nanocore.exits import user_errors  # noqa: E402
 
 log = logging.getLogger("aot_fuzz")
 
 VARIANTS = ("c99", "dsp")
-kCalibration = 32  # calibration images per model: conversion dominates the run time
+CALIBRATION = 32  # calibration images per model: conversion dominates the run time
 
 
 # ---- random models -----------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def convert(model, per_channel: bool, mnist) -> bytes:
 
     with _capture_fd2():  # the converter's C++ chatter, one block per model
         return to_int8(model, mnist, QuantConfig(per_channel_dense=per_channel,
-                                                 calibration_count=kCalibration))
+                                                 calibration_count=CALIBRATION))
 
 
 _MNIST = None

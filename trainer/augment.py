@@ -82,7 +82,8 @@ def _affine(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.n
 
 
 def _cross(x: np.ndarray, op) -> np.ndarray:
-    """Grey morphology with a 3x3 cross: op (np.maximum/np.minimum) over each pixel's 4-neighbours."""
+    """Grey morphology with a 3x3 cross: op (np.maximum or np.minimum) over each pixel's
+    4-neighbours."""
     pad_value = 0.0 if op is np.maximum else 1.0
     p = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=pad_value)
     out = op(p[:, 1:-1, 1:-1], p[:, :-2, 1:-1])

@@ -59,16 +59,16 @@ class TrainConfig:
     """A training run.
 
     epochs, batch_size, learning_rate: None = the model's default (trainer.models.TRAIN_DEFAULTS;
-    tuned per model, recorded resolved in train.json). train_limit: use only the first N training images
-    (None = all 60,000). validation_count: images held out from the end of the training set for
-    validation metrics (0 = none). prune_sparsity: target fraction of zero weights reached with a
-    polynomial schedule from prune_begin_epoch to prune_end_fraction of the run (None = no
-    pruning). prune_block: (inputs, outputs) of the blocks Dense kernels are pruned in, whole
-    blocks at a time (tfmot's block_size on the Keras (in, out) kernel); (8, 2) matches the AOT
-    backend's sparse fully connected kernel (8 inputs of an output row pair per block). None or
-    (1, 1) = unstructured; convolution kernels and the classifier (the last Dense) are always
-    pruned unstructured (tfmot's blocks need rank-2 kernels; the classifier is too small). qat: after the float epochs, fine-tune qat_epochs with tfmot's quantize_model at
-    qat_learning_rate.
+    tuned per model, recorded resolved in train.json). train_limit: use only the first N training
+    images (None = all 60,000). validation_count: images held out from the end of the training set
+    for validation metrics (0 = none). prune_sparsity: target fraction of zero weights reached with
+    a polynomial schedule from prune_begin_epoch to prune_end_fraction of the run (None = no
+    pruning). prune_block: (inputs, outputs) of the blocks Dense kernels are pruned in, whole blocks
+    at a time (tfmot's block_size on the Keras (in, out) kernel); (8, 2) matches the AOT backend's
+    sparse fully connected kernel (8 inputs of an output row pair per block). None or (1, 1) =
+    unstructured; convolution kernels and the classifier (the last Dense) are always pruned
+    unstructured (tfmot's blocks need rank-2 kernels; the classifier is too small). qat: after the
+    float epochs, fine-tune qat_epochs with tfmot's quantize_model at qat_learning_rate.
     """
 
     epochs: int | None = None

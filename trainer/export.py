@@ -142,7 +142,8 @@ def check_backend(info: ModelInfo, backend: str) -> list[str]:
             ops = supported[b]
             if ops is not None and op not in ops:
                 others = [o for o in BACKENDS if o != b and supported[o] and op in supported[o]]
-                hint = f"; the {others[0]} backend supports it (--backend {others[0]})" if others else ""
+                hint = (f"; the {others[0]} backend supports it (--backend {others[0]})"
+                        if others else "")
                 raise UserError(f"op {op} is not supported by the {b} backend{hint}")
 
     if "tflm" in wanted and info.per_channel_dense:
@@ -231,7 +232,8 @@ def render_model_meta(info: ModelInfo, lut: np.ndarray, labels: Sequence[str],
         f"#define MODEL_OUTPUT_SCALE {_c_float(info.output_scale)}",
         f"#define MODEL_OUTPUT_ZERO_POINT {_c_int(info.output_zero_point)}",
         "",
-        "// TFLM arena: measured with the TFLM reference interpreter on the host (64-bit, recording",
+        "// TFLM arena: measured with the TFLM reference interpreter on the host (64-bit, "
+        "recording",
         "// allocator), plus a margin for the pinned 32-bit Arduino library (see export.py).",
         f"#define MODEL_ARENA_MEASURED_BYTES {arena_measured}",
         f"#define MODEL_ARENA_BYTES {arena_recommended}",
@@ -265,7 +267,8 @@ def render_model_selftest(sha256: str, images: np.ndarray, labels: np.ndarray,
     n, k = outputs.shape
     label_list = ", ".join(str(int(v)) for v in labels)
     px = int(np.prod(images.shape[1:]))
-    rows_in = ",\n".join("  {\n" + _c_bytes(img, fmt="{:d}", per_line=28) + "\n  }" for img in images)
+    rows_in = ",\n".join("  {\n" + _c_bytes(img, fmt="{:d}", per_line=28) + "\n  }"
+                          for img in images)
     rows_out = ",\n".join("  {" + ", ".join(str(int(v)) for v in o) + "}" for o in outputs)
     return "\n".join([
         _banner(sha256) if banner is None else banner,
@@ -354,7 +357,8 @@ def export(
         raise UserError(f"cannot read {tflite_path}: {exc.strerror}") from None
     info = inspect(tflite)
     if len(labels) != info.output.elements:
-        raise UserError(f"{len(labels)} labels given for a model with {info.output.elements} outputs")
+        raise UserError(f"{len(labels)} labels given for a model with {info.output.elements} "
+                        "outputs")
     backends = check_backend(info, backend)
 
     selftest_source = "given"

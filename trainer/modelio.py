@@ -22,8 +22,8 @@ from typing import Any
 from nanocore.atomic import write_json_atomic
 from nanocore.errors import UserError
 
-kTrainJson = "train.json"
-kModelKeras = "model.keras"
+TRAIN_JSON = "train.json"
+MODEL_KERAS = "model.keras"
 
 
 def load_keras(path: str | Path) -> Any:
@@ -84,7 +84,7 @@ def train_record(model_cfg: Any, train_cfg: Any, quant_cfg: Any, result: Any,
 
 def write_train_json(directory: str | Path, record: dict[str, Any]) -> Path:
     """Write ``directory/train.json`` atomically (NaN as null); a failure is a UserError."""
-    path = Path(directory) / kTrainJson
+    path = Path(directory) / TRAIN_JSON
     try:
         return write_json_atomic(path, record)
     except OSError as e:
@@ -93,7 +93,7 @@ def write_train_json(directory: str | Path, record: dict[str, Any]) -> Path:
 
 def read_train_json(directory: str | Path) -> dict[str, Any] | None:
     """``directory/train.json`` as a dict, or None when it is missing or not valid JSON."""
-    path = Path(directory) / kTrainJson
+    path = Path(directory) / TRAIN_JSON
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -66,7 +66,8 @@ def _check_activation(name: str) -> str:
     try:
         keras.activations.get(name)
     except ValueError:
-        raise UserError(f"unknown activation {name!r}; e.g. {', '.join(SEED_ACTIVATIONS)}") from None
+        known = ", ".join(SEED_ACTIVATIONS)
+        raise UserError(f"unknown activation {name!r}; e.g. {known}") from None
     return name
 
 

@@ -57,7 +57,8 @@ def _paper(rng: np.random.Generator, side: int) -> np.ndarray:
     angle = rng.uniform(0, 2 * np.pi)
     grad = (np.cos(angle) * xx + np.sin(angle) * yy) * rng.uniform(0.0, 0.35)
     coarse = rng.normal(0, 1, (4, 4)).astype(np.float32)
-    blot = np.asarray(Image.fromarray(coarse, mode="F").resize((side, side), Image.Resampling.BICUBIC))
+    coarse_img = Image.fromarray(coarse, mode="F")
+    blot = np.asarray(coarse_img.resize((side, side), Image.Resampling.BICUBIC))
     blot = blot / (np.abs(blot).max() + 1e-6) * rng.uniform(0.0, 0.08)
     # Vignetting, as a phone camera gives.
     vign = 1.0 - rng.uniform(0.0, 0.25) * (xx**2 + yy**2) * 2

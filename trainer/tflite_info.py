@@ -304,7 +304,8 @@ class ModelInfo:
     @property
     def dense_weight_scales(self) -> list[int]:
         """Number of quantization scales of each FULLY_CONNECTED weight tensor (1 = per-tensor)."""
-        return [len(self.tensors[o.inputs[1]].scale) for o in self.ops if o.name == "FULLY_CONNECTED"]
+        return [len(self.tensors[o.inputs[1]].scale) for o in self.ops
+                if o.name == "FULLY_CONNECTED"]
 
 
 def _macs(name: str, ins: list[TensorInfo | None], outs: list[TensorInfo]) -> int:

@@ -14,7 +14,19 @@ Three layers, one module each:
 
 from nanobench.client.device import Counters, Device, check_hello, hello_outputs
 from nanobench.client.pipeline import Inference, Lost, Pipeline, reply_problem
-from nanobench.client.transport import DeviceError, Transport, kDefaultBaud, kPollSeconds
+from nanobench.client.transport import DEFAULT_BAUD, POLL_SECONDS, DeviceError, Transport
 
-__all__ = ["Counters", "Device", "DeviceError", "Inference", "Lost", "Pipeline", "Transport",
-           "check_hello", "hello_outputs", "kDefaultBaud", "kPollSeconds", "reply_problem"]
+__all__ = [
+           "DEFAULT_BAUD",
+           "POLL_SECONDS",
+           "Counters",
+           "Device",
+           "DeviceError",
+           "Inference",
+           "Lost",
+           "Pipeline",
+           "Transport",
+           "check_hello",
+           "hello_outputs",
+           "reply_problem",
+]

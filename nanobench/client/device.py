@@ -20,13 +20,13 @@ from nanobench.client.transport import DeviceError, Transport
 
 log = logging.getLogger("nanobench.client")
 
-kMaxLogLines = 200  # log lines kept in Device.log_lines (boot line, self-test lines)
+MAX_LOG_LINES = 200  # log lines kept in Device.log_lines (boot line, self-test lines)
 
 # HELLO fields that must be whole numbers when present (the firmware writes them with kv_u32).
-kHelloCounts = ("proto", "ready", "arena_bytes", "arena_used_bytes", "model_bytes", "clock_hz",
+HELLO_COUNTS = ("proto", "ready", "arena_bytes", "arena_used_bytes", "model_bytes", "clock_hz",
                 "tick_hz", "ticks_to_units", "stack_bytes", "stack_used_bytes", "max_body",
                 "selftest_count", "infer_rle")
-kHelloShapes = ("input_shape", "output_shape")  # like 1x28x28x1
+HELLO_SHAPES = ("input_shape", "output_shape")  # like 1x28x28x1
 
 
 @dataclass
@@ -52,12 +52,12 @@ class Counters:
 
 def check_hello(info: dict[str, str], url: str) -> None:
     """Refuse a HELLO whose numeric fields are not numbers: one line naming the field."""
-    for key in kHelloCounts:
+    for key in HELLO_COUNTS:
         value = info.get(key)
         if value is not None and not (value.isascii() and value.isdigit()):
             raise DeviceError(f"device at {url} sent a malformed HELLO: {key}={value!r} is not "
                               "a whole number (wrong or damaged firmware?)")
-    for key in kHelloShapes:
+    for key in HELLO_SHAPES:
         value = info.get(key)
         if value is not None and not all(d.isascii() and d.isdigit() and int(d) > 0
                                          for d in value.split("x")):
@@ -150,7 +150,7 @@ class Device:
 
     def _on_log(self, text: str) -> None:
         log.debug("device: %s", text)
-        if len(self.log_lines) < kMaxLogLines:
+        if len(self.log_lines) < MAX_LOG_LINES:
             self.log_lines.append(text)
         if text.startswith("nano-tflm "):
             self.boot = proto.decode_info("\n".join(text.split()[1:]).encode())

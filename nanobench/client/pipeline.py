@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("nanobench.client")
 
 # Error codes after which a re-send can succeed (the bytes were damaged on the way).
-kTransientErrors = {
+TRANSIENT_ERRORS = {
     proto.ErrorCode.BAD_CRC, proto.ErrorCode.BAD_LENGTH, proto.ErrorCode.FRAMING,
     proto.ErrorCode.OVERSIZE, proto.ErrorCode.INVOKE,
 }
@@ -213,7 +213,7 @@ class Pipeline:
             dev.count_error(pkt)
             dev.raise_fatal(pkt)
             reason = f"{proto.error_name(pkt.error_code or 0)} {pkt.error_message}".strip()
-            if pkt.error_code in kTransientErrors:
+            if pkt.error_code in TRANSIENT_ERRORS:
                 yield from self._retry_or_lose(req, reason)
             else:
                 yield self._settle_lost(req, reason)

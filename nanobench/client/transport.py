@@ -11,9 +11,9 @@ from typing import Any
 
 from nanocore.errors import UserError
 
-kDefaultBaud = 115200  # USB CDC ignores it; Renode/QEMU UART chardevs ignore it too
-kPollSeconds = 0.02  # port read timeout: how often the pipeline loop looks at its deadlines
-kRxHeadBytes = 256  # first received bytes kept for "what did it say" in error messages
+DEFAULT_BAUD = 115200  # USB CDC ignores it; Renode/QEMU UART chardevs ignore it too
+POLL_SECONDS = 0.02  # port read timeout: how often the pipeline loop looks at its deadlines
+RX_HEAD_BYTES = 256  # first received bytes kept for "what did it say" in error messages
 
 
 class DeviceError(UserError):
@@ -27,7 +27,7 @@ def open_port(url: str, timeout: float) -> Any:
 
     try:
         # exclusive: a second bench on the same tty fails at once instead of stealing bytes.
-        return serial.serial_for_url(url, baudrate=kDefaultBaud, timeout=kPollSeconds,
+        return serial.serial_for_url(url, baudrate=DEFAULT_BAUD, timeout=POLL_SECONDS,
                                      write_timeout=max(timeout, 1.0), exclusive=True)
     except (serial.SerialException, OSError) as exc:
         msg = str(exc)
@@ -61,7 +61,7 @@ class Transport:
         self.port = open_port(port, timeout) if isinstance(port, str) else port
         if not self.owned and hasattr(self.port, "timeout"):
             try:
-                self.port.timeout = kPollSeconds
+                self.port.timeout = POLL_SECONDS
             except (AttributeError, ValueError):
                 pass
         self.rx_bytes = 0
@@ -96,6 +96,6 @@ class Transport:
             raise DeviceError(f"link to {self.url} failed while reading: {exc}") from None
         if data:
             self.rx_bytes += len(data)
-            if len(self.rx_head) < kRxHeadBytes:
-                self.rx_head += data[:kRxHeadBytes - len(self.rx_head)]
+            if len(self.rx_head) < RX_HEAD_BYTES:
+                self.rx_head += data[:RX_HEAD_BYTES - len(self.rx_head)]
         return data

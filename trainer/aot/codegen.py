@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def generate(tflite_bytes: bytes, out_dir, variant: str = "any",
     g = load(tflite_bytes)
     probe.require_tflm_prepares(tflite_bytes, g)
     if arena_limit == "tflm":
-        arena_limit = lambda: tflm_arena_bytes(tflite_bytes)  # asked once the model lowered
+        arena_limit = partial(tflm_arena_bytes, tflite_bytes)  # asked once the model lowered
     p, limit = build_program(g, arena_limit, sparse)
     h, c = emit_c(p, sha)
     out = Path(out_dir)

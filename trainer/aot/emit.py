@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.aot.ir import Const, Program, c_int, kAlign, tensor
+from trainer.aot.ir import ALIGN, Const, Program, c_int, tensor
 
 
 class _Ctx:
@@ -72,7 +72,7 @@ def emit_c(p: Program, sha256: str) -> tuple[str, str]:
          f"#define MODEL_AOT_SHA256 \"{sha256}\"\n"
          f"#define MODEL_AOT_INPUT_BYTES {in_bytes}\n"
          f"#define MODEL_AOT_OUTPUT_BYTES {out_t.nbytes}\n"
-         f"/* planned offline from tensor lifetimes ({p.plan_strategy}, {kAlign}-byte aligned"
+         f"/* planned offline from tensor lifetimes ({p.plan_strategy}, {ALIGN}-byte aligned"
          f"{'; kernels without scratch' if p.no_scratch else ''}) */\n"
          f"#define MODEL_AOT_ARENA_BYTES {p.arena_bytes}\n"
          f"#define MODEL_AOT_OPS \"{' '.join(ops)}\"\n\n"

@@ -16,7 +16,7 @@ from nanocore.paths import REPO_ROOT, build_dir
 
 # The host runner `check` and the tests build around model_aot.c (reads inputs, writes outputs).
 RUNNER_C = REPO_ROOT / "firmware" / "ports" / "aot_runner" / "aot_runner.c"
-kSanitize = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
+SANITIZE = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
 
 
 def portable_kernel_sources() -> list[Path]:
@@ -64,7 +64,7 @@ def build_runner(model_dir: Path, runner_c: Path, exe: Path | None = None, sanit
         raise UserError("no C compiler (gcc) found; install gcc to build the AOT host runner")
     exe = exe or Path(model_dir) / "aot_runner"
     flags = ["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-Wno-unused-parameter",
-             *(kSanitize if sanitize else ()), *extra_flags]
+             *(SANITIZE if sanitize else ()), *extra_flags]
     objs = _kernel_objects(cc, flags)
     cmd = [cc, *flags, f"-I{model_dir}", f"-I{KERNELS_DIR}",
            str(Path(model_dir) / "model_aot.c"), *map(str, objs), str(runner_c), "-o", str(exe)]

@@ -12,7 +12,7 @@ from nanocore.errors import UserError
 from trainer.aot import quant
 from trainer.aot.graph import Graph, Op, Tensor
 
-kAlign = 16  # arena offsets: 16 bytes, like TFLM's arena (and enough for word/SIMD loads)
+ALIGN = 16  # arena offsets: 16 bytes, like TFLM's arena (and enough for word/SIMD loads)
 
 
 def refuse(op: Op, why: str) -> UserError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 
 from trainer.aot.graph import Graph
-from trainer.aot.ir import Program, kAlign, tensor
+from trainer.aot.ir import ALIGN, Program, tensor
 from trainer.aot.lower import lower
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _place(order: list[object], bufs: dict[object, tuple[int, int, int]],
     offsets: dict[object, int] = {}
     for key in order:
         size, first, last = bufs[key]
-        sz = (size + kAlign - 1) // kAlign * kAlign
+        sz = (size + ALIGN - 1) // ALIGN * ALIGN
         busy = sorted((o, o + z) for o, z, f, l_ in placed if not (l_ < first or f > last))
         gaps: list[tuple[int, int]] = []  # (start, end); the last one is open-ended
         off = 0
@@ -121,7 +121,7 @@ def plan(p: Program) -> None:
             if best is None or total < best[0]:
                 best = (total, label, offsets)
     total, p.plan_strategy, p.offsets = best
-    p.arena_bytes = total or kAlign
+    p.arena_bytes = total or ALIGN
 
 
 def build_program(g: Graph, arena_limit, sparse: bool = True) -> tuple[Program, int | None]:

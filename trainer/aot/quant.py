@@ -85,7 +85,7 @@ def fc_multiplier_per_tensor(input_scale: float, filter_scale: float,
                                / float(f32(output_scale)))
 
 
-kMinShift, kMaxShift = -31, 30  # shifts nt_mul_q (and TFLM) apply without undefined behaviour
+MIN_SHIFT, MAX_SHIFT = -31, 30  # shifts nt_mul_q (and TFLM) apply without undefined behaviour
 
 
 def shift_ok(shift: int) -> bool:
@@ -93,7 +93,7 @@ def shift_ok(shift: int) -> bool:
     MultiplyByQuantizedMultiplier) compute without undefined behaviour: TFLM forms
     `x * (1 << shift)` in int, so a left shift of 31 or more is undefined there and differs
     between compilers and targets (x86 masks the count to 5 bits, Arm does not)."""
-    return kMinShift <= shift <= kMaxShift
+    return MIN_SHIFT <= shift <= MAX_SHIFT
 
 
 def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
