@@ -91,31 +91,39 @@ def write_text(path: str | Path, text: str) -> None:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-class PositiveFloat(click.ParamType):
+class _FiniteFloat(click.ParamType):
+    """A finite float that ``accepts``; ``rule`` says which in the error message."""
+
+    rule = ""
+
+    def accepts(self, v: float) -> bool:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(v) or not self.accepts(v):
+            self.fail(f"{value!r} must be {self.rule}", param, ctx)
+        return v
+
+
+class PositiveFloat(_FiniteFloat):
     """A finite float > 0 (click's FloatRange lets NaN through: NaN compares false)."""
 
     name = "seconds"
+    rule = "a finite number > 0"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(v) or v <= 0:
-            self.fail(f"{value!r} must be a finite number > 0", param, ctx)
-        return v
+    def accepts(self, v: float) -> bool:
+        return v > 0
 
 
-class Fraction(click.ParamType):
+class Fraction(_FiniteFloat):
     """A finite float in [0, 1) (e.g. a pruning sparsity)."""
 
     name = "fraction"
+    rule = "in 0 <= x < 1"
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> float:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(v) or not 0.0 <= v < 1.0:
-            self.fail(f"{value!r} must be in 0 <= x < 1", param, ctx)
-        return v
+    def accepts(self, v: float) -> bool:
+        return 0.0 <= v < 1.0
