@@ -171,7 +171,7 @@ class Emulator:
 
 
 def _drain(stream, sink: bytearray) -> None:
-    """Read stream to its end, keeping the last kStderrKeep bytes in sink, then close it.
+    """Read stream to its end, keeping the last STDERR_KEEP bytes in sink, then close it.
 
     The reader closes the stream, not stop(): closing a buffered stream while another thread
     is blocked reading it waits for that read, which never ends while some process outside the

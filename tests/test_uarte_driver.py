@@ -307,7 +307,7 @@ def _frames(rng: random.Random, n: int) -> list[bytes]:
 def _run(lib: ctypes.CDLL, model: UarteModel, restart: int, n_frames: int,
          seed: int) -> tuple[list[bytes], list[bytes], int]:
     """Stream n_frames through the model into the driver, echoing a short reply through the
-    driver's TX after each frame, with at most ``kWindow`` frames in flight as the bench does.
+    driver's TX after each frame, with at most ``WINDOW`` frames in flight as the bench does.
     Returns (sent frames, packets decoded from the ring, bad frames)."""
     rng = random.Random(seed)
     frames = _frames(rng, n_frames)

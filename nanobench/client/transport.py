@@ -21,7 +21,7 @@ class DeviceError(UserError):
 
 
 def open_port(url: str, timeout: float) -> Any:
-    """Open ``url`` with ``serial.serial_for_url`` (exclusive, ``kPollSeconds`` read timeout,
+    """Open ``url`` with ``serial.serial_for_url`` (exclusive, ``POLL_SECONDS`` read timeout,
     write timeout ``max(timeout, 1)`` seconds); a ``DeviceError`` saying what to do if not."""
     import serial
 
@@ -50,10 +50,10 @@ def open_port(url: str, timeout: float) -> Any:
 
 class Transport:
     """Bytes to and from one port: a pyserial URL (opened here, closed by ``close()``) or an
-    open serial-like object (its read timeout set to ``kPollSeconds``, never closed here).
+    open serial-like object (its read timeout set to ``POLL_SECONDS``, never closed here).
     ``timeout``: seconds, the write timeout of a port opened here.
 
-    ``rx_bytes`` counts every byte read; ``rx_head`` keeps the first ``kRxHeadBytes``."""
+    ``rx_bytes`` counts every byte read; ``rx_head`` keeps the first ``RX_HEAD_BYTES``."""
 
     def __init__(self, port: str | Any, timeout: float) -> None:
         self.url = port if isinstance(port, str) else getattr(port, "name", None) or repr(port)

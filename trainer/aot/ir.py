@@ -152,7 +152,7 @@ def check_shifts(op: Op, shifts) -> None:
     bad = [int(s) for s in np.asarray(shifts).reshape(-1) if not quant.shift_ok(int(s))]
     if bad:
         raise refuse(op, f"needs a requantization shift of {max(bad, key=abs):+d} bits "
-                     f"(only {quant.kMinShift}..{quant.kMaxShift} are defined in TFLM's "
+                     f"(only {quant.MIN_SHIFT}..{quant.MAX_SHIFT} are defined in TFLM's "
                      "integer arithmetic)")
 
 
