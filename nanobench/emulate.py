@@ -9,9 +9,10 @@ Renode (``dotnet Renode.dll``) as its child, so stopping only the launcher would
 running. On Linux the direct child also gets PR_SET_PDEATHSIG, so it dies with the Python
 process even after a SIGKILL (its own children do not inherit that).
 
-Links: stdio pipes are the fastest for QEMU (measured ~13 ms per 784-byte request with RX by
-interrupt); a TCP chardev on a free loopback port needs ``nodelay=on`` or Nagle's algorithm
-adds ~40 ms per reply.
+Links: stdio pipes are the fastest for QEMU; a TCP chardev on a free loopback port needs
+``nodelay=on`` or Nagle's algorithm adds ~40 ms per reply. QEMU's UART0 sits behind a mux chardev
+(``qemu_args``): the CMSDK UART takes one byte at a time, and the mux's 32-byte buffer hands it
+the next one as soon as the guest reads the last, instead of one main-loop turn per byte.
 """
 
 from __future__ import annotations
@@ -47,6 +48,16 @@ RENODE = "renode"
 # byte 0x01 (Ctrl-A) would eat protocol bytes. -icount shift=0: one instruction per virtual ns,
 # so timing is a deterministic instruction count.
 QEMU_ARGS = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "shift=0")
+# UART0's chardev goes through a mux (mux=on) for speed. The CMSDK UART model holds one received
+# byte and takes the next only after the guest read it; without a mux each byte then waits for a
+# turn of QEMU's main loop (a thread hand-off each way and contention on QEMU's global lock:
+# 8-11 ms of QEMU CPU per INFER_RLE request, 4-5 ms with the mux, measured on the loaded 2-core
+# machine). The mux buffers 32 bytes and gives the UART the next one within the guest's read of
+# the data register, so the receive interrupt drains a burst. The
+# mux's escape character (Ctrl-A, `-echr`) is set past any byte value (256), so no byte of the
+# link is taken as a mux command: every byte crosses (tests/test_qemu_port.py, the echo test).
+QEMU_LINK_ID = "link"
+QEMU_MUX = ("-echr", "256")
 # Lets the image end QEMU with an exit status (SYS_EXIT): the check and AOT bench images do.
 QEMU_SEMIHOSTING = ("-semihosting-config", "enable=on,target=native")
 START_SECONDS = 10.0  # how long QEMU or the host build may take to listen on TCP
@@ -327,11 +338,13 @@ def run(cmd: Sequence[str], kind: str, *, link: str = "pipe", tcp_port: int | No
         stop(emu)
 
 
-def qemu_args(serial: str = "stdio", *, semihosting: bool = False) -> list[str]:
+def qemu_args(chardev: str = "stdio", *, semihosting: bool = False) -> list[str]:
     """qemu-system-arm's arguments for an mps2-an386 image, all but ``-kernel ELF``: UART0 on
-    the chardev ``serial``; ``semihosting``: the image may exit QEMU with a status. The one
+    the ``-chardev`` backend ``chardev`` ("stdio", or "socket,host=...,port=...,..."; its id and
+    the mux are added here); ``semihosting``: the image may exit QEMU with a status. The one
     definition every QEMU run uses (``qemu_command``, tools/aot_bench.py, the tests)."""
-    return [*QEMU_ARGS, "-serial", serial, *(QEMU_SEMIHOSTING if semihosting else ())]
+    return [*QEMU_ARGS, "-chardev", f"{chardev},id={QEMU_LINK_ID},mux=on", *QEMU_MUX,
+            "-serial", f"chardev:{QEMU_LINK_ID}", *(QEMU_SEMIHOSTING if semihosting else ())]
 
 
 def qemu_command(elf: str | Path, link: str = "pipe", tcp_port: int | None = None, *,
@@ -342,11 +355,11 @@ def qemu_command(elf: str | Path, link: str = "pipe", tcp_port: int | None = Non
         raise EmulatorError(f"{QEMU} not found: install it (sudo apt-get install "
                             "qemu-system-arm, or run `make setup`)")
     if link == "pipe":
-        serial = "stdio"
+        chardev = "stdio"
     else:
         # nodelay=on: without it Nagle holds each small reply back for ~40 ms.
-        serial = f"tcp:127.0.0.1:{tcp_port},server=on,wait=off,nodelay=on"
-    return [exe, *qemu_args(serial, semihosting=semihosting), "-kernel", str(elf)]
+        chardev = f"socket,host=127.0.0.1,port={tcp_port},server=on,wait=off,nodelay=on"
+    return [exe, *qemu_args(chardev, semihosting=semihosting), "-kernel", str(elf)]
 
 
 def _check_elf(elf: str | Path) -> Path:

@@ -127,8 +127,11 @@ def test_banner_and_tick_calibration(qemu: Qemu) -> None:
 def test_uart_echo_both_ways(qemu: Qemu) -> None:
     qemu.read_until(b"ready\n", timeout=60)
     # Every byte value but EOT (the image's stop byte), several times over: more than the
-    # 4 KiB RX ring, written at once: nothing may be lost or reordered on the way.
-    payload = bytes(b for b in range(256) if b != 0x04) * 40
+    # 4 KiB RX ring, written at once: nothing may be lost or reordered on the way. The tail
+    # holds the mux chardev's escape sequences (Ctrl-A then x: quit, c: switch, h, s, b, t,
+    # Ctrl-A twice): qemu_args turns the escape off, so they are data like any other bytes.
+    escapes = b"".join(b"\x01" + bytes([c]) for c in b"hsbtc\x01x")
+    payload = bytes(b for b in range(256) if b != 0x04) * 40 + escapes
     qemu.send(payload)
     echoed = qemu.read_exact(len(payload), timeout=60)
     assert echoed == payload
