@@ -26,20 +26,25 @@ from trainer.aot.ir import (
 from trainer.aot.verify import scratch_bytes
 
 
-def fc_pairs8(w: np.ndarray) -> np.ndarray:
-    """(rows, depth) int8 weights in NT_LAYOUT_FC_PAIRS8 order (kernels.h), as a flat array:
-    row pairs, per block of 8 inputs row 2j's bytes then row 2j + 1's, then the depth % 8
-    remaining inputs of each row; an odd last row as is. depth must be even."""
+def fc_stacked(w: np.ndarray) -> np.ndarray:
+    """(rows, depth) int8 weights in NT_LAYOUT_FC_STACKED order (kernels.h), as a flat array:
+    row pairs; per block of 8 inputs the byte pairs (row 2j ^ 0x80, row 2j + 1) of inputs
+    0, 2, 1, 3, 4, 6, 5, 7 (each 4-byte word then reads as two int16 lanes 256 w[2j+1][k] +
+    w[2j][k] + 128); then the depth % 8 remaining inputs of each row as is; an odd last row as
+    is. depth must be even."""
     rows, depth = w.shape
     body = depth // 8 * 8
+    order = [0, 2, 1, 3, 4, 6, 5, 7]
     parts = []
     for j in range(rows // 2):
-        pair = w[2 * j:2 * j + 2]
-        parts.append(pair[:, :body].reshape(2, -1, 8).transpose(1, 0, 2).reshape(-1))
-        parts.append(pair[:, body:].reshape(-1))
+        even = (w[2 * j, :body].view(np.uint8) ^ 0x80).view(np.int8)
+        pair = np.stack([even, w[2 * j + 1, :body]])  # (2, body)
+        blocks = pair.reshape(2, -1, 8)[:, :, order]  # (2, blocks, 8)
+        parts.append(blocks.transpose(1, 2, 0).reshape(-1))  # per block, per input: row pair
+        parts.append(w[2 * j:2 * j + 2, body:].reshape(-1))
     if rows % 2:
         parts.append(w[-1])
-    return np.concatenate(parts) if parts else w.reshape(-1)
+    return np.concatenate(parts).astype(np.int8) if parts else w.reshape(-1)
 
 
 def fc_block8x2(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -92,9 +97,9 @@ def lower_fc(p: Program, op: Op) -> Step:
     sparse = fc_block8x2(w) if p.sparse else None
     if sparse is not None and fc_block8x2_bytes(sparse) < w.size:
         return _lower_fc_sparse(p, op, sparse, folded, mult, shift, per_channel, lo, hi, batches)
-    # Even depth: the rows in pairs, in the order the DSP loop reads them (same bytes).
-    layout = "NT_LAYOUT_FC_PAIRS8" if k % 2 == 0 else "NT_LAYOUT_TFLITE"
-    wn = p.const("fc_w", "int8_t", fc_pairs8(w) if k % 2 == 0 else w, 16)
+    # Even depth: the rows in pairs, in the order the DSP loop reads them (same size).
+    layout = "NT_LAYOUT_FC_STACKED" if k % 2 == 0 else "NT_LAYOUT_TFLITE"
+    wn = p.const("fc_w", "int8_t", fc_stacked(w) if k % 2 == 0 else w, 16)
     bn = p.const("fc_b", "int32_t", folded)
     mn = p.const("fc_m", "int32_t", mult)
     sn = p.const("fc_s", "int32_t", shift)
@@ -107,7 +112,7 @@ def lower_fc(p: Program, op: Op) -> Step:
             "weight_layout": layout, "weights": wn, "bias_folded": bn,
             "multiplier": mn, "shift": sn, "scratch": ctx.scratch})
         # With its scratch planned, no run-time dispatch (kernels.h: nt_fully_connected_fast).
-        fast = not ctx.p.no_scratch and layout == "NT_LAYOUT_FC_PAIRS8"
+        fast = not ctx.p.no_scratch and layout == "NT_LAYOUT_FC_STACKED"
         fn = "nt_fully_connected_fast" if fast else "nt_fully_connected"
         return ctx.call(fn, params, [ctx.buf(op.inputs[0])], ctx.buf(op.outputs[0]))
 

@@ -1,6 +1,7 @@
 /* Fully connected, Cortex-M4 DSP variant (bit-exact with fully_connected_c99.c and TFLM):
- * NT_LAYOUT_FC_PAIRS8 runs 2 rows x 8 inputs per step on weights the generator interleaved
- * offline (one LDM of activations, one LDM of weights: 18 instructions per 16 MACs);
+ * NT_LAYOUT_FC_STACKED runs 2 rows x 8 inputs per step on weights the generator interleaved
+ * offline (one LDM of activations, one LDM of weights, each weight word used once as it is and
+ * unpacked once: 14 instructions per 16 MACs);
  * NT_LAYOUT_TFLITE (odd depth, older generated code) 2 rows with LDRD. See simd_dsp.h. */
 #include "kernels.h"
 
@@ -69,23 +70,24 @@ __asm__(
     "  pop {r4-r11, pc}\n"
     "  .size nt_dsp_dot2_k8, .-nt_dsp_dot2_k8\n"
     "\n"
+    /* NT_LAYOUT_FC_STACKED: a weight word W read as int16 lanes is 256 w1 + w0 + 128 for two
+     * inputs (w0 of row 2j, w1 of row 2j + 1), so SMLAD(W, x) adds (row 2j) + 256 (row 2j + 1)
+     * + 128 (x sum) to r2, and SXTB16(W ROR 8) = (w1, w1') adds row 2j + 1 alone to r3: 3
+     * instructions per 4 MACs, no temporary. r2 wraps mod 2^32; the exact row 2j sum is
+     * r2 - 256 r3 - 128 sum(x) (its initial value holds the last term). */
     "  .macro NT_FC_BLOCK\n"
     "  ldmia r0!, {r4-r7}\n"
     "  ldmia r1!, {r8-r11}\n"
-    "  sxtb16 r12, r8\n"
-    "  smlad r2, r12, r4, r2\n"
+    "  smlad r2, r8, r4, r2\n"
     "  sxtb16 r8, r8, ror #8\n"
-    "  smlad r2, r8, r5, r2\n"
-    "  sxtb16 r12, r9\n"
-    "  smlad r2, r12, r6, r2\n"
+    "  smlad r3, r8, r4, r3\n"
+    "  smlad r2, r9, r5, r2\n"
     "  sxtb16 r9, r9, ror #8\n"
-    "  smlad r2, r9, r7, r2\n"
-    "  sxtb16 r12, r10\n"
-    "  smlad r3, r12, r4, r3\n"
+    "  smlad r3, r9, r5, r3\n"
+    "  smlad r2, r10, r6, r2\n"
     "  sxtb16 r10, r10, ror #8\n"
-    "  smlad r3, r10, r5, r3\n"
-    "  sxtb16 r12, r11\n"
-    "  smlad r3, r12, r6, r3\n"
+    "  smlad r3, r10, r6, r3\n"
+    "  smlad r2, r11, r7, r2\n"
     "  sxtb16 r11, r11, ror #8\n"
     "  smlad r3, r11, r7, r3\n"
     "  .endm\n"
@@ -99,7 +101,7 @@ __asm__(
     "  push {r4-r11, lr}\n"
     "  sub sp, #16\n"
     /* locals: [sp] x, [sp+4] n8 % 4, [sp+8] n8 / 4, [sp+12] pairs left;
-     * args after the 9 saved registers: [sp+52] bias, [sp+56] acc, [sp+60] skip */
+     * args after the 9 saved registers: [sp+52] bias, [sp+56] acc, [sp+60] skip, [sp+64] xsum128 */
     "  str r0, [sp]\n"
     "  and r4, r2, #3\n"
     "  str r4, [sp, #4]\n"
@@ -110,6 +112,9 @@ __asm__(
     "  ldr r12, [sp, #52]\n"
     "  ldrd r2, r3, [r12], #8\n"
     "  str r12, [sp, #52]\n"
+    "  add r2, r2, r3, lsl #8\n"
+    "  ldr r12, [sp, #64]\n"
+    "  sub r2, r2, r12\n"
     "  ldr r0, [sp]\n"
     "  ldr lr, [sp, #4]\n"
     "  cmp lr, #0\n"
@@ -130,6 +135,7 @@ __asm__(
     "  subs lr, lr, #1\n"
     "  bne 6b\n"
     "7:\n"
+    "  sub r2, r2, r3, lsl #8\n"
     "  ldr r12, [sp, #56]\n"
     "  strd r2, r3, [r12], #8\n"
     "  str r12, [sp, #56]\n"
@@ -146,13 +152,13 @@ __asm__(
 
 void nt_dsp_dot2_k8(const uint32_t* x, const int8_t* w0, const int8_t* w1, uint32_t n8,
                     int32_t acc[2]);
-/* Fully connected, NT_LAYOUT_FC_PAIRS8: for each of `pairs` row pairs (starting at w, each
+/* Fully connected, NT_LAYOUT_FC_STACKED: for each of `pairs` row pairs (starting at w, each
  * 16 * n8 + skip bytes long), acc[2i], acc[2i + 1] = bias[2i], bias[2i + 1] + the first 8 n8
- * inputs (x widened by widen_q4) times the two rows. One LDM of activations and one of weights
- * per 8 inputs of both rows: 18 instructions per 16 MACs, loop unrolled four times. w word
- * aligned (LDM), n8 >= 1, pairs >= 1. */
+ * inputs (x widened by widen_q4) times the two rows; xsum128 = 128 x the sum of those inputs.
+ * One LDM of activations and one of weights per 8 inputs of both rows: 14 instructions per 16
+ * MACs, loop unrolled four times. w word aligned (LDM), pairs >= 1 (n8 = 0: acc = bias). */
 void nt_dsp_fc_pairs(const uint32_t* x, const int8_t* w, uint32_t n8, uint32_t pairs,
-                     const int32_t* bias, int32_t* acc, uint32_t skip);
+                     const int32_t* bias, int32_t* acc, uint32_t skip, int32_t xsum128);
 
 /* ---- fully connected ----------------------------------------------------------------------- */
 
@@ -168,7 +174,7 @@ int nt_fully_connected_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out)
     if (p->in_features <= 0 || p->out_features <= 0) {
         return NT_ERR_PARAM;
     }
-    if (p->weight_layout == NT_LAYOUT_FC_PAIRS8) {
+    if (p->weight_layout == NT_LAYOUT_FC_STACKED) {
         return nt_fully_connected_fast_dsp(p, in, out);
     }
     if (p->weight_layout != NT_LAYOUT_TFLITE) {
@@ -177,7 +183,38 @@ int nt_fully_connected_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out)
     return fc_tflite(p, in, out);
 }
 
-/* NT_LAYOUT_FC_PAIRS8 with its scratch (the generator calls this one directly): the input row
+/* widen_q4 of the first 4 quads inputs, returning 128 x the sum of the first 8 n8 of them
+ * (2 n8 <= quads): the term nt_dsp_fc_pairs takes out of the stacked sums. */
+static int32_t widen_xsum128(const int8_t* in, int32_t n8, int32_t quads, uint32_t* dst) {
+    int32_t sum = 0;
+    for (int32_t q = 0; q < 2 * n8; q++) {
+        const uint32_t v = ld32(in + 4 * q);
+        const uint32_t lo = __sxtb16(v), hi = sxtb16_ror8(v);
+        dst[2 * q] = lo;
+        dst[2 * q + 1] = hi;
+        sum = __smlad(lo, 0x00800080u, sum); /* 128 (x0 + x2) */
+        sum = __smlad(hi, 0x00800080u, sum);
+    }
+    widen_q4(in + 8 * n8, (quads - 2 * n8) << 2, dst + 4 * n8);
+    return sum;
+}
+
+/* out[i] = acc[i] of rows o0 + i (i < n) requantized: finish_norm when every multiplier is 0
+ * or in [2^30, 2^31) (what the generator emits), else finish. One copy for pairs and odd row. */
+static void fc_requant(const nt_fc_params* p, const int32_t* acc, int32_t o0, int32_t n,
+                       int8_t* out, int normal) {
+    const int pc = p->per_channel != 0;
+    const int full = p->act_min == -128 && p->act_max == 127;
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t c = pc ? o0 + i : 0;
+        out[i] = normal ? (int8_t)finish_norm(acc[i], p->multiplier[c], p->shift[c], p->out_zp,
+                                              full, p->act_min, p->act_max)
+                        : finish(acc[i], p->multiplier[c], p->shift[c], p->out_zp, p->act_min,
+                                 p->act_max);
+    }
+}
+
+/* NT_LAYOUT_FC_STACKED with its scratch (the generator calls this one directly): the input row
  * is widened once, nt_dsp_fc_pairs runs every row pair's first 8 n8 inputs in one call per
  * chunk of kFcChunk pairs, then the in_features % 8 remaining inputs, an odd last row and the
  * requantization follow in C. */
@@ -185,7 +222,7 @@ enum { kFcChunk = 32 };
 
 int nt_fully_connected_fast_dsp(const nt_fc_params* p, const int8_t* in, int8_t* out) {
     const int32_t depth = p->in_features, rows = p->out_features;
-    if (p->weight_layout != NT_LAYOUT_FC_PAIRS8) {
+    if (p->weight_layout != NT_LAYOUT_FC_STACKED) {
         return NT_ERR_LAYOUT;
     }
     if (p->scratch == NULL || depth <= 0 || rows <= 0 || (depth & 1) ||
@@ -195,50 +232,35 @@ int nt_fully_connected_fast_dsp(const nt_fc_params* p, const int8_t* in, int8_t*
     const int32_t n8 = depth >> 3, body8 = n8 << 3, tail = depth - body8;
     const int32_t quads = depth >> 2;
     uint32_t* x = (uint32_t*)p->scratch;
-    const int pc = p->per_channel != 0;
-    const int normal = multipliers_normal(p->multiplier, pc ? rows : 1);
-    const int full = p->act_min == -128 && p->act_max == 127;
+    const int normal = multipliers_normal(p->multiplier, p->per_channel ? rows : 1);
     int32_t acc[2 * kFcChunk] __attribute__((aligned(8)));
     for (int32_t b = 0; b < p->batches; b++) {
         const int8_t* row_in = in + (size_t)b * depth;
         int8_t* row_out = out + (size_t)b * rows;
-        widen_q4(row_in, quads << 2, x);
+        const int32_t xsum128 = widen_xsum128(row_in, n8, quads, x);
         const int32_t pairs = rows >> 1;
         for (int32_t j0 = 0; j0 < pairs; j0 += kFcChunk) {
             const int32_t n = pairs - j0 < kFcChunk ? pairs - j0 : kFcChunk;
             const int8_t* w = p->weights + (size_t)j0 * 2 * depth;
-            if (n8 > 0) {
-                nt_dsp_fc_pairs(x, w, (uint32_t)n8, (uint32_t)n, p->bias_folded + 2 * j0, acc,
-                                (uint32_t)(2 * tail));
-            } else {
-                for (int32_t i = 0; i < 2 * n; i++) {
-                    acc[i] = p->bias_folded[2 * j0 + i];
-                }
-            }
-            for (int32_t i = 0; i < 2 * n; i++) {
-                const int32_t o = 2 * j0 + i;
-                int32_t a = acc[i];
+            /* n8 = 0 runs no block: acc = bias */
+            nt_dsp_fc_pairs(x, w, (uint32_t)n8, (uint32_t)n, p->bias_folded + 2 * j0, acc,
+                            (uint32_t)(2 * tail), xsum128);
+            for (int32_t i = 0; i < 2 * n && tail > 0; i++) {
                 const int8_t* wt = w + (size_t)(i >> 1) * 2 * depth + 2 * body8 + (i & 1) * tail;
                 for (int32_t k = 0; k < tail; k++) {
-                    a += (int32_t)row_in[body8 + k] * wt[k];
+                    acc[i] += (int32_t)row_in[body8 + k] * wt[k];
                 }
-                const int32_t c = pc ? o : 0;
-                row_out[o] = normal ? (int8_t)finish_norm(a, p->multiplier[c], p->shift[c],
-                                                          p->out_zp, full, p->act_min, p->act_max)
-                                    : finish(a, p->multiplier[c], p->shift[c], p->out_zp,
-                                             p->act_min, p->act_max);
             }
+            fc_requant(p, acc, 2 * j0, 2 * n, row_out + 2 * j0, normal);
         }
         if (rows & 1) { /* the odd last row, stored plainly */
             const int32_t o = rows - 1;
             const int8_t* w = p->weights + (size_t)o * depth;
-            int32_t a = dot1_row(w, x, quads, p->bias_folded[o]);
+            acc[0] = dot1_row(w, x, quads, p->bias_folded[o]);
             for (int32_t k = quads << 2; k < depth; k++) {
-                a += (int32_t)row_in[k] * w[k];
+                acc[0] += (int32_t)row_in[k] * w[k];
             }
-            const int32_t c = pc ? o : 0;
-            row_out[o] =
-                finish(a, p->multiplier[c], p->shift[c], p->out_zp, p->act_min, p->act_max);
+            fc_requant(p, acc, o, 1, row_out + o, normal);
         }
     }
     return NT_OK;

@@ -18,7 +18,7 @@
  *     conv2d:          [out_c][k_h][k_w][in_c]         (OHWI)
  *     depthwise:       [k_h][k_w][out_c]               (1HWO), out_c = in_c * depth_multiplier
  *   weight_layout selects an alternative offline layout (nt_weight_layout below; the generator
- *   emits NT_LAYOUT_FC_PAIRS8 for fully connected layers of even depth); a kernel that gets a
+ *   emits NT_LAYOUT_FC_STACKED for fully connected layers of even depth); a kernel that gets a
  *   layout it cannot read returns NT_ERR_LAYOUT.
  * - Biases are FOLDED: bias_folded[o] = bias[o] - in_zp * sum_k w[o][k] (int32, over all taps
  *   of output channel o; bias = 0 when the model has none). TFLM accumulates
@@ -58,26 +58,43 @@ enum {
  * target). */
 typedef enum {
     NT_LAYOUT_TFLITE = 0,
-    /* Fully connected only, in_features even: rows in pairs, in the order the DSP inner loop
-     * reads them (one LDM of 16 bytes per 8 inputs of two rows). Pair j (rows 2j, 2j + 1)
-     * starts at 2j * in_features; per block of 8 inputs, row 2j's 8 bytes then row 2j + 1's;
-     * then the in_features % 8 remaining inputs of row 2j, then of row 2j + 1. An odd last row
-     * is stored as in NT_LAYOUT_TFLITE. Same bytes, same size: only the order differs. */
-    NT_LAYOUT_FC_PAIRS8 = 1,
+    /* Fully connected only, in_features even: rows in pairs, each byte pair one input of both
+     * rows, so that a word read as two int16 lanes is (256 w[2j+1][k] + w[2j][k] + 128) for two
+     * inputs k: the DSP loop multiplies it unpacked (one SMLAD gives row 2j + 256 x row 2j + 1
+     * + 128 x the inputs' sum) and unpacks only row 2j + 1's bytes (fully_connected_dsp.c).
+     * Pair j (rows 2j, 2j + 1) starts at 2j * in_features; per block of 8 inputs k0..k7, 16
+     * bytes: words (k0, k2), (k1, k3), (k4, k6), (k5, k7) (the lane order of widened
+     * activations), each [w[2j][ka] ^ 0x80, w[2j+1][ka], w[2j][kb] ^ 0x80, w[2j+1][kb]]; then
+     * the in_features % 8 remaining inputs of row 2j, then of row 2j + 1, as is. An odd last
+     * row is stored as in NT_LAYOUT_TFLITE. Same size; row 2j's block bytes have their top
+     * bit flipped (nt_fc_weight_flip). (Value 1 was NT_LAYOUT_FC_PAIRS8, the same order
+     * without the stacking, now retired: code generated for it no longer compiles.) */
+    NT_LAYOUT_FC_STACKED = 2,
 } nt_weight_layout;
 
 /* Byte index of weight (row o, input k) of a fully connected layer in `layout`. */
 static inline size_t nt_fc_weight_index(int32_t layout, int32_t depth, int32_t rows, int32_t o,
                                         int32_t k) {
-    if (layout != NT_LAYOUT_FC_PAIRS8 || ((rows & 1) && o == rows - 1)) {
+    if (layout != NT_LAYOUT_FC_STACKED || ((rows & 1) && o == rows - 1)) {
         return (size_t)o * (size_t)depth + (size_t)k;
     }
     const size_t base = (size_t)(o & ~1) * (size_t)depth;
     const int32_t body = depth & ~7;
     if (k < body) {
-        return base + 2u * (size_t)(k & ~7) + (size_t)(o & 1) * 8u + (size_t)(k & 7);
+        /* input i of the block: word 2 (i / 4) + i % 2, half (i / 2) % 2, byte o % 2 */
+        const int32_t i = k & 7;
+        const int32_t word = ((i >> 2) << 1) + (i & 1);
+        return base + 2u * (size_t)(k & ~7) + (size_t)(4 * word + 2 * ((i >> 1) & 1) + (o & 1));
     }
     return base + 2u * (size_t)body + (size_t)(o & 1) * (size_t)(depth - body) + (size_t)(k - body);
+}
+
+/* XOR mask of the stored byte of weight (row o, input k) in `layout`: 0x80 for the even row of
+ * a stacked pair inside the 8-input blocks, else 0 (stored = (uint8_t)w ^ mask, and back). */
+static inline uint8_t nt_fc_weight_flip(int32_t layout, int32_t depth, int32_t rows, int32_t o,
+                                        int32_t k) {
+    const int plain = layout != NT_LAYOUT_FC_STACKED || ((rows & 1) && o == rows - 1);
+    return (uint8_t)(!plain && (o & 1) == 0 && k < (depth & ~7) ? 0x80u : 0u);
 }
 
 /* ---- fixed-point helpers (TFLM reference semantics) --------------------------------------- */
@@ -133,7 +150,7 @@ typedef struct {
     int32_t out_zp;
     int32_t act_min, act_max;   /* fused activation clamp, int8 domain */
     int32_t per_channel;        /* 1: multiplier/shift have out_features entries, 0: one entry */
-    int32_t weight_layout;      /* nt_weight_layout: NT_LAYOUT_TFLITE or NT_LAYOUT_FC_PAIRS8 */
+    int32_t weight_layout;      /* nt_weight_layout: NT_LAYOUT_TFLITE or NT_LAYOUT_FC_STACKED */
     const int8_t* weights;      /* [out_features][in_features] (nt_fc_weight_index) */
     const int32_t* bias_folded; /* [out_features] */
     const int32_t* multiplier;

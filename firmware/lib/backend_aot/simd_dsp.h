@@ -10,8 +10,9 @@
  *   products are accumulated per SMLAD;
  * - activations are widened once into int16 scratch in that same (x0,x2),(x1,x3) lane order and
  *   shared across output rows: fully connected runs 2 rows x 8 inputs per step on weights the
- *   generator interleaved offline (NT_LAYOUT_FC_PAIRS8: one LDM of activations, one LDM of
- *   weights: 18 instructions per 16 MACs); conv runs 2 output pixels x 2 channels x 4 taps (one
+ *   generator interleaved offline (NT_LAYOUT_FC_STACKED: one LDM of activations, one LDM of
+ *   weights, each weight word multiplied once as it is and once unpacked: 14 instructions per
+ *   16 MACs); conv runs 2 output pixels x 2 channels x 4 taps (one
  *   LDM, one LDR per row: 15 per 16 MACs) on an im2col block gathered straight from the image
  *   through a tap-offset table when the window is inside it;
  * - a 1-channel input with 5-tap rows (the cnn's first layer) skips im2col: two neighbouring
@@ -24,7 +25,7 @@
  *   does not fold the ROR into SXTB16 and spills the accumulators and row pointers;
  * - the input zero point is already folded into bias_folded by the generator (kernels.h), and
  *   padding taps are filled with in_zp, so the inner loops have no zero-point arithmetic.
- * Reads NT_LAYOUT_TFLITE (and NT_LAYOUT_FC_PAIRS8 for fully connected). The conv fast path
+ * Reads NT_LAYOUT_TFLITE (and NT_LAYOUT_FC_STACKED for fully connected). The conv fast path
  * keeps two 256-byte patches, a 512-byte offset table and 1 KiB of accumulators on the stack
  * (about 2 KiB); larger kernels take the scratch-staged path.
  * The requantization helpers are in requant.h.

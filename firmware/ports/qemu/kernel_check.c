@@ -128,18 +128,21 @@ static int check_fc(int32_t idx) {
         }
     }
     const int32_t n = p.batches * p.out_features;
-    /* Every other case with an even depth: the weights reordered as NT_LAYOUT_FC_PAIRS8 (the
+    /* Every other case with an even depth: the weights reordered as NT_LAYOUT_FC_STACKED (the
      * reference above read them in TFLite order), through the generator's dispatch-free entry. */
     if ((idx & 2) && (p.in_features & 1) == 0) {
         static int8_t s_w_pairs[kMaxBuf] __attribute__((aligned(16)));
         for (int32_t o = 0; o < p.out_features; o++) {
             for (int32_t k = 0; k < p.in_features; k++) {
-                s_w_pairs[nt_fc_weight_index(NT_LAYOUT_FC_PAIRS8, p.in_features, p.out_features, o,
-                                             k)] = s_w[o * p.in_features + k];
+                s_w_pairs[nt_fc_weight_index(NT_LAYOUT_FC_STACKED, p.in_features, p.out_features, o,
+                                             k)] =
+                    (int8_t)((uint8_t)s_w[o * p.in_features + k] ^
+                             nt_fc_weight_flip(NT_LAYOUT_FC_STACKED, p.in_features, p.out_features,
+                                               o, k));
             }
         }
         p.weights = s_w_pairs;
-        p.weight_layout = NT_LAYOUT_FC_PAIRS8;
+        p.weight_layout = NT_LAYOUT_FC_STACKED;
         memset(s_out_dsp, 0x55, (size_t)n);
         if (nt_fully_connected_fast_dsp(&p, s_in, s_out_dsp) != NT_OK ||
             memcmp(s_out_dsp, s_out_ref, (size_t)n) != 0) {
