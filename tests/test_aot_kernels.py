@@ -255,3 +255,31 @@ def test_kernel_matches_tflm(family: str, seed: int, workdir: Path) -> None:
     assert bad.size == 0, (f"{family}-{seed} ops={res.ops}: {bad.size}/{RECORDS} records "
                            f"differ, first {bad[0]}: got {got[bad[0]][:16]} "
                            f"want {want[bad[0]][:16]}")
+
+
+@pytest.mark.parametrize("rows,depth", [(50, 784), (10, 50), (7, 14), (3, 6), (1, 8)])
+def test_fc_stacked_words_read_as_int16_lanes(rows: int, depth: int) -> None:
+    """NT_LAYOUT_FC_STACKED (kernels.h): same size as the weights; in each row pair's 8-input
+    blocks every 4-byte word read as two little-endian int16 lanes is
+    256 w[2j + 1][k] + w[2j][k] + 128 for the inputs (k0, k2), (k1, k3), (k4, k6), (k5, k7)
+    (what the DSP loop multiplies unpacked); the depth % 8 tail of each row and an odd last row
+    follow as is."""
+    from trainer.aot.lower_nn import fc_stacked
+
+    w = np.random.default_rng(rows * depth).integers(-128, 128, (rows, depth)).astype(np.int8)
+    flat = fc_stacked(w)
+    assert flat.dtype == np.int8 and flat.size == w.size
+    body = depth // 8 * 8
+    lane_inputs = [0, 2, 1, 3, 4, 6, 5, 7]
+    pos = 0
+    for j in range(rows // 2):
+        w0, w1 = w[2 * j].astype(np.int32), w[2 * j + 1].astype(np.int32)
+        lanes = flat[pos:pos + 2 * body].view("<i2").astype(np.int32)
+        k = np.array([8 * b + i for b in range(body // 8) for i in lane_inputs], dtype=int)
+        assert np.array_equal(lanes, 256 * w1[k] + w0[k] + 128)
+        pos += 2 * body
+        tail = depth - body
+        assert np.array_equal(flat[pos:pos + 2 * tail], w[2 * j:2 * j + 2, body:].reshape(-1))
+        pos += 2 * tail
+    if rows % 2:
+        assert np.array_equal(flat[pos:], w[-1])
