@@ -291,9 +291,7 @@ def run_c99(gen: Path, x: np.ndarray, out_bytes: int) -> np.ndarray:
 
 def run_dsp(gen: Path, x: np.ndarray, want: np.ndarray, macs: int, arena: int) -> np.ndarray:
     """Outputs of the QEMU Cortex-M4 image (DSP kernels) of the generated code in `gen`."""
-    if str(ROOT / "tools") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tools"))
-    import aot_bench
+    from nanolab import aot_bench
 
     work = gen.parent.resolve()
     inputs_c = work / "bench_inputs.c"
