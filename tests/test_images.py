@@ -223,15 +223,54 @@ def test_synth_set_goes_through_images(tmp_path):
     from trainer.synth import find_fonts, make_set
 
     fonts = find_fonts()
-    paths = make_set(tmp_path, per_class=2, seed=1, fonts=fonts[:3])
+    paths = make_set(tmp_path, per_class=2, seed=1, fonts=fonts[:3], kind="fonts")
     assert len(paths) == 20
     assert {p.suffix for p in paths} <= {".png", ".jpg"}
     f = load_folder(tmp_path)
     assert f.skipped == []
     assert sorted(f.labels.tolist()) == sorted([d for d in range(10)] * 2)
     # Deterministic: the same seed writes the same files.
-    again = make_set(tmp_path / "again", per_class=2, seed=1, fonts=fonts[:3])
+    again = make_set(tmp_path / "again", per_class=2, seed=1, fonts=fonts[:3], kind="fonts")
     assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+
+
+def test_wide_synth_set_is_reproducible_and_usable(tmp_path):
+    from trainer.synth import find_fonts, make_set
+
+    fonts = find_fonts()[:3]
+    paths = make_set(tmp_path / "a", per_class=3, seed=2, fonts=fonts)
+    f = load_folder(tmp_path / "a")
+    assert f.skipped == [] and len(f.names) == 30
+    assert {p.suffix for p in paths} == {".png", ".jpg"}
+    again = make_set(tmp_path / "b", per_class=3, seed=2, fonts=fonts)
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+    other = make_set(tmp_path / "c", per_class=3, seed=3, fonts=fonts)
+    assert [p.read_bytes() for p in paths] != [p.read_bytes() for p in other]
+    with pytest.raises(UserError, match="unknown synthetic set kind"):
+        make_set(tmp_path / "d", per_class=1, kind="nope")
+
+
+def test_pen_glyphs_and_camera_tilt():
+    from trainer.synth import _pen_glyph, _perspective
+
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        g = _pen_glyph(rng, digit, 112)
+        rows, cols = np.nonzero(g > 0.5)
+        assert len(rows) > 100  # a drawn stroke, not a dot
+        assert rows.min() > 0 and cols.min() > 0 and rows.max() < 111 and cols.max() < 111
+    # Different digits give different shapes (the skeleton, not only the noise, differs).
+    a = _pen_glyph(np.random.default_rng(1), 1, 112)
+    b = _pen_glyph(np.random.default_rng(1), 0, 112)
+    assert np.abs(a - b).mean() > 0.05
+    # The camera tilt warps the photo but takes every pixel from inside the paper.
+    paper = Image.fromarray(np.full((112, 112), 200, np.uint8))
+    warped = np.asarray(_perspective(paper, np.random.default_rng(0), 0.15))
+    assert warped.min() >= 190
+    grid = np.zeros((112, 112), np.uint8)
+    grid[::8] = 255
+    assert not np.array_equal(np.asarray(_perspective(Image.fromarray(grid),
+                                                      np.random.default_rng(0), 0.15)), grid)
 
 
 def test_evaluate_folder_needs_a_model(folder):

@@ -5,7 +5,7 @@ pixels (keeping the aspect ratio, anti-aliased), then placed in a 28x28 frame so
 centre of mass is at the centre. `preprocess` does the same to a photo of dark ink on paper:
 
 1. grayscale (EXIF rotation applied), working copy at most `_WORK_SIDE` pixels on a side;
-2. invert when the border is light (paper), so ink is bright;
+2. invert when the ink is darker than the paper (`_dark_ink`), so ink is bright;
 3. remove uneven lighting: fit a smooth quadratic background surface robustly (ink pixels are
    outliers above it) and subtract it, then zero what is within the paper's noise;
 4. deskew: shear the ink so that its second moments show no slant (italic fonts, slanted hands);
@@ -106,6 +106,16 @@ def _to_gray(img: Image.Image) -> np.ndarray:
 
 def _border(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+
+
+def _dark_ink(x: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper: the paper is most of the image (its level is
+    the median) and the ink is the longer tail away from it. A fixed cut on the border's level
+    (> 0.5: light paper) took grey paper in dim light, or a vignetted border, for a black
+    background."""
+    paper = float(np.median(x))
+    lo, hi = np.percentile(x, [1, 99])
+    return paper - float(lo) > float(hi) - paper
 
 
 def _background(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -250,8 +260,8 @@ def preprocess_array(gray: np.ndarray, steps: frozenset[str] | None = None) -> n
     x = np.asarray(gray, dtype=np.float32)
     if x.ndim != 2 or min(x.shape) < 2:
         raise NoInkError(f"image too small ({'x'.join(map(str, x.shape))} px)")
-    if np.median(_border(x)) > 0.5:
-        x = 1.0 - x  # light paper, dark ink -> MNIST polarity
+    if _dark_ink(x):
+        x = 1.0 - x  # dark ink on paper -> MNIST polarity
     surf, sigma = _background(x)
     ink = x - surf
     peak = float(np.percentile(ink, 99.8))
