@@ -361,3 +361,16 @@ def test_mnist_png_round_trip_keeps_the_committed_models_answers(tmp_path):
     raw, loaded = predict_tflite(model, x), predict_tflite(model, back)
     assert np.mean(raw == loaded) >= 0.99, np.mean(raw == loaded)
     assert np.mean(loaded == mnist.y_test[:200]) >= np.mean(raw == mnist.y_test[:200]) - 0.01
+
+
+def test_dark_ink_on_grey_dim_paper_is_found():
+    """Grey paper in dim light (border below 0.5, brighter in the middle): the ink is still the
+    dark tail, so the image is inverted like light paper."""
+    ink = _digit_canvas()
+    h, w = ink.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w) - 0.5
+    paper = 0.62 - 0.5 * (xx**2 + yy**2)  # 0.62 in the middle, about 0.37 in the corners
+    photo = paper * (1 - 0.7 * ink)
+    out = preprocess_array(photo)
+    clean = preprocess_array(ink)
+    assert np.corrcoef(clean.ravel(), out.ravel())[0, 1] > 0.9
