@@ -79,7 +79,9 @@ def test_polarity_and_lighting_do_not_matter():
 
 
 def test_mnist_digits_survive_preprocessing():
-    """An MNIST digit (already preprocessed the MNIST way) comes back close to itself."""
+    """An MNIST digit (already preprocessed the MNIST way) comes back close to itself through
+    the MNIST steps (deskew and stroke width change pixels on purpose: their effect on MNIST is
+    checked by classification, test_mnist_png_round_trip_keeps_the_committed_models_answers)."""
     from trainer.data import load_mnist
 
     try:
@@ -87,7 +89,7 @@ def test_mnist_digits_survive_preprocessing():
     except UserError as exc:
         pytest.skip(f"MNIST not available: {exc}")
     x = mnist.x_test[:100].astype(float)
-    out = np.stack([preprocess_array(a / 255.0) for a in x]).astype(float)
+    out = np.stack([preprocess_array(a / 255.0, steps=frozenset()) for a in x]).astype(float)
 
     def best_corr(a, b):
         # Rounding the centre of mass may place a digit one pixel off: allow +-1 px.
@@ -221,15 +223,54 @@ def test_synth_set_goes_through_images(tmp_path):
     from trainer.synth import find_fonts, make_set
 
     fonts = find_fonts()
-    paths = make_set(tmp_path, per_class=2, seed=1, fonts=fonts[:3])
+    paths = make_set(tmp_path, per_class=2, seed=1, fonts=fonts[:3], kind="fonts")
     assert len(paths) == 20
     assert {p.suffix for p in paths} <= {".png", ".jpg"}
     f = load_folder(tmp_path)
     assert f.skipped == []
     assert sorted(f.labels.tolist()) == sorted([d for d in range(10)] * 2)
     # Deterministic: the same seed writes the same files.
-    again = make_set(tmp_path / "again", per_class=2, seed=1, fonts=fonts[:3])
+    again = make_set(tmp_path / "again", per_class=2, seed=1, fonts=fonts[:3], kind="fonts")
     assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+
+
+def test_wide_synth_set_is_reproducible_and_usable(tmp_path):
+    from trainer.synth import find_fonts, make_set
+
+    fonts = find_fonts()[:3]
+    paths = make_set(tmp_path / "a", per_class=3, seed=2, fonts=fonts)
+    f = load_folder(tmp_path / "a")
+    assert f.skipped == [] and len(f.names) == 30
+    assert {p.suffix for p in paths} == {".png", ".jpg"}
+    again = make_set(tmp_path / "b", per_class=3, seed=2, fonts=fonts)
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again]
+    other = make_set(tmp_path / "c", per_class=3, seed=3, fonts=fonts)
+    assert [p.read_bytes() for p in paths] != [p.read_bytes() for p in other]
+    with pytest.raises(UserError, match="unknown synthetic set kind"):
+        make_set(tmp_path / "d", per_class=1, kind="nope")
+
+
+def test_pen_glyphs_and_camera_tilt():
+    from trainer.synth import _pen_glyph, _perspective
+
+    rng = np.random.default_rng(0)
+    for digit in range(10):
+        g = _pen_glyph(rng, digit, 112)
+        rows, cols = np.nonzero(g > 0.5)
+        assert len(rows) > 100  # a drawn stroke, not a dot
+        assert rows.min() > 0 and cols.min() > 0 and rows.max() < 111 and cols.max() < 111
+    # Different digits give different shapes (the skeleton, not only the noise, differs).
+    a = _pen_glyph(np.random.default_rng(1), 1, 112)
+    b = _pen_glyph(np.random.default_rng(1), 0, 112)
+    assert np.abs(a - b).mean() > 0.05
+    # The camera tilt warps the photo but takes every pixel from inside the paper.
+    paper = Image.fromarray(np.full((112, 112), 200, np.uint8))
+    warped = np.asarray(_perspective(paper, np.random.default_rng(0), 0.15))
+    assert warped.min() >= 190
+    grid = np.zeros((112, 112), np.uint8)
+    grid[::8] = 255
+    assert not np.array_equal(np.asarray(_perspective(Image.fromarray(grid),
+                                                      np.random.default_rng(0), 0.15)), grid)
 
 
 def test_evaluate_folder_needs_a_model(folder):
@@ -249,3 +290,87 @@ def test_images_cli(folder, tmp_path):
     assert res.exit_code == 2 and "error: give a model" in res.output
     res = runner.invoke(main, ["images", str(tmp_path / "nope"), "--tflite", "x.tflite"])
     assert res.exit_code == 2 and "not a folder" in res.output
+
+
+def _slanted_bar(side: int = 200, skew: float = -0.4) -> np.ndarray:
+    """A '1' leaning right by `skew` px per row (top right, bottom left), bright on black."""
+    x = np.zeros((side, side), np.float32)
+    for r in range(side // 6, 5 * side // 6):
+        c = int(side / 2 + skew * (r - side / 2))
+        x[r, c - 5: c + 6] = 1.0
+    return x
+
+
+def _slant(img: np.ndarray) -> float:
+    """mu11 / mu02 of a 28x28 image (px of x per row of y; 0 = upright)."""
+    ys, xs = np.mgrid[0:28, 0:28]
+    m = img.astype(float)
+    cy, cx = _com(img)
+    return float(((ys - cy) * (xs - cx) * m).sum() / ((ys - cy) ** 2 * m).sum())
+
+
+def test_deskew_makes_a_slanted_stroke_upright():
+    from trainer.images import STEPS
+
+    x = _slanted_bar()
+    kept = preprocess_array(x, steps=STEPS - {"deskew"})
+    out = preprocess_array(x)
+    assert abs(_slant(kept)) > 0.25  # the slant survives without the step
+    assert abs(_slant(out)) < 0.05, _slant(out)
+    _, cols = np.nonzero(out > 64)
+    assert cols.max() - cols.min() + 1 <= 5  # an upright bar: a few columns wide
+
+
+@pytest.mark.parametrize("thickness", [3, 45])
+def test_stroke_width_is_brought_to_mnist_band(thickness):
+    """A hairline ring (3 px of 200) and a marker ring (45 px) come out with strokes closer to
+    MNIST's (2 * area / perimeter of the pixels above 127, in px of 28x28)."""
+    from trainer.images import _STROKE, STEPS, _stroke_width
+
+    side = 200
+    yy, xx = np.mgrid[0:side, 0:side]
+    r = np.hypot((yy - side / 2) / 0.4, (xx - side / 2) / 0.3)  # an ellipse, 160 x 120 px
+    x = ((r > 0.5 * side - thickness) & (r <= 0.5 * side)).astype(np.float32)
+    lo, hi = _STROKE
+    kept = _stroke_width(preprocess_array(x, steps=STEPS - {"stroke"}) > 127)
+    out = _stroke_width(preprocess_array(x) > 127)
+    assert not lo - 0.3 <= kept <= hi + 0.3, kept  # outside MNIST's band without the step
+    mid = (lo + hi) / 2
+    assert abs(out - mid) < abs(kept - mid) - 0.2, (kept, out)
+    if thickness < 10:
+        assert lo - 0.3 <= out <= hi + 0.3, out
+
+
+def test_mnist_png_round_trip_keeps_the_committed_models_answers(tmp_path):
+    """MNIST test digits saved as PNG and loaded back through load_image are classified by the
+    committed int8 model as the raw digits are (the photo steps do not hurt MNIST-like input)."""
+    from pathlib import Path
+
+    from trainer.data import load_mnist
+    from trainer.images import predict_tflite
+
+    model = Path(__file__).resolve().parents[1] / "firmware/lib/model/model_int8.tflite"
+    try:
+        mnist = load_mnist()
+    except UserError as exc:
+        pytest.skip(f"MNIST not available: {exc}")
+    x = mnist.x_test[:200]
+    for i, a in enumerate(x):
+        Image.fromarray(a).save(tmp_path / f"{i:03d}.png")
+    back = np.stack([load_image(tmp_path / f"{i:03d}.png") for i in range(len(x))])
+    raw, loaded = predict_tflite(model, x), predict_tflite(model, back)
+    assert np.mean(raw == loaded) >= 0.99, np.mean(raw == loaded)
+    assert np.mean(loaded == mnist.y_test[:200]) >= np.mean(raw == mnist.y_test[:200]) - 0.01
+
+
+def test_dark_ink_on_grey_dim_paper_is_found():
+    """Grey paper in dim light (border below 0.5, brighter in the middle): the ink is still the
+    dark tail, so the image is inverted like light paper."""
+    ink = _digit_canvas()
+    h, w = ink.shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w) - 0.5
+    paper = 0.62 - 0.5 * (xx**2 + yy**2)  # 0.62 in the middle, about 0.37 in the corners
+    photo = paper * (1 - 0.7 * ink)
+    out = preprocess_array(photo)
+    clean = preprocess_array(ink)
+    assert np.corrcoef(clean.ravel(), out.ravel())[0, 1] > 0.9
