@@ -55,7 +55,7 @@ QEMU_ARGS = ("-M", "mps2-an386", "-nographic", "-monitor", "none", "-icount", "s
 # machine). The mux buffers 32 bytes and gives the UART the next one within the guest's read of
 # the data register, so the receive interrupt drains a burst. The
 # mux's escape character (Ctrl-A, `-echr`) is set past any byte value (256), so no byte of the
-# link is taken as a mux command: every byte crosses (tests/test_qemu_port.py, the echo test).
+# link is taken as a mux command: every byte crosses (the QEMU port test's echo test).
 QEMU_LINK_ID = "link"
 QEMU_MUX = ("-echr", "256")
 # Lets the image end QEMU with an exit status (SYS_EXIT): the check and AOT bench images do.

@@ -15,7 +15,7 @@ centre of mass is at the centre. `preprocess` does the same to a photo of dark i
    stretch to a full 0..255 range, centre by centre of mass in 28x28.
 
 Steps 4 and 5 took the committed model from 0.972 to 0.985 on the synthetic photo set (seed 0,
-100 per class) and leave MNIST test digits classified as before (README, tests/test_images.py).
+100 per class) and leave MNIST test digits classified as before (README; the images tests).
 
 Labels come from the file name prefix (`3_anything.png`) or a folder per digit (`3/any.png`).
 Files that cannot be used are skipped with a one-line reason; the run goes on.
