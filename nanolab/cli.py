@@ -351,7 +351,8 @@ def images_cmd(directory, keras_path, tflite_path, sheet, json_path) -> None:
 @click.option("--per-class", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def synth_cmd(out_dir, per_class, seed) -> None:
-    """Write a photo-like synthetic digit set (Debian fonts on uneven paper) as labeled files."""
+    """Write a photo-like synthetic digit set (fonts and pen strokes on varied paper, photographed)
+    as labeled files."""
     from trainer.synth import find_fonts, make_set
 
     fonts = find_fonts()
