@@ -406,6 +406,8 @@ def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, re
         res = sw.run_sweep(st, out, jobs=jobs, ray_address=ray_address, progress=progress)
         click.echo(f"sweep {st.name}: trained {len(res.trained)}, {len(res.skipped)} already "
                    f"finished, {len(res.failed)} failed in {res.seconds:.0f} s")
+    if sw.needs_photos(st):
+        sw.photo_accuracy(st, out)
     if port or emulate:
         sw.bench_pareto(st, out, port=port, emulate=emulate, progress=progress)
     if aot:

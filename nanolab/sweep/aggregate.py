@@ -38,6 +38,9 @@ def aggregate(study: Study, out_dir: str | os.PathLike) -> dict[str, dict[str, A
             a[f], a[f + "_std"] = _mean_std(vals)
         int8 = [r["int8_accuracy"] for r in recs if r.get("int8_accuracy") is not None]
         a["int8_accuracy_min"] = min(int8) if int8 else math.nan
+        photo = [p["photo_accuracy"] for r in recs
+                 if (p := read_json(run_path(out_dir, point.key, r["seed"], ".photo.json")))]
+        a["photo_accuracy"], a["photo_accuracy_std"] = _mean_std(photo)
         a["int8_errors"] = sorted({r["int8_error"] for r in recs if r.get("int8_error")})
         for r in recs:
             lat = read_json(run_path(out_dir, point.key, r["seed"], ".latency.json"))

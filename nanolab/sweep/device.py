@@ -83,13 +83,15 @@ def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = No
 
 def aot_compression(study: Study, out_dir: str | os.PathLike, images: int = 100,
                     work: str | os.PathLike | None = None) -> dict[str, dict]:
-    """On-chip cost of the compression groups' points with the AOT backend: for each point's
+    """On-chip cost of the compression groups' points (every point when the study's ``[select]``
+    rule reads an ``aot_`` figure) with the AOT backend: for each point's
     first stored seed, nanolab.aot_bench generates the C (sparse fully connected layers where
     that is smaller), builds the QEMU Cortex-M4 image with the DSP kernels and runs `images`
     MNIST test images. Stores ``runs/<key>-s<seed>.aot.json``: ``model_flash_bytes`` (the
     generated model's own flash: weights, indices, constants, parameter structs and its invoke
     code, from the ELF's DWARF attribution; kernels excluded), ``kernel_flash_bytes``,
-    ``instructions`` (median per inference, QEMU -icount), ``agreement`` with the TFLM
+    ``instructions`` (median per inference, QEMU -icount), ``arena_bytes`` (the
+    generated model's planned arena), ``agreement`` with the TFLM
     reference. Already measured runs (same int8 sha256) are kept. Returns them by point key."""
     from nanolab import aot_bench as bench
     from trainer.data import load_mnist
@@ -98,6 +100,10 @@ def aot_compression(study: Study, out_dir: str | os.PathLike, images: int = 100,
     agg = aggregate(study, out_dir)
     work = Path(work or out_dir / "aot").resolve()
     keys = [gp.key for g in study.groups if g.report == "compression" for gp in g.points]
+    if study.select is not None and any(
+            n.startswith("aot_") for n in (study.select.maximize, study.select.ties,
+                                           *study.select.at_most, *study.select.at_least) if n):
+        keys += list(study.points)  # the rule reads AOT figures: measure every point
     x = None
     done: dict[str, dict] = {}
     for key in dict.fromkeys(keys):
@@ -112,7 +118,8 @@ def aot_compression(study: Study, out_dir: str | os.PathLike, images: int = 100,
             continue
         sha = hashlib.sha256(tfl_path.read_bytes()).hexdigest()
         old = read_json(aot_path)
-        if old and old.get("int8_sha256") == sha and old.get("images") == images:
+        if (old and old.get("int8_sha256") == sha and old.get("images") == images
+                and "arena_bytes" in old):
             done[key] = old
             continue
         if x is None:
@@ -122,6 +129,7 @@ def aot_compression(study: Study, out_dir: str | os.PathLike, images: int = 100,
         src = (prep.gen_dir / "model_aot.c").read_text()
         rec = {"model_flash_bytes": row.flash_bytes - row.kernel_flash_bytes,
                "kernel_flash_bytes": row.kernel_flash_bytes, "instructions": row.instructions,
+               "arena_bytes": row.arena_bytes,
                "agreement": row.agreement, "images": row.images, "macs": row.macs,
                "sparse_layers": src.count("nt_fully_connected_sparse("), "seed": seed,
                "int8_sha256": sha, "variant": "dsp"}

@@ -13,6 +13,7 @@ from nanolab.sweep.aggregate import aggregate, pareto_keys
 from nanolab.sweep.execute import SweepResult
 from nanolab.sweep.findings import checks, conclusions
 from nanolab.sweep.plot import plot_pareto
+from nanolab.sweep.select import describe_rule, figure, select
 from nanolab.sweep.store import nan_to_none, write_json_atomic
 from nanolab.sweep.study import Study
 from nanolab.sweep.tables import (
@@ -99,6 +100,34 @@ def _pareto(study: Study, agg: Agg, out_dir: Path) -> list[str]:
     return lines + [""]
 
 
+def _selection(study: Study, agg: Agg) -> list[str]:
+    """The ``[select]`` section: the rule, each point's figures it reads, and the pick."""
+    rule = study.select
+    lines = ["## Selection rule", "", f"Rule (the study's `[select]`): {describe_rule(rule)}", ""]
+    names = list(dict.fromkeys([rule.maximize, *rule.at_most, *rule.at_least,
+                                *([rule.ties] if rule.ties else [])]))
+    lines += ["| point | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key, a in agg.items():
+        if a["n"]:
+            vals = [figure(a, n) for n in names]
+            lines.append(f"| {', '.join(a['labels'])} | "
+                         + " | ".join("not measured" if v != v else f"{v:.4f}" if v < 2
+                                      else f"{v:,.0f}" for v in vals)
+                         + " |")
+    sel = select(rule, agg)
+    lines.append("")
+    if sel.key is not None:
+        lines.append(f"**Chosen point:** {', '.join(agg[sel.key]['labels'])} "
+                     f"(key `{sel.key}`).")
+    elif sel.closest is not None:
+        lines.append(f"**No point meets the constraints.** Closest: "
+                     f"{', '.join(agg[sel.closest]['labels'])}, which fails "
+                     f"{'; '.join(sel.failed)}.")
+    else:
+        lines.append("**No point meets the constraints:** no point has been measured yet.")
+    return lines + [""]
+
+
 def write_report(study: Study, out_dir: str | os.PathLike,
                  sweep: SweepResult | None = None) -> Path:
     """Write ``report.md``, ``summary.json`` and ``pareto.png`` from the stored runs.
@@ -123,11 +152,17 @@ def write_report(study: Study, out_dir: str | os.PathLike,
         lines.append("")
     if any(a["n"] for a in agg.values()):
         lines += _pareto(study, agg, out_dir)
+    if study.select is not None:
+        lines += _selection(study, agg)
     lines += ["## All points", ""] + all_points_table(study, agg) + [""]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines))
     summary = {"study": study.name, "source": study.source, "seeds": list(study.seeds),
                "points": list(agg.values()),
                "checks": [{"check": n, "pass": ok, "measured": d} for n, ok, d in chk]}
+    if study.select is not None:
+        sel = select(study.select, agg)
+        summary["selected"] = {"key": sel.key, "closest": sel.closest,
+                               "failed": list(sel.failed)}
     write_json_atomic(out_dir / "summary.json", nan_to_none(summary))
     return report

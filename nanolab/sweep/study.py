@@ -27,7 +27,8 @@ An option is any field of the trainer's config dataclasses (:mod:`nanolab.sweep.
 point is identified by a hash of its resolved options, so two groups naming the same
 configuration share one set of runs. What a report concludes lives in the study too: a group's
 ``[[group.check]]`` thresholds, a compression group's ``[group.conclusions]`` (text with
-``{placeholders}`` the report fills with this sweep's figures) and the ``[report]`` headings.
+``{placeholders}`` the report fills with this sweep's figures), the ``[report]`` headings and
+an optional ``[select]`` rule naming the point the report picks (:mod:`nanolab.sweep.select`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Any
 
 from nanocore.errors import UserError
 from nanolab.sweep.options import config_option_names, make_configs, normalize_options
+from nanolab.sweep.select import SelectRule, parse_select
 from nanolab.sweep.study_report import (
     Check,
     Conclusions,
@@ -112,6 +114,7 @@ class Study:
     source: str
     latency_images: int = 200
     report: ReportText = field(default_factory=ReportText)
+    select: SelectRule | None = None  # the study's [select] rule (nanolab.sweep.select)
 
     def runs(self) -> list[tuple[Point, int]]:
         """Every (point, seed) pair, points in study order, seeds inner."""
@@ -163,7 +166,7 @@ def parse_study(doc: dict[str, Any], source: str = "<dict>",
     """
     meta = doc.get("study", {})
     check_keys(meta, _STUDY_KEYS, f"{source} [study]")
-    check_keys(doc, {"study", "base", "group", "summary", "report"}, source)
+    check_keys(doc, {"study", "base", "group", "summary", "report", "select"}, source)
     seeds_raw = meta.get("seeds", 3)
     if isinstance(seeds_raw, int) and not isinstance(seeds_raw, bool):
         if seeds_raw < 1:
@@ -257,7 +260,8 @@ def parse_study(doc: dict[str, Any], source: str = "<dict>",
                  test_images=meta.get("test_images"), points=points, groups=groups,
                  summary=summary, source=source,
                  latency_images=int(meta.get("latency_images", 200)),
-                 report=parse_report_text(doc.get("report", {}), source))
+                 report=parse_report_text(doc.get("report", {}), source),
+                 select=parse_select(doc["select"], source) if "select" in doc else None)
 
 
 def load_study(path: str | os.PathLike, option_names: Iterable[str] | None = None) -> Study:

@@ -1,0 +1,120 @@
+"""The deploy study (nanolab/studies/deploy.toml) and the [select] rule of a study.
+
+No training: the study file is parsed and validated against the trainer's config fields, and
+the rule is applied to hand-made aggregated records.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from nanocore.errors import UserError
+from nanolab import sweep
+from nanolab.sweep.report import _selection
+from nanolab.sweep.select import describe_rule
+
+
+def test_deploy_study_loads_and_validates():
+    st = sweep.load_study(sweep.builtin_study_path("deploy"))
+    assert "deploy" in sweep.builtin_studies()
+    assert st.name == "deploy"
+    assert len(st.seeds) >= 2
+    assert len(st.points) >= 5
+    rule = st.select
+    assert rule is not None
+    assert rule.maximize == "int8_accuracy"
+    assert rule.ties == "aot_instructions"
+    assert rule.at_most == {"int8_bytes": 32768.0, "aot_arena_bytes": 4096.0}
+    assert rule.at_least == {"photo_accuracy": 0.98}
+    assert sweep.needs_photos(st)
+    # Every point is something the pinned TFLM build runs: per-tensor dense weights.
+    assert all(p.options.get("per_channel_dense") is False for p in st.points.values())
+
+
+def _agg(key, acc, int8_bytes=30000, arena=3000, photo=0.99, instr=400000, n=3):
+    aot = {} if arena is None else {"arena_bytes": arena, "instructions": instr}
+    return {"key": key, "labels": [f"g/{key}"], "n": n, "int8_accuracy": acc,
+            "int8_bytes": int8_bytes, "photo_accuracy": photo, "aot": aot}
+
+
+RULE = sweep.parse_select({"maximize": "int8_accuracy", "ties": "aot_instructions",
+                           "max": {"int8_bytes": 32768, "aot_arena_bytes": 4096},
+                           "min": {"photo_accuracy": 0.98}}, "t.toml")
+
+
+def test_rule_picks_most_accurate_qualifying_point():
+    agg = {a["key"]: a for a in [
+        _agg("big", 0.997, int8_bytes=40000),        # most accurate, too big
+        _agg("ramhog", 0.996, arena=5000),           # arena over 4 KiB
+        _agg("blurry", 0.9955, photo=0.97),          # photos under 0.98
+        _agg("good", 0.995),
+        _agg("worse", 0.993),
+        _agg("untrained", math.nan, n=0),
+    ]}
+    assert sweep.select(RULE, agg) == sweep.Selection(key="good")
+
+
+def test_rule_ties_go_to_fewer_instructions():
+    agg = {a["key"]: a for a in [_agg("slow", 0.995, instr=500000),
+                                 _agg("fast", 0.995, instr=300000),
+                                 _agg("mid", 0.995, instr=400000)]}
+    assert sweep.select(RULE, agg).key == "fast"
+
+
+def test_rule_none_qualifies_names_closest_and_failed_constraint():
+    agg = {a["key"]: a for a in [
+        _agg("two_fail", 0.999, int8_bytes=40000, photo=0.9),
+        _agg("one_fail", 0.995, photo=0.972),
+        _agg("no_aot", 0.996, arena=None),           # AOT never measured
+    ]}
+    sel = sweep.select(RULE, agg)
+    assert sel.key is None
+    assert sel.closest == "no_aot"  # one failure, better accuracy than one_fail
+    assert sel.failed == ("aot_arena_bytes not measured",)
+    del agg["no_aot"]
+    sel = sweep.select(RULE, agg)
+    assert (sel.closest, sel.failed) == ("one_fail", ("photo_accuracy 0.972 < 0.98",))
+    assert sweep.select(RULE, {}) == sweep.Selection(key=None)
+
+
+def test_describe_rule():
+    assert describe_rule(RULE) == (
+        "highest mean int8_accuracy among points with int8_bytes <= 32768, "
+        "aot_arena_bytes <= 4096, photo_accuracy >= 0.98; ties to fewer aot_instructions.")
+
+
+@pytest.mark.parametrize("select, message", [
+    ({"max": {"int8_bytes": 1}}, "needs maximize"),
+    ({"maximize": "accuracy"}, "maximize must be one of"),
+    ({"maximize": "int8_accuracy", "ties": "speed"}, "ties must be one of"),
+    ({"maximize": "int8_accuracy", "max": {"flash": 1}}, "max.flash is not a figure"),
+    ({"maximize": "int8_accuracy", "min": {"photo_accuracy": "high"}}, "must be a number"),
+    ({"maximize": "int8_accuracy", "max": 3}, "max must be a table"),
+    ({"maximize": "int8_accuracy", "prefer": "small"}, "unknown key(s) prefer"),
+    ("int8_accuracy", "must be a table"),
+])
+def test_bad_select_is_one_line_user_error(select, message):
+    doc = {"study": {"name": "x"}, "base": {"model": "cnn"},
+           "group": [{"name": "g", "point": [{"label": "a"}]}], "select": select}
+    with pytest.raises(UserError) as e:
+        sweep.parse_study(doc, "bad.toml")
+    assert message in str(e.value)
+    assert "\n" not in str(e.value)
+    assert "[select]" in str(e.value)
+
+
+def test_report_names_the_chosen_point(tmp_path):
+    doc = {"study": {"name": "x", "seeds": 1}, "base": {"model": "cnn"},
+           "group": [{"name": "g", "point": [{"label": "a"}]}],
+           "select": {"maximize": "int8_accuracy", "min": {"photo_accuracy": 0.98}}}
+    st = sweep.parse_study(doc, "x.toml")
+    key = next(iter(st.points))
+    lines = _selection
+    agg = {key: _agg(key, 0.99, photo=0.99)}
+    agg[key]["labels"] = ["g/a"]
+    assert "**Chosen point:** g/a" in "\n".join(lines(st, agg))
+    agg[key]["photo_accuracy"] = 0.5
+    text = "\n".join(lines(st, agg))
+    assert "No point meets the constraints" in text and "photo_accuracy 0.5 < 0.98" in text
