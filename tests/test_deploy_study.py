@@ -6,6 +6,7 @@ the rule is applied to hand-made aggregated records.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -118,3 +119,34 @@ def test_report_names_the_chosen_point(tmp_path):
     agg[key]["photo_accuracy"] = 0.5
     text = "\n".join(lines(st, agg))
     assert "No point meets the constraints" in text and "photo_accuracy 0.5 < 0.98" in text
+
+
+def test_stored_photo_and_aot_figures_reach_the_rule(tmp_path):
+    """aggregate averages runs/<key>-s<seed>.photo.json over seeds and reads the AOT arena from
+    .aot.json; the written report and summary.json name the point the rule picks."""
+    doc = {"study": {"name": "x", "seeds": 2}, "base": {"model": "cnn"},
+           "group": [{"name": "g", "point": [{"label": "a"}, {"label": "b",
+                                                             "options": {"epochs": 2}}]}],
+           "select": {"maximize": "int8_accuracy", "max": {"aot_arena_bytes": 4096},
+                      "min": {"photo_accuracy": 0.98}}}
+    st = sweep.parse_study(doc, "x.toml")
+    photos = {"g/a": (0.99, 0.975), "g/b": (0.99, 0.99)}  # a: mean 0.9825, b: 0.99
+    for point in st.points.values():
+        acc = 0.996 if point.labels == ["g/a"] else 0.995
+        for seed in st.seeds:
+            sweep.write_json_atomic(sweep.run_path(tmp_path, point.key, seed), {
+                "version": sweep.RECORD_VERSION, "options": point.options, "seed": seed,
+                "int8_accuracy": acc, "int8_bytes": 30000, "arena_bytes": 5000,
+                "train_images": 60000, "test_images": 10000})
+            sweep.write_json_atomic(sweep.run_path(tmp_path, point.key, seed, ".photo.json"),
+                                    {"photo_accuracy": photos[point.labels[0]][seed]})
+        arena = 5000 if point.labels == ["g/a"] else 3000
+        sweep.write_json_atomic(sweep.run_path(tmp_path, point.key, 0, ".aot.json"),
+                                {"arena_bytes": arena, "instructions": 1})
+    agg = sweep.aggregate(st, tmp_path)
+    by_label = {a["labels"][0]: a for a in agg.values()}
+    assert by_label["g/a"]["photo_accuracy"] == pytest.approx(0.9825)
+    report = sweep.write_report(st, tmp_path).read_text()
+    assert "**Chosen point:** g/b" in report  # g/a is more accurate but its arena is 5000 B
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["selected"]["key"] == by_label["g/b"]["key"]
