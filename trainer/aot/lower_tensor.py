@@ -4,10 +4,12 @@ DEQUANTIZE...QUANTIZE chains), strided moves probed against TFLM, PAD / PADV2.""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from trainer.aot import probe, quant
-from trainer.aot.graph import Graph, Op
+from trainer.aot.graph import Graph, Op, Tensor
 from trainer.aot.ir import (
     Program,
     Step,
@@ -55,64 +57,72 @@ def _broadcast_index(op: Op, shape: tuple[int, ...], out_shape: tuple[int, ...])
     return {"div": div, "mod": n}
 
 
-def lower_mul(p: Program, op: Op) -> Step:
-    g = p.graph
+@dataclass(frozen=True)
+class _Binary:
+    """The two operands of an element-wise MUL or ADD as the kernels take them: a constant or
+    per-channel second operand with its stride (``_binary_operands``), or general broadcasting
+    through one ``nt_bcast_index`` per input (``ix``)."""
+
+    out: Tensor
+    first: int
+    second: int
+    stride: int
+    t1: Tensor
+    t2: Tensor
+    ix: list[dict] | None
+
+
+def _binary(op: Op, g: Graph) -> _Binary:
     out = tensor(g, op.outputs[0])
     require_int8(op, g, [op.inputs[0], op.inputs[1], op.outputs[0]])
     ops = _binary_operands(op, g)
     first, second, stride = ops if ops else (op.inputs[0], op.inputs[1], 1)
     t1, t2 = tensor(g, first), tensor(g, second)
     ix = None if ops else [_broadcast_index(op, t.shape, out.shape) for t in (t1, t2)]
-    # TFLM mul_common.cc: double(s1) * double(s2) / double(so).
-    m, sh = quant.quantize_multiplier(float(t1.scale[0]) * float(t2.scale[0])
-                                      / float(out.scale[0]))
-    check_shifts(op, [sh])
-    lo, hi = act_range(op, out)
-    reads = [i for i in (first, second) if not tensor(g, i).is_constant]
+    return _Binary(out, first, second, stride, t1, t2, ix)
+
+
+def _binary_step(op: Op, g: Graph, b: _Binary, kernel: str, fields: dict) -> Step:
+    """The in-place Step that calls ``nt_<kernel>`` (or ``nt_<kernel>_broadcast``) with
+    ``nt_<kernel>_params`` built from ``fields`` plus the offsets, count and stride."""
+    reads = [i for i in (b.first, b.second) if not tensor(g, i).is_constant]
 
     def emit(ctx) -> str:
-        params = c_struct("nt_mul_params", {
-            "count": out.elements, "in1_offset": -zero_point(t1), "in2_offset": -zero_point(t2),
-            "out_offset": zero_point(out), "out_multiplier": m, "out_shift": sh, "act_min": lo,
-            "act_max": hi, "in2_stride": stride})
-        if ix:
-            idx = [f"&{ctx.static(c_struct('nt_bcast_index', i))}" for i in ix]
-            return ctx.call("nt_mul_broadcast", params, idx + [ctx.buf(first), ctx.buf(second)],
-                            ctx.buf(op.outputs[0]))
-        return ctx.call("nt_mul", params, [ctx.buf(first), ctx.buf(second)],
-                        ctx.buf(op.outputs[0]))
+        params = c_struct(f"nt_{kernel}_params", {
+            "count": b.out.elements, "in1_offset": -zero_point(b.t1),
+            "in2_offset": -zero_point(b.t2), "out_offset": zero_point(b.out), **fields,
+            "in2_stride": b.stride})
+        ins = [ctx.buf(b.first), ctx.buf(b.second)]
+        if b.ix:
+            idx = [f"&{ctx.static(c_struct('nt_bcast_index', i))}" for i in b.ix]
+            return ctx.call(f"nt_{kernel}_broadcast", params, idx + ins, ctx.buf(op.outputs[0]))
+        return ctx.call(f"nt_{kernel}", params, ins, ctx.buf(op.outputs[0]))
 
     return Step(op, reads, [op.outputs[0]], 0, emit, inplace=True)
+
+
+def lower_mul(p: Program, op: Op) -> Step:
+    g = p.graph
+    b = _binary(op, g)
+    # TFLM mul_common.cc: double(s1) * double(s2) / double(so).
+    m, sh = quant.quantize_multiplier(float(b.t1.scale[0]) * float(b.t2.scale[0])
+                                      / float(b.out.scale[0]))
+    check_shifts(op, [sh])
+    lo, hi = act_range(op, b.out)
+    return _binary_step(op, g, b, "mul", {"out_multiplier": m, "out_shift": sh,
+                                          "act_min": lo, "act_max": hi})
 
 
 def lower_add(p: Program, op: Op) -> Step:
     g = p.graph
-    out = tensor(g, op.outputs[0])
-    require_int8(op, g, [op.inputs[0], op.inputs[1], op.outputs[0]])
-    ops = _binary_operands(op, g)
-    first, second, stride = ops if ops else (op.inputs[0], op.inputs[1], 1)
-    t1, t2 = tensor(g, first), tensor(g, second)
-    ix = None if ops else [_broadcast_index(op, t.shape, out.shape) for t in (t1, t2)]
-    q = quant.add_params(scale(t1), scale(t2), scale(out))
+    b = _binary(op, g)
+    q = quant.add_params(scale(b.t1), scale(b.t2), scale(b.out))
     if max(q["in1_shift"], q["in2_shift"], q["out_shift"]) > 0:
         # TFLM's int8 ADD only handles multipliers < 1 (it aborts otherwise); happens when the
         # output range is tiny compared with the inputs' (e.g. a dead ReLU in calibration).
         raise refuse(op, "needs a rescale factor >= 1 (output scale too small for its inputs)")
-    lo, hi = act_range(op, out)
-    reads = [i for i in (first, second) if not tensor(g, i).is_constant]
-
-    def emit(ctx) -> str:
-        params = c_struct("nt_add_params", {
-            "count": out.elements, "in1_offset": -zero_point(t1), "in2_offset": -zero_point(t2),
-            "out_offset": zero_point(out), **q, "act_min": lo, "act_max": hi, "in2_stride": stride})
-        if ix:
-            idx = [f"&{ctx.static(c_struct('nt_bcast_index', i))}" for i in ix]
-            return ctx.call("nt_add_broadcast", params, idx + [ctx.buf(first), ctx.buf(second)],
-                            ctx.buf(op.outputs[0]))
-        return ctx.call("nt_add", params, [ctx.buf(first), ctx.buf(second)],
-                        ctx.buf(op.outputs[0]))
-
-    return Step(op, reads, [op.outputs[0]], 0, emit, inplace=True)
+    lo, hi = act_range(op, b.out)
+    return _binary_step(op, g, b, "add", {**q, "act_min": lo, "act_max": hi})
 
 
 def lower_softmax(p: Program, op: Op) -> Step:
