@@ -13,7 +13,7 @@ from pathlib import Path
 from nanocore.errors import UserError
 from nanocore.paths import REPO_ROOT
 from nanolab.sweep.aggregate import aggregate, pareto_keys
-from nanolab.sweep.store import nan_to_none, read_json, run_path, write_json_atomic
+from nanolab.sweep.store import read_json, run_path, write_json_atomic
 from nanolab.sweep.study import Study
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def bench_pareto(study: Study, out_dir: str | os.PathLike, port: str | None = No
         lat.update(images=len(workload.images), agreement=res.summary.get("agreement"),
                    accuracy=res.summary.get("accuracy"), device=where, seed=seed,
                    board=res.info.get("board"), backend=res.info.get("backend"))
-        write_json_atomic(lat_path, nan_to_none(lat))
+        write_json_atomic(lat_path, lat)
         done[key] = lat
     return done
 

@@ -14,7 +14,7 @@ from nanolab.sweep.execute import SweepResult
 from nanolab.sweep.findings import checks, conclusions
 from nanolab.sweep.plot import plot_pareto
 from nanolab.sweep.select import describe_rule, figure, select
-from nanolab.sweep.store import nan_to_none, write_json_atomic
+from nanolab.sweep.store import write_json_atomic
 from nanolab.sweep.study import Study
 from nanolab.sweep.tables import (
     Agg,
@@ -164,5 +164,5 @@ def write_report(study: Study, out_dir: str | os.PathLike,
         sel = select(study.select, agg)
         summary["selected"] = {"key": sel.key, "closest": sel.closest,
                                "failed": list(sel.failed)}
-    write_json_atomic(out_dir / "summary.json", nan_to_none(summary))
+    write_json_atomic(out_dir / "summary.json", summary)
     return report

@@ -10,7 +10,6 @@ resumed sweep) never sees a half-written file.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +55,3 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
-
-
-def nan_to_none(obj: Any) -> Any:
-    """Strict JSON: NaN (e.g. the std of one seed) becomes null."""
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [nan_to_none(v) for v in obj]
-    return obj
