@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,18 @@ def write_text(path: str | Path, text: str) -> None:
         path.write_text(text)
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """Parse the TOML file ``path``; a missing or unreadable file (``cannot read <what> ...``) or
+    bad TOML is a one-line UserError."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: bad TOML ({e})") from None
 
 
 class _FiniteFloat(click.ParamType):

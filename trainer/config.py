@@ -19,15 +19,14 @@ import dataclasses
 import hashlib
 import json
 import os
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from nanocore import checks
 from nanocore.errors import UserError
 
 
@@ -177,14 +176,7 @@ def from_dict(data: dict[str, Any], where: str = "config") -> Config:
 
 def load_toml(path: str | os.PathLike) -> Config:
     """Read a TOML config file. Raises UserError on a missing file, bad TOML or unknown keys."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise UserError(f"cannot read config {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: bad TOML ({e})") from None
-    return from_dict(data, str(path))
+    return from_dict(checks.read_toml(path, "config"), str(path))
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -38,13 +38,13 @@ import hashlib
 import itertools
 import json
 import os
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from nanocore import checks
 from nanocore.errors import UserError
 from nanolab.sweep.options import config_option_names, make_configs, normalize_options
 from nanolab.sweep.select import SelectRule, parse_select
@@ -266,14 +266,7 @@ def parse_study(doc: dict[str, Any], source: str = "<dict>",
 
 def load_study(path: str | os.PathLike, option_names: Iterable[str] | None = None) -> Study:
     """Read and parse a study TOML file; UserError on a missing file or bad TOML."""
-    path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise UserError(f"cannot read study {path}: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: bad TOML ({e})") from None
-    return parse_study(doc, str(path), option_names)
+    return parse_study(checks.read_toml(path, "study"), str(path), option_names)
 
 
 def with_seeds(study: Study, count: int) -> Study:
