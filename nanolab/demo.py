@@ -18,7 +18,8 @@ from typing import Any
 
 from nanocore.atomic import write_bytes_atomic, write_json_atomic
 from nanocore.paths import DEFAULT_MODEL_DIR, REPO_ROOT, build_dir
-from trainer.config import Config, ModelConfig, QuantConfig, TrainConfig, config_hash, to_dict
+from nanolab.promote import DEFAULT_MODEL_TOML
+from trainer.config import Config, config_hash, load_toml, to_dict
 
 log = logging.getLogger("demo")
 
@@ -29,14 +30,9 @@ SYNTH_CACHE = build_dir("synth")
 SYNTH_PER_CLASS = 100  # 1,000 photo-like images
 SYNTH_SEED = 0
 
-# The deployable default: the cnn trained with augmentation (it keeps MNIST int8 accuracy >= 0.990
-# and is more robust on photo-like digits; numbers in the README), quantized with per-tensor
-# dense weights.
-DEFAULT_CONFIG = Config(
-    model=ModelConfig(name="cnn"),
-    train=TrainConfig(augment=True),
-    quant=QuantConfig(per_channel_dense=False),
-)
+# The deployable default, as a trainer config file (nanolab/default_model.toml): what the demo
+# trains and --update-firmware exports; `promote` writes it from a study's selected point.
+DEFAULT_CONFIG = load_toml(DEFAULT_MODEL_TOML)
 
 
 @dataclasses.dataclass

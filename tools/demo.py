@@ -2,7 +2,8 @@
 """`make demo`: the default model from MNIST to generated firmware files, with a results table.
 
 Steps (each a function, so later stages, e.g. the QEMU build and bench, append to `main`):
-1. train the default model (`cnn`, DEFAULT_CONFIG) or reuse build/default/ when its train.json
+1. train the default model (nanolab/default_model.toml; with --from-study DIR first replaced by
+   the point that study's rule selected) or reuse build/default/ when its train.json
    records the same configuration hash;
 2. quantize to full int8 with per-tensor FULLY_CONNECTED weights (what the pinned TFLM Arduino
    library runs exactly);
@@ -14,8 +15,8 @@ Steps (each a function, so later stages, e.g. the QEMU build and bench, append t
    MNIST test set exactly as `tools/bench.py --emulate qemu` does; print its summary
    (report in runs/<timestamp>/).
 
-Usage: python tools/demo.py [--update-firmware] [--retrain] [--data-dir DIR] [--epochs N]
-                            [--no-bench] [--bench-limit N]
+Usage: python tools/demo.py [--update-firmware [--from-study DIR]] [--retrain] [--data-dir DIR]
+                            [--epochs N] [--no-bench] [--bench-limit N]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from nanocore.exits import user_errors
 from nanolab.demo import (  # the cache; re-exported for tools/augment_study.py
     BUILD,
     DEFAULT_CONFIG,
+    DEFAULT_MODEL_TOML,
     FIRMWARE_MODEL,
     ROOT,
     SYNTH_CACHE,
@@ -48,6 +50,7 @@ from nanolab.demo import (  # the cache; re-exported for tools/augment_study.py
     train_or_reuse,
     training_key,
 )
+from nanolab.promote import promote
 
 __all__ = [
     "BUILD",
@@ -94,6 +97,9 @@ def run_trainer_stage(args) -> tuple[str, dict, Path]:
     from trainer.data import load_mnist
 
     cfg = DEFAULT_CONFIG
+    if args.from_study:
+        cfg = promote(args.from_study)
+        log.info("default model is now the study's pick: %s", DEFAULT_MODEL_TOML)
     if args.epochs is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=args.epochs))
     data = load_mnist(args.data_dir)
@@ -146,13 +152,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--update-firmware", action="store_true",
                    help=f"also write the generated files to {FIRMWARE_MODEL.relative_to(ROOT)}")
+    p.add_argument("--from-study", metavar="DIR", default=None,
+                   help="with --update-firmware: make the point DIR's study selected (its "
+                        "summary.json) the default model (nanolab/default_model.toml) first")
     p.add_argument("--retrain", action="store_true", help="train even if build/default matches")
     p.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     p.add_argument("--no-bench", action="store_true", help="skip the QEMU build and bench")
     p.add_argument("--bench-limit", type=int, default=None,
                    help="bench only the first N test images (default: all 10,000)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.from_study and not args.update_firmware:
+        p.error("--from-study needs --update-firmware (it changes the committed default model)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,9 @@ class ModelConfig:
     width: width multiplier for channel counts (conv models round to multiples of 8).
     filters: conv channel counts; None = the model's default.
     repeats: basic units per stage after the downsampling unit (shufflenet_v2; default 1).
+    kernels: conv kernel sizes, one per conv (cnn; None = 5 then 3s).
+    head: what follows the last conv block (cnn): "dense" (flatten, the hidden Dense layers, the
+        classifier; the default) or "pool" (average pool over the whole map, then the classifier).
     """
 
     name: str = "cnn"
@@ -51,6 +54,8 @@ class ModelConfig:
     width: float = 1.0
     filters: tuple[int, ...] | None = None
     repeats: int | None = None
+    kernels: tuple[int, ...] | None = None
+    head: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class TrainConfig:
     unstructured; convolution kernels and the classifier (the last Dense) are always pruned
     unstructured (tfmot's blocks need rank-2 kernels; the classifier is too small). qat: after the
     float epochs, fine-tune qat_epochs with tfmot's quantize_model at qat_learning_rate.
+    augment_strength: scales every range of the augmentation (trainer.augment.AugmentConfig:
+    shifts, angles, shear and the probabilities by the factor, zoom/gamma/gain ranges towards 1);
+    1 = the ranges as written, 0.5 = half as strong; only read when augment is true.
     """
 
     epochs: int | None = None
@@ -79,6 +87,7 @@ class TrainConfig:
     train_limit: int | None = None
     validation_count: int = 0
     augment: bool = False
+    augment_strength: float = 1.0
     prune_sparsity: float | None = None
     prune_begin_epoch: int = 0
     prune_end_fraction: float = 0.75
@@ -186,7 +195,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 # Fields added after cached artifacts were first keyed: left out of config_hash while they hold
 # this default, so configs that do not use them keep their keys (and their caches).
-_HASH_OMIT_AT_DEFAULT = {"prune_block": None}
+_HASH_OMIT_AT_DEFAULT = {"prune_block": None, "kernels": None, "head": None,
+                         "augment_strength": 1.0}
 
 
 def config_hash(*cfgs: Any) -> str:

@@ -87,13 +87,32 @@ class _AugmentedBatches(keras.utils.Sequence):
         self.order = self.rng.permutation(len(self.x))
 
 
-def _augment_fn():
+def _augment_fn(strength: float = 1.0):
+    """trainer.augment.augment with its ranges scaled by `strength` (see TrainConfig)."""
     try:
-        from trainer.augment import augment
+        from trainer.augment import DEFAULT, augment
     except ImportError as e:
         raise UserError(f"augmentation is not available (trainer.augment: {e}); "
                         "train with augment = false") from None
-    return augment
+    if not 0.0 < strength <= 2.0:
+        raise UserError(f"augment_strength must be in (0, 2], got {strength}")
+    if strength == 1.0:
+        return augment
+    cfg = scaled_augment(DEFAULT, strength)
+    return lambda x, rng: augment(x, rng, cfg)
+
+
+def scaled_augment(cfg, strength: float):
+    """An AugmentConfig with every range scaled by `strength`: plain numbers (shifts, angles,
+    shear, probabilities, capped at 1 for p_*) multiplied, (lo, hi) ranges moved towards 1."""
+    kw = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if isinstance(v, tuple):
+            kw[f.name] = tuple(1.0 + strength * (b - 1.0) for b in v)
+        else:
+            kw[f.name] = min(1.0, v * strength) if f.name.startswith("p_") else v * strength
+    return dataclasses.replace(cfg, **kw)
 
 
 def _optimizer(cfg: TrainConfig, lr: float, steps: int) -> keras.optimizers.Optimizer:
@@ -125,7 +144,8 @@ def _verbose(progress: bool) -> int:
 
 def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callbacks: list):
     if cfg.augment:
-        seq = _AugmentedBatches(x, y, cfg.batch_size, cfg.seed, _augment_fn())
+        seq = _AugmentedBatches(x, y, cfg.batch_size, cfg.seed,
+                                _augment_fn(cfg.augment_strength))
         h = model.fit(seq, epochs=epochs, validation_data=val, shuffle=False,
                       callbacks=callbacks, verbose=_verbose(progress))
     else:

@@ -1,7 +1,8 @@
 """Synthetic-photo accuracy of a sweep's runs: each stored int8 model run through the TFLM
 reference on the photo-like synthetic set (``trainer.synth.load_set``, preprocessed by
 ``trainer.images``; the same set the demo reports). Stored beside the run as
-``runs/<key>-s<seed>.photo.json``; :func:`nanolab.sweep.aggregate.aggregate` averages it over
+``runs/<key>-s<seed>.photo.json`` (keyed by the model's sha256 and the photo pipeline's
+source, `preprocess_version`); :func:`nanolab.sweep.aggregate.aggregate` averages it over
 seeds as ``photo_accuracy``. Runs in the driver after the sweep, only for studies whose
 ``[select]`` rule names ``photo_accuracy`` (a few seconds per run).
 """
@@ -26,6 +27,17 @@ def needs_photos(study: Study) -> bool:
         rule.maximize, rule.ties, *rule.at_most, *rule.at_least)
 
 
+def preprocess_version() -> str:
+    """Fingerprint of the photo pipeline (trainer/images.py and trainer/synth.py sources): a
+    stored accuracy measured with other preprocessing or another set is measured again."""
+    from trainer import images, synth
+
+    h = hashlib.sha256()
+    for mod in (images, synth):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def photo_accuracy(study: Study, out_dir: str | os.PathLike) -> int:
     """Measure every stored run of ``study`` not yet measured (same int8 sha256); returns how
     many runs were measured now. Accuracy is a fraction of the set's labelled images."""
@@ -36,6 +48,7 @@ def photo_accuracy(study: Study, out_dir: str | os.PathLike) -> int:
     from trainer.synth import load_set
 
     out_dir = Path(out_dir)
+    version = preprocess_version()
     folder = None
     measured = 0
     for point, seed in study.runs():
@@ -45,14 +58,15 @@ def photo_accuracy(study: Study, out_dir: str | os.PathLike) -> int:
         sha = hashlib.sha256(tfl.read_bytes()).hexdigest()
         path = run_path(out_dir, point.key, seed, ".photo.json")
         old = read_json(path)
-        if old and old.get("int8_sha256") == sha:
+        if old and old.get("int8_sha256") == sha and old.get("preprocess") == version:
             continue
         if folder is None:
             folder = load_set(SYNTH_CACHE, per_class=SYNTH_PER_CLASS, seed=SYNTH_SEED)
         pred = predict_tflite(tfl, folder.images)
         acc = float(np.mean(pred == folder.labels))
         write_json_atomic(path, {"photo_accuracy": acc, "images": len(folder.names),
-                                 "int8_sha256": sha, "seed": seed})
+                                 "int8_sha256": sha, "seed": seed,
+                                 "preprocess": version})
         measured += 1
         log.info("%s seed %d: synthetic-photo accuracy %.4f", point.labels[0], seed, acc)
     return measured
