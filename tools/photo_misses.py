@@ -63,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "build/photo-misses"))
     p.add_argument("--mnist", type=int, default=0, help="also check this many MNIST test digits")
     p.add_argument("--no-sheets", action="store_true")
+    p.add_argument("--steps", default=None,
+                   help="comma-separated preprocessing steps (default: all of images.STEPS)")
     args = p.parse_args(argv)
+    steps = None if args.steps is None else frozenset(filter(None, args.steps.split(",")))
     out = Path(args.out)
     paths, styles = render(out / f"wide-{args.per_class}-{args.seed}", args.per_class, args.seed)
     kept, labels, cats, refused = [], [], [], {c: 0 for c in CATEGORIES}
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             gray = images._to_gray(img)
         t0 = time.perf_counter()
         try:
-            kept.append(preprocess_array(gray))
+            kept.append(preprocess_array(gray, steps))
         except NoInkError:
             refused[category(style)] += 1
             continue
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     wrong = pred != y
     c = np.asarray(cats)
     result = {
-        "seed": args.seed, "per_class": args.per_class, "tflite": args.tflite,
+        "steps": sorted(images.STEPS if steps is None else steps), "seed": args.seed,
+        "per_class": args.per_class, "tflite": args.tflite,
         "usable": int(len(y)), "refused": int(sum(refused.values())),
         "accuracy_of_usable": round(float(np.mean(~wrong)), 4),
         "accuracy_of_all": round(float(np.sum(~wrong)) / len(paths), 4),
@@ -109,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         raw = data.x_test[:args.mnist]
         truth = data.y_test[:args.mnist].astype(np.int64)
         # Dark ink on white paper, as a scan of an MNIST digit would be.
-        pre = np.stack([preprocess_array(1.0 - im.astype(np.float32) / 255.0) for im in raw])
+        pre = np.stack([preprocess_array(1.0 - im.astype(np.float32) / 255.0, steps)
+                        for im in raw])
         result["mnist_raw"] = round(float(np.mean(images.predict_tflite(args.tflite, raw)
                                                   == truth)), 4)
         result["mnist_inverted_preprocessed"] = round(float(np.mean(
