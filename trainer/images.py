@@ -55,7 +55,8 @@ _LINE_LEN = 0.8
 _LINE_WIDTH = 0.03
 _LINE_SLOPE = 0.15
 _LINE_SIDE = 64  # px: lines are looked for on a copy max-pooled to at most this side
-_FLAT = 0.2  # the local background window (`_open_square`), a fraction of the longer side
+_SMOOTH_MIN = 64  # px: images at least this large (shorter side) get a 3x3 mean
+_FLAT = 0.3  # the local background window (`_open_square`), a fraction of the longer side
 _PIECE = 0.03  # pieces of ink lighter than this fraction of the heaviest piece are specks
 STEPS = frozenset({"deskew", "stroke", "flatten", "lines", "pieces"})
 
@@ -200,6 +201,13 @@ def _open_square(x: np.ndarray, side: int) -> np.ndarray:
     side |= 1
     ero = _run_min_max(_run_min_max(x, side, 0, np.minimum), side, 1, np.minimum)
     return _run_min_max(_run_min_max(ero, side, 0, np.maximum), side, 1, np.maximum)
+
+
+def _box3(x: np.ndarray) -> np.ndarray:
+    """3x3 mean of x (edges repeated)."""
+    p = np.pad(x, 1, mode="edge")
+    rows = p[:-2] + p[1:-1] + p[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
 
 
 def _shear_rows(x: np.ndarray, slopes: np.ndarray, sign: int) -> np.ndarray:
@@ -427,6 +435,8 @@ def preprocess_array(gray: np.ndarray, steps: frozenset[str] | None = None) -> n
         ink = ink - _open_square(ink, side)
         # The opening follows the noise's troughs, so the paper now sits a little above 0:
         # take its level and noise again from the residual (paper is most of the image).
+        if min(ink.shape) >= _SMOOTH_MIN:  # sensor noise down by 3: fainter ink clears it
+            ink = _box3(ink)
         level = float(np.median(ink))
         sigma = float(1.4826 * np.median(np.abs(ink - level)))
         ink = ink - level
