@@ -65,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-sheets", action="store_true")
     p.add_argument("--steps", default=None,
                    help="comma-separated preprocessing steps (default: all of images.STEPS)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a trainer.images constant (float), e.g. _FLAT=0.25")
     args = p.parse_args(argv)
+    for item in args.set:
+        name, value = item.split("=", 1)
+        if not hasattr(images, name):
+            p.error(f"trainer.images has no {name}")
+        setattr(images, name, float(value))
     steps = None if args.steps is None else frozenset(filter(None, args.steps.split(",")))
     out = Path(args.out)
     paths, styles = render(out / f"wide-{args.per_class}-{args.seed}", args.per_class, args.seed)

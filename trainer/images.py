@@ -55,6 +55,7 @@ _LINE_LEN = 0.8
 _LINE_WIDTH = 0.03
 _LINE_SLOPE = 0.15
 _LINE_SIDE = 64  # px: lines are looked for on a copy max-pooled to at most this side
+_NOISE_K = 3.0  # ink starts this many noise sigmas above the paper
 _SMOOTH_MIN = 64  # px: images at least this large (shorter side) get a 3x3 mean
 _FLAT = 0.3  # the local background window (`_open_square`), a fraction of the longer side
 _PIECE = 0.03  # pieces of ink lighter than this fraction of the heaviest piece are specks
@@ -443,7 +444,7 @@ def preprocess_array(gray: np.ndarray, steps: frozenset[str] | None = None) -> n
     if "lines" in steps:
         ink = _remove_lines(ink)
     peak = float(np.percentile(ink, 99.8))
-    floor = max(4.0 * sigma, 0.15 * peak, 0.02)
+    floor = max(_NOISE_K * sigma, 0.15 * peak, 0.02)
     if peak <= floor or peak < 0.08:
         raise NoInkError("no ink found (blank or too faint)")
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
