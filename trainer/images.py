@@ -64,6 +64,7 @@ _LINE_LEN = 0.8
 _LINE_WIDTH = 0.03
 _LINE_SLOPE = 0.15
 _LINE_SIDE = 64  # px: lines are looked for on a copy max-pooled to at most this side
+_MIN_PEAK = 0.08  # the ink must stand this far (0..1) above the paper
 _NOISE_K = 3.0  # ink starts this many noise sigmas above the paper
 _SMOOTH_MIN = 64  # px: images at least this large (shorter side) get a 3x3 mean
 _FLAT = 0.3  # the local background window (`_open_square`), a fraction of the longer side
@@ -469,7 +470,7 @@ def preprocess_array(gray: np.ndarray, steps: frozenset[str] | None = None) -> n
         ink = _remove_lines(ink)
     peak = float(np.percentile(ink, 99.8))
     floor = max(noise_k * sigma, 0.15 * peak, 0.02)
-    if peak <= floor or peak < 0.08:
+    if peak <= floor or peak < _MIN_PEAK:
         raise NoInkError("no ink found (blank or too faint)")
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
     if ink.sum() <= 0:
