@@ -106,3 +106,23 @@ def test_fast_enough_for_training():
     # ~10-25 ms measured on the shared 2-core dev machine (load-dependent); the bound only
     # catches a pathological slowdown (a Python loop per pixel would take seconds).
     assert per_batch < 0.25, f"{per_batch * 1000:.1f} ms per batch of 128"
+
+
+def test_elastic_is_off_by_default_and_draws_nothing(digits):
+    assert DEFAULT.p_elastic == 0.0
+    # With p_elastic 0 the random stream is untouched, whatever the amount: same batch.
+    other = dataclasses.replace(DEFAULT, elastic=5.0)
+    np.testing.assert_array_equal(augment(digits, np.random.default_rng(4)),
+                                  augment(digits, np.random.default_rng(4), other))
+
+
+def test_elastic_warps_locally_within_its_amount(digits):
+    cfg = dataclasses.replace(IDENTITY, p_elastic=1.0, elastic=2.0)
+    out = augment(digits, np.random.default_rng(5), cfg)
+    assert not np.allclose(out, digits, atol=0.01)  # the shapes changed ...
+    for a, b in zip(out, digits, strict=True):  # ... but stayed where they were
+        assert np.abs(_com(a) - _com(b)).max() <= 2.0
+        assert abs(a.sum() - b.sum()) / b.sum() < 0.5  # stretched, and the peak renormalised
+    still = dataclasses.replace(cfg, elastic=0.0)
+    np.testing.assert_allclose(augment(digits, np.random.default_rng(5), still), digits,
+                               atol=0.5 / 255 + 1e-6)

@@ -23,7 +23,10 @@ class AugmentConfig:
     max_shift: px in x and y; max_rotation: degrees; scale: (min, max) zoom factor; max_shear:
     x-shear factor; p_thicken / p_thin: probability of a 3x3-cross grey dilation / erosion
     (blended with the original by a random 0.5..1 weight); p_blur: probability of a 3x3 binomial
-    blur; gamma: (min, max) exponent on the ink intensity; gain: (min, max) peak ink level.
+    blur; gamma: (min, max) exponent on the ink intensity; gain: (min, max) peak ink level;
+    p_elastic: probability of an elastic warp (a smooth random displacement field, as a pen's
+    hand wanders: pen-drawn shapes and font styles MNIST lacks) of up to `elastic` px. Off (0)
+    by default: with p_elastic 0 no random numbers are drawn for it, so batches are as before.
     """
 
     max_shift: float = 2.0
@@ -35,6 +38,8 @@ class AugmentConfig:
     p_blur: float = 0.25
     gamma: tuple[float, float] = (0.6, 1.5)
     gain: tuple[float, float] = (0.75, 1.0)
+    p_elastic: float = 0.0
+    elastic: float = 1.5
 
 
 DEFAULT = AugmentConfig()
@@ -81,6 +86,42 @@ def _affine(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.n
     return (top + (bot - top) * fy).reshape(n, h, w)
 
 
+def _elastic(x: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """Warp x (N,H,W) by a smooth random displacement field: a 4x4 grid of random offsets
+    (up to `amount` px in y and x) interpolated bilinearly to every pixel; bilinear sampling,
+    outside pixels are background (0)."""
+    n, h, w = x.shape
+    grid = rng.uniform(-amount, amount, (n, 2, 4, 4)).astype(np.float32)
+    # Bilinear upsampling of the 4x4 grid to HxW: separable interpolation matrices.
+    def interp(size: int) -> np.ndarray:
+        pos = np.linspace(0.0, 3.0, size, dtype=np.float32)
+        i0 = np.minimum(pos.astype(np.int32), 2)
+        f = pos - i0
+        m = np.zeros((size, 4), np.float32)
+        m[np.arange(size), i0] = 1 - f
+        m[np.arange(size), i0 + 1] += f
+        return m
+
+    field = np.einsum("hi,nciw,vw->nchv", interp(h), grid, interp(w))  # (N, 2, H, W)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ph, pw = h + 2, w + 2
+    sy = np.clip(ys + field[:, 0] + 1.0, 0.0, ph - 1.001)
+    sx = np.clip(xs + field[:, 1] + 1.0, 0.0, pw - 1.001)
+    y0 = sy.astype(np.int32)
+    x0 = sx.astype(np.int32)
+    fy = sy - y0
+    fx = sx - x0
+    flat = np.pad(x, ((0, 0), (1, 1), (1, 1))).reshape(-1)
+    i00 = y0 * pw + x0 + (np.arange(n, dtype=np.int32) * (ph * pw))[:, None, None]
+    v00 = flat.take(i00)
+    v01 = flat.take(i00 + 1)
+    v10 = flat.take(i00 + pw)
+    v11 = flat.take(i00 + (pw + 1))
+    top = v00 + (v01 - v00) * fx
+    bot = v10 + (v11 - v10) * fx
+    return top + (bot - top) * fy
+
+
 def _cross(x: np.ndarray, op) -> np.ndarray:
     """Grey morphology with a 3x3 cross: op (np.maximum or np.minimum) over each pixel's
     4-neighbours."""
@@ -118,6 +159,10 @@ def augment(images: np.ndarray, rng: np.random.Generator,
     if n == 0:
         return x.reshape(shape)
     x = _affine(x, rng, cfg)
+    if cfg.p_elastic > 0:
+        warp = rng.random(n) < cfg.p_elastic
+        if warp.any():
+            x[warp] = _elastic(x[warp], rng, cfg.elastic)
 
     # Stroke width: dilation or erosion (exclusive), softened by blending with the original.
     u = rng.random(n)

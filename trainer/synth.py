@@ -175,10 +175,12 @@ def _pen_glyph(rng: np.random.Generator, digit: int, side: int) -> np.ndarray:
     return np.asarray(layer, dtype=np.float32) / 255.0
 
 
-def _texture(rng: np.random.Generator, side: int) -> np.ndarray:
+def _texture(rng: np.random.Generator, side: int, style: dict | None = None) -> np.ndarray:
     """Multiplicative paper texture float (side, side) around 1: plain, grain (fibres), ruled
-    (notebook lines) or squared paper, chosen at random."""
-    kind = rng.choice(["plain", "grain", "ruled", "grid"], p=[0.3, 0.3, 0.2, 0.2])
+    (notebook lines) or squared paper, chosen at random (its name goes to style["paper"])."""
+    kind = str(rng.choice(["plain", "grain", "ruled", "grid"], p=[0.3, 0.3, 0.2, 0.2]))
+    if style is not None:
+        style["paper"] = kind
     tex = np.ones((side, side), np.float32)
     if kind == "grain":
         fine = rng.normal(0, 1, (side // 2, side // 2)).astype(np.float32)
@@ -216,21 +218,29 @@ def _perspective(img: Image.Image, rng: np.random.Generator, tilt: float) -> Ima
 
 
 def render_wide(digit: int, rng: np.random.Generator, font_path: str | None,
-                side: int = _CANVAS) -> Image.Image:
+                side: int = _CANVAS, style: dict | None = None) -> Image.Image:
     """One photo (mode "L", side x side) of `digit` in the widened style mix: the glyph is a
     font's (as `render_photo`) or a hand-drawn pen stroke (`_pen_glyph`), half each; paper with a
     texture (`_texture`), lighting gradient, blotches and vignette (`_paper`), sometimes a soft
     shadow; ink from marker-black to pencil-grey; defocus or motion blur; a camera tilt
-    (`_perspective`); sensor noise."""
-    paper = _paper(rng, side) * _texture(rng, side)
-    if rng.random() < 0.3:  # a soft shadow across part of the sheet (a hand or the phone)
+    (`_perspective`); sensor noise.
+
+    style: when given, filled with what was drawn ("glyph": "pen" or "font", "paper": the
+    texture, "shadow": bool), for counting misses by kind; the random draws do not change.
+    """
+    style = {} if style is None else style
+    paper = _paper(rng, side) * _texture(rng, side, style)
+    style["shadow"] = shadow = bool(rng.random() < 0.3)
+    if shadow:  # a soft shadow across part of the sheet (a hand or the phone)
         yy, xx = np.mgrid[0:side, 0:side] / (side - 1) - 0.5
         ang = rng.uniform(0, 2 * np.pi)
         edge = np.cos(ang) * xx + np.sin(ang) * yy - rng.uniform(-0.2, 0.4)
         paper = paper * (1 - rng.uniform(0.15, 0.4) / (1 + np.exp(-edge * rng.uniform(8, 30))))
     if rng.random() < 0.5 or not font_path:
+        style["glyph"] = "pen"
         cover = _pen_glyph(rng, digit, side)
     else:
+        style["glyph"] = "font"
         cover = _glyph(rng, digit, font_path, side)
     ink = rng.uniform(0.05, 0.5)
     img = paper * (1 - cover) + ink * cover * paper / max(paper.mean(), 1e-3)
@@ -255,13 +265,16 @@ KINDS = ("wide", "fonts")
 
 
 def make_set(out_dir: str | Path, per_class: int = 30, seed: int = 0,
-             fonts: list[str] | None = None, kind: str = "wide") -> list[Path]:
+             fonts: list[str] | None = None, kind: str = "wide",
+             styles: list[dict] | None = None) -> list[Path]:
     """Write per_class photos of each digit 0-9 to out_dir as `<label>_<nnnnn>.{png,jpg}`.
 
     kind "wide" (`render_wide`: fonts and hand-drawn pen strokes, paper textures, shadows,
     motion blur, camera tilt; about 40 % JPEG at quality 30-95) or "fonts" (`render_photo`, the
     first set: fonts only, about a third JPEG at quality 55-90; same files as before for a
-    seed). Fonts are cycled. Returns the paths. Raises UserError when out_dir cannot be written.
+    seed). Fonts are cycled. Returns the paths; `styles`, when given, gets one dict per path
+    (kind "wide": `render_wide`'s style, plus "jpeg"; kind "fonts": {"glyph": "font"}).
+    Raises UserError when out_dir cannot be written.
     """
     if kind not in KINDS:
         raise UserError(f"unknown synthetic set kind {kind!r}: one of {', '.join(KINDS)}")
@@ -279,12 +292,15 @@ def make_set(out_dir: str | Path, per_class: int = 30, seed: int = 0,
     for i in range(per_class * 10):
         digit = i % 10
         font = fonts[(i // 10) % len(fonts)] if fonts else None
+        style: dict = {"glyph": "font"}
         if kind == "fonts":
             img = render_photo(digit, rng, font)
             jpeg, quality = rng.random() < 0.33, (55, 91)
         else:
-            img = render_wide(digit, rng, font)
+            img = render_wide(digit, rng, font, style=style)
             jpeg, quality = rng.random() < 0.4, (30, 96)
+        if styles is not None:
+            styles.append({**style, "jpeg": bool(jpeg)})
         if jpeg:
             path = out / f"{digit}_{i:05d}.jpg"
             img.save(path, quality=int(rng.integers(*quality)))

@@ -1,0 +1,155 @@
+"""Photo preprocessing steps for real paper: local background flattening (shadow edges), ruled and
+squared paper line removal, and keeping only the digit's pieces of ink.
+
+Each photo test also runs the pipeline without the step under test (`steps=` the old pipeline's
+"deskew", "stroke"), which must fail the same check: the test shows what the step fixes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.images import (
+    _components,
+    _keep_digit,
+    _run_min_max,
+    preprocess_array,
+)
+
+OLD = frozenset({"deskew", "stroke"})
+SIDE = 112
+
+
+def _seven(side: int = SIDE) -> np.ndarray:
+    """A '7' in the middle of the frame: coverage 0..1, strokes about 6 % of the side."""
+    x = np.zeros((side, side), np.float32)
+    t = max(3, side // 16)
+    top, bottom, left, right = side // 4, 3 * side // 4, side // 3, 2 * side // 3
+    x[top:top + t, left:right] = 1.0
+    for r in range(top, bottom):
+        c = int(right - (r - top) * 0.35)
+        x[r, c - t // 2:c + t // 2 + 1] = 1.0
+    return x
+
+
+def _on_paper(cover: np.ndarray, paper: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Dark ink (0.15) on `paper`, with a little sensor noise, float in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    img = paper * (1 - cover) + 0.15 * cover + rng.normal(0, 0.01, cover.shape)
+    return np.clip(img, 0, 1)
+
+
+def _lines(side: int, pitch: int, slope: float, vertical: bool, dark: float) -> np.ndarray:
+    """Multiplicative paper with lines 1 px thick every `pitch` px, tilted by `slope`."""
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    pos = (yy - slope * xx) if not vertical else (xx - slope * yy)
+    return 1.0 - dark * ((np.round(pos) % pitch) == 3)
+
+
+def _close_to(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same digit: the two 28x28 images correlate above 0.85 once aligned (shifts up to 2 px:
+    a shadow or a line's remains may move the centre of mass a little)."""
+    best = max(np.corrcoef(np.roll(a, (dy, dx), axis=(0, 1)).ravel(), b.ravel())[0, 1]
+               for dy in range(-2, 3) for dx in range(-2, 3))
+    return bool(best > 0.85)
+
+
+@pytest.fixture(scope="module")
+def clean() -> np.ndarray:
+    return preprocess_array(_on_paper(_seven(), np.full((SIDE, SIDE), 0.85, np.float32)))
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_ruled_paper_lines_are_removed(clean, slope):
+    paper = 0.85 * _lines(SIDE, 14, slope, False, 0.3)
+    img = _on_paper(_seven(), paper)
+    assert _close_to(preprocess_array(img), clean)
+    assert not _close_to(preprocess_array(img, OLD), clean)  # the lines were kept as ink
+
+
+def test_squared_paper_lines_are_removed(clean):
+    paper = 0.85 * _lines(SIDE, 16, 0.05, False, 0.3) * _lines(SIDE, 16, -0.05, True, 0.3)
+    img = _on_paper(_seven(), paper)
+    assert _close_to(preprocess_array(img), clean)
+    assert not _close_to(preprocess_array(img, OLD), clean)
+
+
+def test_shadow_edge_is_not_ink(clean):
+    yy, xx = np.mgrid[0:SIDE, 0:SIDE] / (SIDE - 1) - 0.5
+    edge = 1.0 / (1.0 + np.exp(-(xx + 0.6 * yy - 0.15) * 40))  # sharp, diagonal
+    paper = 0.85 * (1 - 0.45 * edge)
+    img = _on_paper(_seven(), paper)
+    assert _close_to(preprocess_array(img), clean)
+    assert not _close_to(preprocess_array(img, OLD), clean)
+
+
+def test_a_digit_that_fills_a_small_frame_survives():
+    """A 28x28 crop with the digit filling it (MNIST-like): flattening must not hollow the
+    strokes (its window is wider than a stroke) and nothing touching the border is lost."""
+    cover = _seven(28)
+    img = _on_paper(cover, np.full((28, 28), 0.9, np.float32))
+    new, old = preprocess_array(img), preprocess_array(img, OLD)
+    assert _close_to(new, old)
+
+
+def test_specks_and_border_pieces_are_dropped_digit_pieces_kept():
+    ink = np.zeros((60, 60), np.float32)
+    ink[15:45, 20:24] = 1.0  # a stroke ...
+    ink[15:19, 28:40] = 1.0  # ... and a second, separate stroke of the same digit
+    ink[50, 50] = 1.0  # a speck
+    ink[0:10, 0:30] = 0.5  # something heavy touching the border (a shadow's edge)
+    out = _keep_digit(ink)
+    assert out[15:45, 20:24].min() == 1.0 and out[15:19, 28:40].min() == 1.0
+    assert out[50, 50] == 0 and out[0:10, 0:30].max() == 0
+    tight = np.zeros((20, 20), np.float32)
+    tight[:, 8:12] = 1.0  # a '1' cropped tight: touches the border, and is all there is
+    assert np.array_equal(_keep_digit(tight), tight)
+
+
+def _flood_labels(mask: np.ndarray) -> np.ndarray:
+    """Reference 8-connected labelling by flood fill (slow, for tests)."""
+    labels = np.zeros(mask.shape, np.int32)
+    n = 0
+    h, w = mask.shape
+    for r0 in range(h):
+        for c0 in range(w):
+            if mask[r0, c0] and not labels[r0, c0]:
+                n += 1
+                stack = [(r0, c0)]
+                labels[r0, c0] = n
+                while stack:
+                    r, c = stack.pop()
+                    for dr in (-1, 0, 1):
+                        for dc in (-1, 0, 1):
+                            rr, cc = r + dr, c + dc
+                            if 0 <= rr < h and 0 <= cc < w and mask[rr, cc] \
+                                    and not labels[rr, cc]:
+                                labels[rr, cc] = n
+                                stack.append((rr, cc))
+    return labels
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_components_match_a_flood_fill(seed):
+    mask = np.random.default_rng(seed).random((40, 50)) < 0.4
+    labels, n = _components(mask)
+    ref = _flood_labels(mask)
+    assert n == ref.max()
+    # The same partition: each label pairs with exactly one reference label.
+    pairs = set(zip(labels[mask].tolist(), ref[mask].tolist(), strict=True))
+    assert len(pairs) == n and (labels[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("length", [2, 3, 8, 23])
+def test_sliding_min_max_matches_brute_force(length):
+    x = np.random.default_rng(length).random((3, 30, 40))
+    for axis in (1, 2):
+        lo = length // 2
+        pad = [(0, 0)] * 3
+        pad[axis] = (lo, length - lo)
+        p = np.pad(x, pad, mode="edge")
+        for op, red in ((np.minimum, np.min), (np.maximum, np.max)):
+            ref = np.stack([red(np.take(p, range(i, i + length), axis=axis), axis=axis)
+                            for i in range(x.shape[axis])], axis=axis)
+            assert np.array_equal(_run_min_max(x, length, axis, op), ref)

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Where does a model miss on the widened synthetic photo set? Accuracy, misses by category and a
+contact sheet per category, plus the MNIST check (test digits as dark ink on white paper).
+
+The set is rendered (`trainer.synth.make_set`, kind "wide") with each image's style recorded,
+preprocessed by `trainer.images.preprocess_array` and classified by an int8 model through the
+TFLM reference. A miss is counted once, in the first category that applies: "lines" (ruled or
+squared paper), "shadow", "pen" (hand-drawn glyph on plain or grainy paper), "font".
+Images refused as "no ink" are counted apart.
+
+Usage: python tools/photo_misses.py [--seed 1] [--per-class 100] [--mnist 500]
+           [--tflite firmware/lib/model/model_int8.tflite] [--out build/photo-misses]
+Writes <out>/wide-<per_class>-<seed>/ (the images, styles.json), <out>/misses-<seed>-<cat>.png
+and prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from trainer import images, synth  # noqa: E402
+from trainer.images import NoInkError, preprocess_array  # noqa: E402
+
+CATEGORIES = ("lines", "shadow", "pen", "font")
+
+
+def category(style: dict) -> str:
+    """The first category of CATEGORIES that applies to one image's style."""
+    if style.get("paper") in ("ruled", "grid"):
+        return "lines"
+    if style.get("shadow"):
+        return "shadow"
+    return "pen" if style.get("glyph") == "pen" else "font"
+
+
+def render(out: Path, per_class: int, seed: int) -> tuple[list[Path], list[dict]]:
+    """The set's files and styles, rendered once into `out`."""
+    meta = out / "styles.json"
+    if meta.exists():
+        doc = json.loads(meta.read_text())
+        return [out / n for n in doc["files"]], doc["styles"]
+    styles: list[dict] = []
+    paths = synth.make_set(out, per_class=per_class, seed=seed, kind="wide", styles=styles)
+    meta.write_text(json.dumps({"files": [p.name for p in paths], "styles": styles}))
+    return paths, styles
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--per-class", type=int, default=100)
+    p.add_argument("--tflite", default=str(ROOT / "firmware/lib/model/model_int8.tflite"))
+    p.add_argument("--out", default=str(ROOT / "build/photo-misses"))
+    p.add_argument("--mnist", type=int, default=0, help="also check this many MNIST test digits")
+    p.add_argument("--no-sheets", action="store_true")
+    p.add_argument("--steps", default=None,
+                   help="comma-separated preprocessing steps (default: all of images.STEPS)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a trainer.images constant (float), e.g. _FLAT=0.25")
+    args = p.parse_args(argv)
+    for item in args.set:
+        name, value = item.split("=", 1)
+        if not hasattr(images, name):
+            p.error(f"trainer.images has no {name}")
+        setattr(images, name, float(value))
+    steps = None if args.steps is None else frozenset(filter(None, args.steps.split(",")))
+    out = Path(args.out)
+    paths, styles = render(out / f"wide-{args.per_class}-{args.seed}", args.per_class, args.seed)
+    kept, labels, cats, refused = [], [], [], {c: 0 for c in CATEGORIES}
+    seconds = 0.0
+    for path, style in zip(paths, styles, strict=True):
+        with Image.open(path) as img:
+            gray = images._to_gray(img)
+        t0 = time.perf_counter()
+        try:
+            kept.append(preprocess_array(gray, steps))
+        except NoInkError:
+            refused[category(style)] += 1
+            continue
+        finally:
+            seconds += time.perf_counter() - t0
+        labels.append(images.label_from_name(Path(path.name)))
+        cats.append(category(style))
+    x = np.stack(kept)
+    y = np.asarray(labels)
+    pred = images.predict_tflite(args.tflite, x)
+    wrong = pred != y
+    c = np.asarray(cats)
+    result = {
+        "steps": sorted(images.STEPS if steps is None else steps), "seed": args.seed,
+        "per_class": args.per_class, "tflite": args.tflite,
+        "usable": int(len(y)), "refused": int(sum(refused.values())),
+        "accuracy_of_usable": round(float(np.mean(~wrong)), 4),
+        "accuracy_of_all": round(float(np.sum(~wrong)) / len(paths), 4),
+        "ms_per_image": round(1000 * seconds / len(paths), 2),
+        "misses": {k: int(np.sum(wrong & (c == k))) for k in CATEGORIES},
+        "images": {k: int(np.sum(c == k)) for k in CATEGORIES},
+        "refused_by_category": refused,
+    }
+    if not args.no_sheets:
+        for k in CATEGORIES:
+            sel = wrong & (c == k)
+            if sel.any():
+                images.contact_sheet(x[sel], y[sel], pred[sel],
+                                     out / f"misses-{args.seed}-{k}.png", cols=15)
+    if args.mnist:
+        from trainer.data import load_mnist
+
+        data = load_mnist()
+        raw = data.x_test[:args.mnist]
+        truth = data.y_test[:args.mnist].astype(np.int64)
+        # Dark ink on white paper, as a scan of an MNIST digit would be.
+        pre = np.stack([preprocess_array(1.0 - im.astype(np.float32) / 255.0, steps)
+                        for im in raw])
+        result["mnist_raw"] = round(float(np.mean(images.predict_tflite(args.tflite, raw)
+                                                  == truth)), 4)
+        result["mnist_inverted_preprocessed"] = round(float(np.mean(
+            images.predict_tflite(args.tflite, pre) == truth)), 4)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
