@@ -126,3 +126,34 @@ def test_elastic_warps_locally_within_its_amount(digits):
     still = dataclasses.replace(cfg, elastic=0.0)
     np.testing.assert_allclose(augment(digits, np.random.default_rng(5), still), digits,
                                atol=0.5 / 255 + 1e-6)
+
+
+def test_strength_scales_the_ranges_and_one_is_the_default():
+    from trainer.train import _augment_fn, scaled_augment
+
+    assert scaled_augment(DEFAULT, 1.0) == DEFAULT
+    half = scaled_augment(DEFAULT, 0.5)
+    assert half.max_rotation == DEFAULT.max_rotation / 2
+    assert half.p_blur == DEFAULT.p_blur / 2
+    assert half.scale == (1 + (DEFAULT.scale[0] - 1) / 2, 1 + (DEFAULT.scale[1] - 1) / 2)
+    assert scaled_augment(DEFAULT, 2.0).p_thicken <= 1.0
+    assert _augment_fn(1.0, 0.0) is augment  # the default path is untouched
+
+
+def test_weaker_augmentation_moves_digits_less(digits):
+    from trainer.train import _augment_fn
+
+    def spread(fn):
+        out = fn(digits, np.random.default_rng(3))
+        return float(np.mean([np.abs(_com(o) - _com(d)).sum() for o, d in zip(out, digits)]))
+
+    assert spread(_augment_fn(0.25, 0.0)) < 0.6 * spread(_augment_fn(1.0, 0.0))
+
+
+@pytest.mark.parametrize("strength, elastic", [(0.0, 0.0), (2.5, 0.0), (1.0, 1.5)])
+def test_bad_strength_or_elastic_is_a_user_error(strength, elastic):
+    from nanocore.errors import UserError
+    from trainer.train import _augment_fn
+
+    with pytest.raises(UserError, match="augment_"):
+        _augment_fn(strength, elastic)

@@ -129,3 +129,40 @@ def test_int8_size_and_arena_budgets(tiny_tflite, name, max_bytes, max_arena):
     tflite = tiny_tflite(name)
     assert len(tflite) <= max_bytes
     assert Reference(tflite).arena_bytes <= max_arena
+
+
+def test_cnn_default_unchanged_by_the_new_options():
+    # The default cnn is the same network whether the new fields are absent or spelled out.
+    a = models.build(ModelConfig(name="cnn"))
+    b = models.build(ModelConfig(name="cnn", filters=(8, 16), kernels=(5, 3), head="dense"))
+    assert a.to_json() == b.to_json()
+    assert [type(layer).__name__ for layer in a.layers].count("Conv2D") == 2
+
+
+@pytest.mark.parametrize("cfg, convs, kernels, pooled, dense_units", [
+    (dict(filters=(8, 16, 32)), 3, [5, 3, 3], False, [64, 10]),
+    (dict(filters=(8, 16, 32), kernels=(3, 3, 3)), 3, [3, 3, 3], False, [64, 10]),
+    (dict(filters=(8, 16, 32), head="pool"), 3, [5, 3, 3], True, [10]),
+    (dict(filters=(16, 32), head="pool", hidden=(16,)), 2, [5, 3], True, [16, 10]),
+])
+def test_cnn_three_convs_kernels_and_pooled_head(cfg, convs, kernels, pooled, dense_units):
+    m = models.build(ModelConfig(name="cnn", **cfg))
+    conv = [layer for layer in m.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(conv) == convs
+    assert [c.kernel_size[0] for c in conv] == kernels
+    assert any(isinstance(layer, keras.layers.AveragePooling2D) for layer in m.layers) == pooled
+    assert [d.units for d in _dense_layers(m)] == dense_units
+    assert m.output_shape == (None, 10)
+    if convs == 3:  # 28 -> 24 (valid) -> 12 -> 12 (same) -> 6 -> 6 (same) -> 3
+        assert conv[-1].output_shape[1:3] == (6, 6)
+
+
+def test_cnn_bad_shapes():
+    with pytest.raises(UserError, match="2 or 3 filter counts"):
+        models.build(ModelConfig(name="cnn", filters=(8,)))
+    with pytest.raises(UserError, match="kernels"):
+        models.build(ModelConfig(name="cnn", filters=(8, 16), kernels=(5,)))
+    with pytest.raises(UserError, match="kernels"):
+        models.build(ModelConfig(name="cnn", kernels=(4, 3)))
+    with pytest.raises(UserError, match="head must be dense or pool"):
+        models.build(ModelConfig(name="cnn", head="gap"))

@@ -75,7 +75,8 @@ class TrainConfig:
     float epochs, fine-tune qat_epochs with tfmot's quantize_model at qat_learning_rate.
     augment_strength: scales every range of the augmentation (trainer.augment.AugmentConfig:
     shifts, angles, shear and the probabilities by the factor, zoom/gamma/gain ranges towards 1);
-    1 = the ranges as written, 0.5 = half as strong; only read when augment is true.
+    1 = the ranges as written, 0.5 = half as strong; augment_elastic: probability of the elastic
+    warp (AugmentConfig.p_elastic, after the scaling); both only read when augment is true.
     """
 
     epochs: int | None = None
@@ -88,6 +89,7 @@ class TrainConfig:
     validation_count: int = 0
     augment: bool = False
     augment_strength: float = 1.0
+    augment_elastic: float = 0.0
     prune_sparsity: float | None = None
     prune_begin_epoch: int = 0
     prune_end_fraction: float = 0.75
@@ -196,7 +198,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # Fields added after cached artifacts were first keyed: left out of config_hash while they hold
 # this default, so configs that do not use them keep their keys (and their caches).
 _HASH_OMIT_AT_DEFAULT = {"prune_block": None, "kernels": None, "head": None,
-                         "augment_strength": 1.0}
+                         "augment_strength": 1.0, "augment_elastic": 0.0}
 
 
 def config_hash(*cfgs: Any) -> str:

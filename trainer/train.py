@@ -87,8 +87,9 @@ class _AugmentedBatches(keras.utils.Sequence):
         self.order = self.rng.permutation(len(self.x))
 
 
-def _augment_fn(strength: float = 1.0):
-    """trainer.augment.augment with its ranges scaled by `strength` (see TrainConfig)."""
+def _augment_fn(strength: float = 1.0, elastic: float = 0.0):
+    """trainer.augment.augment with its ranges scaled by `strength` and the elastic warp drawn
+    with probability `elastic` (see TrainConfig)."""
     try:
         from trainer.augment import DEFAULT, augment
     except ImportError as e:
@@ -96,9 +97,11 @@ def _augment_fn(strength: float = 1.0):
                         "train with augment = false") from None
     if not 0.0 < strength <= 2.0:
         raise UserError(f"augment_strength must be in (0, 2], got {strength}")
-    if strength == 1.0:
+    if not 0.0 <= elastic <= 1.0:
+        raise UserError(f"augment_elastic must be in [0, 1], got {elastic}")
+    if strength == 1.0 and elastic == 0.0:
         return augment
-    cfg = scaled_augment(DEFAULT, strength)
+    cfg = dataclasses.replace(scaled_augment(DEFAULT, strength), p_elastic=elastic)
     return lambda x, rng: augment(x, rng, cfg)
 
 
@@ -145,7 +148,7 @@ def _verbose(progress: bool) -> int:
 def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callbacks: list):
     if cfg.augment:
         seq = _AugmentedBatches(x, y, cfg.batch_size, cfg.seed,
-                                _augment_fn(cfg.augment_strength))
+                                _augment_fn(cfg.augment_strength, cfg.augment_elastic))
         h = model.fit(seq, epochs=epochs, validation_data=val, shuffle=False,
                       callbacks=callbacks, verbose=_verbose(progress))
     else:
