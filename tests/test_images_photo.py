@@ -10,12 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.images import (
-    _components,
-    _keep_digit,
-    _run_min_max,
-    preprocess_array,
-)
+from trainer.images import preprocess_array
+from trainer.photo_clean import components, keep_digit, run_min_max
 
 OLD = frozenset({"deskew", "stroke"})
 SIDE = 112
@@ -99,12 +95,12 @@ def test_specks_and_border_pieces_are_dropped_digit_pieces_kept():
     ink[15:19, 28:40] = 1.0  # ... and a second, separate stroke of the same digit
     ink[50, 50] = 1.0  # a speck
     ink[0:10, 0:30] = 0.5  # something heavy touching the border (a shadow's edge)
-    out = _keep_digit(ink)
+    out = keep_digit(ink)
     assert out[15:45, 20:24].min() == 1.0 and out[15:19, 28:40].min() == 1.0
     assert out[50, 50] == 0 and out[0:10, 0:30].max() == 0
     tight = np.zeros((20, 20), np.float32)
     tight[:, 8:12] = 1.0  # a '1' cropped tight: touches the border, and is all there is
-    assert np.array_equal(_keep_digit(tight), tight)
+    assert np.array_equal(keep_digit(tight), tight)
 
 
 def _flood_labels(mask: np.ndarray) -> np.ndarray:
@@ -133,7 +129,7 @@ def _flood_labels(mask: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("seed", range(4))
 def test_components_match_a_flood_fill(seed):
     mask = np.random.default_rng(seed).random((40, 50)) < 0.4
-    labels, n = _components(mask)
+    labels, n = components(mask)
     ref = _flood_labels(mask)
     assert n == ref.max()
     # The same partition: each label pairs with exactly one reference label.
@@ -152,4 +148,4 @@ def test_sliding_min_max_matches_brute_force(length):
         for op, red in ((np.minimum, np.min), (np.maximum, np.max)):
             ref = np.stack([red(np.take(p, range(i, i + length), axis=axis), axis=axis)
                             for i in range(x.shape[axis])], axis=axis)
-            assert np.array_equal(_run_min_max(x, length, axis, op), ref)
+            assert np.array_equal(run_min_max(x, length, axis, op), ref)

@@ -28,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from trainer import images, synth  # noqa: E402
+from trainer import images, photo_clean, synth  # noqa: E402
 from trainer.images import NoInkError, preprocess_array  # noqa: E402
 
 CATEGORIES = ("lines", "shadow", "pen", "font")
@@ -66,13 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", default=None,
                    help="comma-separated preprocessing steps (default: all of images.STEPS)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override a trainer.images constant (float), e.g. _FLAT=0.25")
+                   help="override a constant (float) of trainer.images or trainer.photo_clean, "
+                        "e.g. _FLAT=0.25")
     args = p.parse_args(argv)
     for item in args.set:
         name, value = item.split("=", 1)
-        if not hasattr(images, name):
-            p.error(f"trainer.images has no {name}")
-        setattr(images, name, float(value))
+        owner = next((m for m in (images, photo_clean) if hasattr(m, name)), None)
+        if owner is None:
+            p.error(f"neither trainer.images nor trainer.photo_clean has {name}")
+        setattr(owner, name, float(value))
     steps = None if args.steps is None else frozenset(filter(None, args.steps.split(",")))
     out = Path(args.out)
     paths, styles = render(out / f"wide-{args.per_class}-{args.seed}", args.per_class, args.seed)

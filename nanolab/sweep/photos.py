@@ -28,12 +28,13 @@ def needs_photos(study: Study) -> bool:
 
 
 def preprocess_version() -> str:
-    """Fingerprint of the photo pipeline (trainer/images.py and trainer/synth.py sources): a
-    stored accuracy measured with other preprocessing or another set is measured again."""
-    from trainer import images, synth
+    """Fingerprint of the photo pipeline (the sources of trainer/images.py, photo_clean.py and
+    synth.py): a stored accuracy measured with other preprocessing or another set is measured
+    again."""
+    from trainer import images, photo_clean, synth
 
     h = hashlib.sha256()
-    for mod in (images, synth):
+    for mod in (images, photo_clean, synth):
         h.update(Path(mod.__file__).read_bytes())
     return h.hexdigest()[:16]
 

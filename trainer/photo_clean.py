@@ -1,0 +1,206 @@
+"""Photo cleaning for trainer.images: the steps that make a photo of paper look like a dark
+page with bright ink, before the MNIST-style crop and fit.
+
+- `flatten`: subtract the grey opening of the image (what a square wider than any stroke leaves:
+  paper, shadows, blotches), so a shadow's sharp edge is not ink; smooth sensor noise;
+- `remove_lines`: subtract ruled and squared paper lines (long, straight, thin);
+- `keep_digit`: drop the connected pieces of ink that touch the border, and specks.
+
+Pure numpy. Each step is tested on its own (tests/test_images_photo.py); trainer.images names
+them as its optional STEPS "flatten", "lines" and "pieces".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Paper lines (`remove_lines`), as fractions of the image's longer side: at least this long,
+# thinner than this, and slopes (rows per column) up to this from horizontal or vertical.
+_LINE_LEN = 0.8
+_LINE_WIDTH = 0.03
+_LINE_SLOPE = 0.15
+_LINE_SIDE = 64  # px: lines are looked for on a copy max-pooled to at most this side
+_SMOOTH_MIN = 64  # px: images at least this large (shorter side) get a 3x3 mean
+_FLAT = 0.3  # the local background window (`_open_square`), a fraction of the longer side
+_PIECE = 0.03  # pieces of ink lighter than this fraction of the heaviest piece are specks
+
+
+def _border(x: np.ndarray) -> np.ndarray:
+    return np.concatenate([x[0], x[-1], x[:, 0], x[:, -1]])
+
+
+def run_min_max(x: np.ndarray, length: int, axis: int, op) -> np.ndarray:
+    """Sliding `op` (np.minimum or np.maximum) of x over windows of `length` samples along
+    `axis`, centred (the window of sample i is [i - length // 2, i - length // 2 + length));
+    edges are padded with the edge value. Window sizes double (log2(length) array ops)."""
+    if length <= 1:
+        return x
+    axis = axis % x.ndim
+    n = x.shape[axis]
+
+    def cut(a: np.ndarray, start: int, stop: int) -> np.ndarray:
+        idx = [slice(None)] * a.ndim
+        idx[axis] = slice(start, stop)
+        return a[tuple(idx)]
+
+    lo = length // 2
+    pad = np.concatenate([np.repeat(cut(x, 0, 1), lo, axis), x,
+                          np.repeat(cut(x, n - 1, n), length - lo, axis)], axis=axis)
+    acc = pad
+    span = 1
+    while span * 2 <= length:
+        m = acc.shape[axis]
+        acc = op(cut(acc, 0, m - span), cut(acc, span, m))
+        span *= 2
+    # acc[i] covers pad[i:i + span]; two overlapping windows cover pad[i:i + length].
+    return op(cut(acc, 0, n), cut(acc, length - span, length - span + n))
+
+
+def _open(x: np.ndarray, length: int, axis: int) -> np.ndarray:
+    """Grey opening (erosion then dilation) with a line of `length` px along `axis`: what
+    remains is every structure at least `length` px long in that direction."""
+    return run_min_max(run_min_max(x, length, axis, np.minimum), length, axis, np.maximum)
+
+
+def _open_square(x: np.ndarray, side: int) -> np.ndarray:
+    """Grey opening with a side x side square (separable): structures smaller than the square
+    in either direction (ink strokes) are removed, wide areas (paper, shadows) kept. `side` is
+    made odd, so the window is symmetric."""
+    side |= 1
+    ero = run_min_max(run_min_max(x, side, 0, np.minimum), side, 1, np.minimum)
+    return run_min_max(run_min_max(ero, side, 0, np.maximum), side, 1, np.maximum)
+
+
+def _box3(x: np.ndarray) -> np.ndarray:
+    """3x3 mean of x (edges repeated)."""
+    p = np.pad(x, 1, mode="edge")
+    rows = p[:-2] + p[1:-1] + p[2:]
+    return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
+
+
+def _shear_rows(x: np.ndarray, slopes: np.ndarray, sign: int) -> np.ndarray:
+    """Copies of x (H, W), one per slope (S, H, W): column j shifted by
+    sign * round(slope * (j - W/2)) rows (edge values fill in), so that a line of that slope
+    becomes horizontal (sign 1); with x of shape (S, H, W) and sign -1, the shifts are undone."""
+    h, w = x.shape[-2:]
+    shift = np.round(slopes[:, None] * (np.arange(w) - w / 2)).astype(int) * sign
+    rows = np.clip(np.arange(h)[None, :, None] + shift[:, None, :], 0, h - 1)
+    src = np.broadcast_to(x, (len(slopes), h, w))
+    return np.take_along_axis(src, rows, axis=1)
+
+
+def remove_lines(ink: np.ndarray) -> np.ndarray:
+    """Subtract ruled and squared paper lines from bright-ink `ink` (float, background ~0).
+
+    A paper line is long and straight (a structure at least `_LINE_LEN` of the side long,
+    near-horizontal or near-vertical, slopes up to `_LINE_SLOPE` for a tilted camera) and thin:
+    of the long structures, only the part thinner than `_LINE_WIDTH` of the side (what an
+    opening across the line removes) is subtracted, so a digit's own strokes, thicker than a
+    printed line and never that long, stay. The lines are found on a copy max-pooled to at most
+    `_LINE_SIDE` px (a line keeps its level), all slopes of one direction at once as one
+    (S, H, W) array, and subtracted at full resolution.
+    """
+    h, w = ink.shape
+    f = max(1, -(-max(h, w) // _LINE_SIDE))
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    small = np.pad(ink, ((0, hp - h), (0, wp - w)), mode="edge")
+    small = small.reshape(hp // f, f, wp // f, f).max(axis=(1, 3))
+    thick = max(3, round(_LINE_WIDTH * max(small.shape)))
+    lines = np.zeros_like(small)
+    for x, transposed in ((small, False), (small.T, True)):
+        length = max(8, round(_LINE_LEN * x.shape[1]))
+        step = 2.0 / length  # a slope error of this keeps a line within +-1 px over its length
+        n = int(np.ceil(_LINE_SLOPE / step))
+        slopes = np.linspace(-n * step, n * step, 2 * n + 1)
+        long_ = _open(_shear_rows(x, slopes, 1), length, 2)
+        thin = _shear_rows(long_ - _open(long_, thick, 1), slopes, -1).max(axis=0)
+        lines = np.maximum(lines, thin.T if transposed else thin)
+    lines = np.repeat(np.repeat(lines, f, axis=0), f, axis=1)[:h, :w]
+    return np.clip(ink - lines, 0.0, None)
+
+
+def components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean mask: (labels int32 like mask, 0 = background,
+    1..n; n). Runs of each row are joined to the overlapping runs of the row above."""
+    h, w = mask.shape
+    labels = np.zeros((h, w), np.int32)
+    parent = [0]
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    prev: list[tuple[int, int, int]] = []
+    padded = np.zeros((h, w + 2), np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    for r in range(h):
+        starts = np.flatnonzero(edges[r] == 1)
+        ends = np.flatnonzero(edges[r] == -1)
+        cur = []
+        j = 0
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            lab = 0
+            while j < len(prev) and prev[j][1] < a:  # runs above ending left of this one
+                j += 1
+            k = j
+            while k < len(prev) and prev[k][0] <= b:  # overlapping, diagonals included
+                other = find(prev[k][2])
+                if lab == 0:
+                    lab = other
+                elif other != lab:
+                    parent[max(lab, other)] = min(lab, other)
+                    lab = min(lab, other)
+                k += 1
+            if lab == 0:
+                lab = len(parent)
+                parent.append(lab)
+            labels[r, a:b] = lab
+            cur.append((a, b, lab))
+        prev = cur
+    roots = np.asarray([find(i) for i in range(len(parent))], np.int32)
+    uniq, dense = np.unique(roots, return_inverse=True)
+    return dense.astype(np.int32)[labels], len(uniq) - 1
+
+
+def keep_digit(ink: np.ndarray) -> np.ndarray:
+    """Zero the ink that is not the digit: of the connected pieces of ink (8-neighbours), drop
+    those touching the image's border (a shadow's edge, the paper's edge, a line's remains) and
+    specks lighter than `_PIECE` of the heaviest piece; everything else is kept (a digit drawn
+    in two strokes, a stroke broken by faint ink). When every heavy piece touches the border
+    (a digit cropped tight), nothing is dropped for touching it."""
+    labels, n = components(ink > 0)
+    if n <= 1:
+        return ink
+    mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=n + 1)
+    border = np.zeros(n + 1, bool)
+    border[_border(labels)] = True
+    border[0] = True
+    heavy = mass >= _PIECE * mass[1:].max()
+    heavy[0] = False
+    keep = heavy & ~border
+    if not keep.any():
+        keep = heavy
+    return np.where(keep[labels], ink, 0.0).astype(ink.dtype)
+
+
+def flatten(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Bright ink over a flat, zero background: x (bright ink, after the quadratic background
+    surface) minus its grey opening with a square of `_FLAT` of the longer side, which follows
+    what the surface cannot (a shadow's sharp edge, blotches) but not the strokes, narrower than
+    the square. (The opening on the image before the surface did worse on dev seeds 1-2.)
+
+    Images of at least `_SMOOTH_MIN` px get a 3x3 mean (sensor noise down by 3, so that faint
+    ink clears the noise floor). The opening follows the noise's troughs, so the paper sits a
+    little above 0: its level and noise are taken again from the residual (the paper is most of
+    the image). Returns (ink like x, noise sigma).
+    """
+    side = max(5, round(_FLAT * max(x.shape)))
+    ink = x - _open_square(x, side)
+    if min(ink.shape) >= _SMOOTH_MIN:
+        ink = _box3(ink)
+    level = float(np.median(ink))
+    sigma = float(1.4826 * np.median(np.abs(ink - level)))
+    return ink - level, sigma
