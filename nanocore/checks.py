@@ -123,9 +123,12 @@ class _FiniteFloat(click.ParamType):
 
 
 class PositiveFloat(_FiniteFloat):
-    """A finite float > 0 (click's FloatRange lets NaN through: NaN compares false)."""
+    """A finite float > 0 (click's FloatRange lets NaN through: NaN compares false). `name`
+    is the option's metavar in --help (e.g. "seconds" for a timeout)."""
 
-    name = "seconds"
+    def __init__(self, name: str = "number") -> None:
+        self.name = name
+
     rule = "a finite number > 0"
 
     def accepts(self, v: float) -> bool:

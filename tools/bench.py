@@ -48,7 +48,7 @@ DEFAULT_MODEL = DEFAULT_MODEL_DIR / "model_int8.tflite"
 @click.option("--window", type=click.IntRange(min=1), default=None,
               help="requests in flight [default: per transport, nanobench.bench.default_window: "
                    "4 emulated, 2 on a real port]")
-@click.option("--timeout", type=PositiveFloat(), default=3.0, show_default=True,
+@click.option("--timeout", type=PositiveFloat("seconds"), default=3.0, show_default=True,
               help="seconds without a reply before a request is re-sent")
 @click.option("--max-lost", type=click.IntRange(min=0), default=None,
               help="stop the run once more than N images are lost [default: never]")
