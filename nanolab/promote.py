@@ -23,10 +23,12 @@ from trainer.config import Config, from_dict
 DEFAULT_MODEL_TOML = Path(__file__).with_name("default_model.toml")
 
 
-def selected_point(study_dir: str | Path) -> dict[str, Any]:
+def selected_point(study_dir: str | Path, accept_closest: bool = False) -> dict[str, Any]:
     """The aggregated record of the point the study's rule selected (``summary.json``).
 
-    UserError when the summary is missing or damaged, the study has no rule, or no point met it.
+    UserError when the summary is missing or damaged, the study has no rule, or no point met it
+    (unless ``accept_closest``: then the rule's closest point, with ``failed`` listing the
+    constraints it misses).
     """
     path = Path(study_dir) / "summary.json"
     try:
@@ -41,10 +43,13 @@ def selected_point(study_dir: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: the study has no [select] rule, so it names no point")
     points = {p.get("key"): p for p in summary.get("points", []) if isinstance(p, dict)}
     if not sel.get("key"):
-        closest = points.get(sel.get("closest"), {}).get("labels", ["none"])
+        closest = points.get(sel.get("closest"))
         failed = "; ".join(sel.get("failed", [])) or "no point was measured"
+        if accept_closest and closest is not None:
+            return {**closest, "failed": list(sel.get("failed", []))}
+        labels = closest.get("labels", ["none"]) if closest else ["none"]
         raise UserError(f"{path}: no point meets the study's rule (closest: "
-                        f"{', '.join(closest)}: {failed})")
+                        f"{', '.join(labels)}: {failed}); --accept-closest takes it anyway")
     if sel["key"] not in points:
         raise UserError(f"{path}: the selected point {sel['key']} is not among its points")
     return points[sel["key"]]
@@ -87,18 +92,22 @@ def render_toml(cfg: Config, header: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def promote(study_dir: str | Path, path: str | Path = DEFAULT_MODEL_TOML) -> Config:
-    """Write the study's selected point as the default model's config file; returns the config.
-
-    The file is read back and compared before it replaces the old one (atomic write)."""
-    point = selected_point(study_dir)
+def promote(study_dir: str | Path, path: str | Path = DEFAULT_MODEL_TOML,
+            accept_closest: bool = False) -> Config:
+    """Write the study's selected point (or, with ``accept_closest`` and no point meeting the
+    rule, its closest one, said so in the file) as the default model's config file; returns the
+    config. The file is read back and compared before it replaces the old one (atomic write)."""
+    point = selected_point(study_dir, accept_closest)
     cfg = point_config(point)
+    how = "chose"
+    if point.get("failed"):
+        how = f"names as closest (no point met it; this one fails {'; '.join(point['failed'])})"
     header = [
         "The firmware's default model: the configuration `make demo` (tools/demo.py) trains and",
         "`python tools/demo.py --update-firmware` exports to firmware/lib/model/.",
         f"Written by `tools/demo.py --update-firmware --from-study {study_dir}`: the point the",
-        f"study's [select] rule chose, {', '.join(point.get('labels', []))} "
-        f"(key {point.get('key')}),",
+        f"study's [select] rule {how}:",
+        f"{', '.join(point.get('labels', []))} (key {point.get('key')}),",
         "trained on all 60,000 training images with seed 0.",
     ]
     text = render_toml(cfg, header)

@@ -47,6 +47,15 @@ def test_promote_refuses_when_no_point_meets_the_rule_and_keeps_the_old_file(tmp
     assert out.read_text() == "[model]\nname = \"cnn\"\n"
 
 
+def test_accept_closest_takes_the_closest_point_and_says_what_it_fails(tmp_path):
+    out = tmp_path / "default_model.toml"
+    cfg = promote.promote(_summary(tmp_path, key=None, failed=["photo_accuracy 0.9 < 0.98"]),
+                          out, accept_closest=True)
+    assert cfg.model.name == "cnn" and load_toml(out) == cfg
+    text = out.read_text()
+    assert "closest" in text and "photo_accuracy 0.9 < 0.98" in text and "a/one" in text
+
+
 @pytest.mark.parametrize("content, match", [(None, "run the study first"),
                                             ("{broken", "cannot read"),
                                             ('{"points": []}', "no \\[select\\] rule")])

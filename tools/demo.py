@@ -15,8 +15,8 @@ Steps (each a function, so later stages, e.g. the QEMU build and bench, append t
    MNIST test set exactly as `tools/bench.py --emulate qemu` does; print its summary
    (report in runs/<timestamp>/).
 
-Usage: python tools/demo.py [--update-firmware [--from-study DIR]] [--retrain] [--data-dir DIR]
-                            [--epochs N] [--no-bench] [--bench-limit N]
+Usage: python tools/demo.py [--update-firmware [--from-study DIR [--accept-closest]]] [--retrain]
+                            [--data-dir DIR] [--epochs N] [--no-bench] [--bench-limit N]
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def run_trainer_stage(args) -> tuple[str, dict, Path]:
 
     cfg = DEFAULT_CONFIG
     if args.from_study:
-        cfg = promote(args.from_study)
+        cfg = promote(args.from_study, accept_closest=args.accept_closest)
         log.info("default model is now the study's pick: %s", DEFAULT_MODEL_TOML)
     if args.epochs is not None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=args.epochs))
@@ -155,6 +155,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--from-study", metavar="DIR", default=None,
                    help="with --update-firmware: make the point DIR's study selected (its "
                         "summary.json) the default model (nanolab/default_model.toml) first")
+    p.add_argument("--accept-closest", action="store_true",
+                   help="with --from-study: when no point meets the study's rule, take the "
+                        "closest one (the file says which constraints it fails)")
     p.add_argument("--retrain", action="store_true", help="train even if build/default matches")
     p.add_argument("--epochs", type=int, default=None, help="override the model's epochs")
     p.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
@@ -164,6 +167,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.from_study and not args.update_firmware:
         p.error("--from-study needs --update-firmware (it changes the committed default model)")
+    if args.accept_closest and not args.from_study:
+        p.error("--accept-closest needs --from-study")
     return args
 
 
