@@ -6,7 +6,7 @@ page with bright ink, before the MNIST-style crop and fit.
 - `remove_lines`: subtract ruled and squared paper lines (long, straight, thin);
 - `keep_digit`: drop the connected pieces of ink that touch the border, and specks.
 
-Pure numpy. Each step is tested on its own (tests/test_images_photo.py); trainer.images names
+Pure numpy. Each step is tested on its own; trainer.images names
 them as its optional STEPS "flatten", "lines" and "pieces".
 """
 
