@@ -105,7 +105,8 @@ def promote(study_dir: str | Path, path: str | Path = DEFAULT_MODEL_TOML,
     header = [
         "The firmware's default model: the configuration `make demo` (tools/demo.py) trains and",
         "`python tools/demo.py --update-firmware` exports to firmware/lib/model/.",
-        f"Written by `tools/demo.py --update-firmware --from-study {study_dir}`: the point the",
+        f"Written by `tools/demo.py --update-firmware --from-study {study_dir}"
+        f"{' --accept-closest' if point.get('failed') else ''}`: the point the",
         f"study's [select] rule {how}:",
         f"{', '.join(point.get('labels', []))} (key {point.get('key')}),",
         "trained on all 60,000 training images with seed 0.",

@@ -54,6 +54,7 @@ def test_accept_closest_takes_the_closest_point_and_says_what_it_fails(tmp_path)
     assert cfg.model.name == "cnn" and load_toml(out) == cfg
     text = out.read_text()
     assert "closest" in text and "photo_accuracy 0.9 < 0.98" in text and "a/one" in text
+    assert "--accept-closest" in text
 
 
 @pytest.mark.parametrize("content, match", [(None, "run the study first"),
