@@ -172,14 +172,17 @@ def test_block_pruning_zeros_whole_blocks(mnist):
 
 
 def test_prune_block_left_out_of_config_hash_while_unset():
-    # Cached models are keyed by config_hash: adding the field must not change existing keys.
+    # Cached models are keyed by config_hash: adding a field must not change existing keys
+    # (prune_block, then augment_strength and augment_elastic, all left out at their defaults).
     base = config.to_dict(TrainConfig())
-    del base["prune_block"]
+    for name in ("prune_block", "augment_strength", "augment_elastic"):
+        del base[name]
     import hashlib
 
     old = hashlib.sha256(json.dumps([base], sort_keys=True).encode()).hexdigest()[:16]
     assert config.config_hash(TrainConfig()) == old
     assert config.config_hash(TrainConfig(prune_block=(8, 2))) != old
+    assert config.config_hash(TrainConfig(augment_strength=0.5)) != old
 
 
 def test_qat_converts_to_int8(mnist):

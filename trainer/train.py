@@ -91,7 +91,7 @@ def _augment_fn(strength: float = 1.0, elastic: float = 0.0):
     """trainer.augment.augment with its ranges scaled by `strength` and the elastic warp drawn
     with probability `elastic` (see TrainConfig)."""
     try:
-        from trainer.augment import DEFAULT, augment
+        from trainer.augment import augment
     except ImportError as e:
         raise UserError(f"augmentation is not available (trainer.augment: {e}); "
                         "train with augment = false") from None
@@ -101,6 +101,8 @@ def _augment_fn(strength: float = 1.0, elastic: float = 0.0):
         raise UserError(f"augment_elastic must be in [0, 1], got {elastic}")
     if strength == 1.0 and elastic == 0.0:
         return augment
+    from trainer.augment import DEFAULT
+
     cfg = dataclasses.replace(scaled_augment(DEFAULT, strength), p_elastic=elastic)
     return lambda x, rng: augment(x, rng, cfg)
 
