@@ -66,25 +66,33 @@ def _split(data: Mnist, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, tuple
     return prepare(x), y, val
 
 
-class _AugmentedBatches(keras.utils.Sequence):
-    """Shuffled batches, each augmented freshly by trainer.augment.augment(batch, rng)."""
+class _AugmentedBatches:
+    """Shuffled batches, each augmented freshly by trainer.augment.augment(batch, rng); one
+    epoch at a time as whole arrays (`epoch()`), a new order per epoch.
+
+    Model.fit over these arrays (batch_size = batch, no shuffling) trains on exactly these
+    batches. A keras.utils.Sequence drew the same batches one fit step at a time, but its
+    per-step overhead cost about twice the training itself once TensorFlow's oneDNN kernels made
+    the steps cheap (the deploy study: 167 s augmented vs 56 s plain for the same cnn, epochs and
+    images, of which augment() itself is under 5 ms per batch of 128).
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, seed: int, fn: Any) -> None:
-        super().__init__()
         self.x, self.y, self.batch, self.fn = x, y, batch, fn
         self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))
 
     def __len__(self) -> int:
         return math.ceil(len(self.x) / self.batch)
 
-    def __getitem__(self, i: int):
-        idx = self.order[i * self.batch : (i + 1) * self.batch]
-        xb = np.asarray(self.fn(self.x[idx], self.rng), dtype=np.float32)
-        return xb.reshape(len(idx), 28, 28, 1), self.y[idx]
-
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.x))
+    def epoch(self) -> tuple[np.ndarray, np.ndarray]:
+        """The next epoch: (images float32 (N,28,28,1), labels (N,)) in batch order."""
+        order = self.rng.permutation(len(self.x))
+        out = np.empty((len(order), 28, 28, 1), np.float32)
+        for i in range(len(self)):
+            idx = order[i * self.batch : (i + 1) * self.batch]
+            xb = np.asarray(self.fn(self.x[idx], self.rng), dtype=np.float32)
+            out[i * self.batch : i * self.batch + len(idx)] = xb.reshape(len(idx), 28, 28, 1)
+        return out, self.y[order]
 
 
 def _augment_fn(strength: float = 1.0, elastic: float = 0.0):
@@ -151,8 +159,15 @@ def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callba
     if cfg.augment:
         seq = _AugmentedBatches(x, y, cfg.batch_size, cfg.seed,
                                 _augment_fn(cfg.augment_strength, cfg.augment_elastic))
-        h = model.fit(seq, epochs=epochs, validation_data=val, shuffle=False,
-                      callbacks=callbacks, verbose=_verbose(progress))
+        history: dict[str, list[float]] = {}
+        for e in range(epochs):  # one fit call per epoch: the optimizer's step count carries on
+            xa, ya = seq.epoch()
+            h = model.fit(xa, ya, batch_size=cfg.batch_size, initial_epoch=e, epochs=e + 1,
+                          validation_data=val, shuffle=False, callbacks=callbacks,
+                          verbose=_verbose(progress))
+            for k, vals in h.history.items():
+                history.setdefault(k, []).extend(float(v) for v in vals)
+        return history
     else:
         h = model.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, validation_data=val,
                       shuffle=True, callbacks=callbacks, verbose=_verbose(progress))
