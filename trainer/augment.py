@@ -70,20 +70,28 @@ def _affine(x: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.n
     # +1: index into the zero-padded image; clipping far-away points lands them on the zero pad.
     sy = np.clip(src[:, 0] + (cy + 1.0), 0.0, ph - 1.001)
     sx = np.clip(src[:, 1] + (cx + 1.0), 0.0, pw - 1.001)
+    return _bilinear(x, sy, sx).reshape(n, h, w)
+
+
+def _bilinear(x: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
+    """Bilinear samples of x (N,H,W) zero-padded by 1 px, at rows sy / columns sx of the padded
+    image (shape (N, ...), already clipped inside it); returns an array shaped like sy."""
+    n, h, w = x.shape
+    ph, pw = h + 2, w + 2
     y0 = sy.astype(np.int32)
     x0 = sx.astype(np.int32)
     fy = sy - y0
     fx = sx - x0
     flat = np.pad(x, ((0, 0), (1, 1), (1, 1))).reshape(-1)
     i00 = y0 * pw + x0
-    i00 += (np.arange(n, dtype=np.int32) * (ph * pw))[:, None]
+    i00 += (np.arange(n, dtype=np.int32) * (ph * pw)).reshape((n,) + (1,) * (sy.ndim - 1))
     v00 = flat.take(i00)
     v01 = flat.take(i00 + 1)
     v10 = flat.take(i00 + pw)
     v11 = flat.take(i00 + (pw + 1))
     top = v00 + (v01 - v00) * fx
     bot = v10 + (v11 - v10) * fx
-    return (top + (bot - top) * fy).reshape(n, h, w)
+    return top + (bot - top) * fy
 
 
 def _elastic(x: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
@@ -107,19 +115,7 @@ def _elastic(x: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarr
     ph, pw = h + 2, w + 2
     sy = np.clip(ys + field[:, 0] + 1.0, 0.0, ph - 1.001)
     sx = np.clip(xs + field[:, 1] + 1.0, 0.0, pw - 1.001)
-    y0 = sy.astype(np.int32)
-    x0 = sx.astype(np.int32)
-    fy = sy - y0
-    fx = sx - x0
-    flat = np.pad(x, ((0, 0), (1, 1), (1, 1))).reshape(-1)
-    i00 = y0 * pw + x0 + (np.arange(n, dtype=np.int32) * (ph * pw))[:, None, None]
-    v00 = flat.take(i00)
-    v01 = flat.take(i00 + 1)
-    v10 = flat.take(i00 + pw)
-    v11 = flat.take(i00 + (pw + 1))
-    top = v00 + (v01 - v00) * fx
-    bot = v10 + (v11 - v10) * fx
-    return top + (bot - top) * fy
+    return _bilinear(x, sy, sx)
 
 
 def _cross(x: np.ndarray, op) -> np.ndarray:
