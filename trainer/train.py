@@ -161,12 +161,17 @@ def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callba
                                 _augment_fn(cfg.augment_strength, cfg.augment_elastic))
         history: dict[str, list[float]] = {}
         for e in range(epochs):  # one fit call per epoch: the optimizer's step count carries on
+            t0 = time.perf_counter()
             xa, ya = seq.epoch()
+            # Keras would number each one-epoch call "Epoch k/k"; the line below says k/epochs.
             h = model.fit(xa, ya, batch_size=cfg.batch_size, initial_epoch=e, epochs=e + 1,
-                          validation_data=val, shuffle=False, callbacks=callbacks,
-                          verbose=_verbose(progress))
+                          validation_data=val, shuffle=False, callbacks=callbacks, verbose=0)
             for k, vals in h.history.items():
                 history.setdefault(k, []).extend(float(v) for v in vals)
+            if progress:
+                figures = " - ".join(f"{k}: {v[-1]:.4f}" for k, v in h.history.items())
+                print(f"Epoch {e + 1}/{epochs} - {time.perf_counter() - t0:.0f}s - {figures}",
+                      flush=True)
         return history
     else:
         h = model.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, validation_data=val,
