@@ -94,10 +94,12 @@ def train_or_reuse(cfg: Config, data, directory: Path, retrain: bool = False,
 
 
 def quantize_or_reuse(trained: Trained, cfg: Config, data) -> Path:
-    """Full-int8 flatbuffer next to the Keras model, keyed by (train config, quant config)."""
+    """Full-int8 flatbuffer next to the Keras model, keyed by (train config, quant config, the
+    Keras file's sha256): a model retrained with the same config (--retrain) is quantized again."""
     from trainer.quantize import to_int8
 
-    key = training_key(cfg) + config_hash(cfg.quant)
+    keras_sha = _sha256((trained.directory / "model.keras").read_bytes())[:16]
+    key = training_key(cfg) + config_hash(cfg.quant) + keras_sha
     path = trained.directory / "model_int8.tflite"
     meta = trained.directory / "quant.json"
     if path.exists() and meta.exists() and json.loads(meta.read_text()).get("config_hash") == key:
