@@ -21,8 +21,9 @@ from typing import Any
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# TensorFlow turns its oneDNN CPU kernels on by default only on CPUs with AVX-512 VNNI/BF16 or
-# AMX; on the AVX2 machines we train on (AMD EPYC, 2 cores) they train the default cnn in 0.32 ms
+# TensorFlow's oneDNN CPU kernels were off by default on the AVX2 machines we train on (AMD EPYC,
+# 2 cores; measured; that TensorFlow ties the default to CPU features such as AVX-512 VNNI/BF16 or
+# AMX is from its release notes, unchecked here); turned on, they train the default cnn in 0.32 ms
 # of CPU per image instead of 0.75-0.79 (measured, /tmp scripts timing Model.fit on 4,000
 # augmented images), so they are asked for here. Results differ from the Eigen kernels' in the
 # last bits only; an exported value wins.
