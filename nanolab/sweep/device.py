@@ -100,9 +100,7 @@ def aot_compression(study: Study, out_dir: str | os.PathLike, images: int = 100,
     agg = aggregate(study, out_dir)
     work = Path(work or out_dir / "aot").resolve()
     keys = [gp.key for g in study.groups if g.report == "compression" for gp in g.points]
-    if study.select is not None and any(
-            n.startswith("aot_") for n in (study.select.maximize, study.select.ties,
-                                           *study.select.at_most, *study.select.at_least) if n):
+    if study.select is not None and any(n.startswith("aot_") for n in study.select.figures()):
         keys += list(study.points)  # the rule reads AOT figures: measure every point
     x = None
     done: dict[str, dict] = {}

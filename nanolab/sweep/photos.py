@@ -22,9 +22,7 @@ log = logging.getLogger(__name__)
 
 def needs_photos(study: Study) -> bool:
     """Does the study's selection rule read the synthetic-photo accuracy?"""
-    rule = study.select
-    return rule is not None and "photo_accuracy" in (
-        rule.maximize, rule.ties, *rule.at_most, *rule.at_least)
+    return study.select is not None and "photo_accuracy" in study.select.figures()
 
 
 def preprocess_version() -> str:

@@ -104,8 +104,7 @@ def _selection(study: Study, agg: Agg) -> list[str]:
     """The ``[select]`` section: the rule, each point's figures it reads, and the pick."""
     rule = study.select
     lines = ["## Selection rule", "", f"Rule (the study's `[select]`): {describe_rule(rule)}", ""]
-    names = list(dict.fromkeys([rule.maximize, *rule.at_most, *rule.at_least,
-                                *([rule.ties] if rule.ties else [])]))
+    names = rule.figures()
     lines += ["| point | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, a in agg.items():
         if a["n"]:

@@ -41,6 +41,12 @@ class SelectRule:
     at_most: dict[str, float] = field(default_factory=dict)
     at_least: dict[str, float] = field(default_factory=dict)
 
+    def figures(self) -> list[str]:
+        """Every figure the rule reads, once each: the maximized one, the constraints', then
+        the tie-breaker's."""
+        return list(dict.fromkeys([self.maximize, *self.at_most, *self.at_least,
+                                   *([self.ties] if self.ties else [])]))
+
 
 @dataclass(frozen=True)
 class Selection:
