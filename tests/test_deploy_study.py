@@ -150,3 +150,14 @@ def test_stored_photo_and_aot_figures_reach_the_rule(tmp_path):
     assert "**Chosen point:** g/b" in report  # g/a is more accurate but its arena is 5000 B
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["selected"]["key"] == by_label["g/b"]["key"]
+    # Every point has an AOT arena: the plot's RAM axis is the one the rule reads, and it says so.
+    assert "right: the AOT arena" in report and "The star marks" in report
+
+
+def test_pareto_ram_axis_is_the_tflm_arena_until_every_point_has_an_aot_one():
+    from nanolab.sweep.plot import ram_figure
+
+    a = {"n": 2, "int8_accuracy": 0.99, "key": "a", "aot": {"arena_bytes": 2000}}
+    b = {"n": 2, "int8_accuracy": 0.98, "key": "b"}
+    assert ram_figure({"a": a}) == "aot_arena_bytes"
+    assert ram_figure({"a": a, "b": b}) == "arena_bytes"

@@ -12,7 +12,7 @@ from pathlib import Path
 from nanolab.sweep.aggregate import aggregate, pareto_keys
 from nanolab.sweep.execute import SweepResult
 from nanolab.sweep.findings import checks, conclusions
-from nanolab.sweep.plot import plot_pareto
+from nanolab.sweep.plot import plot_pareto, ram_figure
 from nanolab.sweep.select import describe_rule, figure, select
 from nanolab.sweep.store import write_json_atomic
 from nanolab.sweep.study import Study
@@ -83,10 +83,15 @@ def _group(g, agg: Agg) -> list[str]:
 
 def _pareto(study: Study, agg: Agg, out_dir: Path) -> list[str]:
     png = plot_pareto(study, agg, out_dir / "pareto.png")
+    right = ("the AOT arena (`--aot`, the RAM for activations the AOT firmware reserves)"
+             if ram_figure(agg) == "aot_arena_bytes" else
+             "the TFLM arena the reference interpreter planned (RAM for activations)")
+    marked = (" The star marks the point the `[select]` rule picks (or, when none qualifies, the "
+              "closest one)." if study.select is not None else "")
     lines = ["## Pareto: int8 accuracy vs flash and RAM", "", f"![pareto]({png.name})", "",
-             ("Left: int8 flatbuffer bytes (what the model costs in flash); right: the TFLM "
-              "arena the reference interpreter planned (RAM for activations). Red lines: the "
-              "Nano 33 BLE's 1 MB flash and 256 KB RAM, shared with the firmware."), ""]
+             (f"Left: int8 flatbuffer bytes (what the model costs in flash); right: {right}. "
+              "Red lines: the Nano 33 BLE's 1 MB flash and 256 KB RAM, shared with the "
+              f"firmware.{marked}"), ""]
     lines += [("Points on a Pareto front (latency: `python -m trainer sweep ... --emulate qemu` "
                "or `--port`):"), "",
               "| point | int8 acc | int8 flatbuffer B | arena B | MACs | latency |",
