@@ -173,9 +173,10 @@ def test_block_pruning_zeros_whole_blocks(mnist):
 
 def test_prune_block_left_out_of_config_hash_while_unset():
     # Cached models are keyed by config_hash: adding a field must not change existing keys
-    # (prune_block, then augment_strength and augment_elastic, all left out at their defaults).
+    # (prune_block, then augment_strength, augment_elastic and augment_fraction, all left out at
+    # their defaults).
     base = config.to_dict(TrainConfig())
-    for name in ("prune_block", "augment_strength", "augment_elastic"):
+    for name in ("prune_block", "augment_strength", "augment_elastic", "augment_fraction"):
         del base[name]
     import hashlib
 
@@ -183,6 +184,22 @@ def test_prune_block_left_out_of_config_hash_while_unset():
     assert config.config_hash(TrainConfig()) == old
     assert config.config_hash(TrainConfig(prune_block=(8, 2))) != old
     assert config.config_hash(TrainConfig(augment_strength=0.5)) != old
+    assert config.config_hash(TrainConfig(augment_fraction=0.5)) != old
+
+
+def test_augment_fraction_leaves_the_rest_of_each_batch_clean():
+    from trainer.train import _AugmentedBatches
+
+    x = np.zeros((1000, 28, 28, 1), np.float32)
+    y = np.arange(1000) % 10
+
+    def plus_one(xb, rng):
+        return xb + 1.0
+
+    changed = [float(np.mean(_AugmentedBatches(x, y, 128, 0, plus_one, f).epoch()[0]
+                             .reshape(1000, -1)[:, 0])) for f in (1.0, 0.5)]
+    assert changed[0] == 1.0  # every image augmented
+    assert 0.4 < changed[1] < 0.6  # about half, drawn per image
 
 
 def test_qat_converts_to_int8(mnist):

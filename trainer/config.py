@@ -76,7 +76,9 @@ class TrainConfig:
     augment_strength: scales every range of the augmentation (trainer.augment.AugmentConfig:
     shifts, angles, shear and the probabilities by the factor, zoom/gamma/gain ranges towards 1);
     1 = the ranges as written, 0.5 = half as strong; augment_elastic: probability of the elastic
-    warp (AugmentConfig.p_elastic, after the scaling); both only read when augment is true.
+    warp (AugmentConfig.p_elastic, after the scaling); augment_fraction: the share of each
+    epoch's images that are augmented (drawn per image; the others are trained on as they are);
+    all three only read when augment is true.
     """
 
     epochs: int | None = None
@@ -90,6 +92,7 @@ class TrainConfig:
     augment: bool = False
     augment_strength: float = 1.0
     augment_elastic: float = 0.0
+    augment_fraction: float = 1.0
     prune_sparsity: float | None = None
     prune_begin_epoch: int = 0
     prune_end_fraction: float = 0.75
@@ -198,7 +201,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # Fields added after cached artifacts were first keyed: left out of config_hash while they hold
 # this default, so configs that do not use them keep their keys (and their caches).
 _HASH_OMIT_AT_DEFAULT = {"prune_block": None, "kernels": None, "head": None,
-                         "augment_strength": 1.0, "augment_elastic": 0.0}
+                         "augment_strength": 1.0, "augment_elastic": 0.0,
+                         "augment_fraction": 1.0}
 
 
 def config_hash(*cfgs: Any) -> str:

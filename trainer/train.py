@@ -31,7 +31,8 @@ CLASSIFIER_NAME = "logits"
 # Layers whose kernels pruning acts on and sparsity is measured over.
 _PRUNABLE = (keras.layers.Dense, keras.layers.Conv2D, keras.layers.DepthwiseConv2D)
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
-               "rmsprop": keras.optimizers.RMSprop, "nadam": keras.optimizers.Nadam}
+               "rmsprop": keras.optimizers.RMSprop, "nadam": keras.optimizers.Nadam,
+               "adamw": keras.optimizers.AdamW}
 
 
 @dataclass
@@ -77,8 +78,9 @@ class _AugmentedBatches:
     images, of which augment() itself is under 5 ms per batch of 128).
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, seed: int, fn: Any) -> None:
-        self.x, self.y, self.batch, self.fn = x, y, batch, fn
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch: int, seed: int, fn: Any,
+                 fraction: float = 1.0) -> None:
+        self.x, self.y, self.batch, self.fn, self.fraction = x, y, batch, fn, fraction
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -90,7 +92,15 @@ class _AugmentedBatches:
         out = np.empty((len(order), 28, 28, 1), np.float32)
         for i in range(len(self)):
             idx = order[i * self.batch : (i + 1) * self.batch]
-            xb = np.asarray(self.fn(self.x[idx], self.rng), dtype=np.float32)
+            xb = self.x[idx].astype(np.float32)
+            # fraction < 1: only that share of each batch is augmented, the rest stays clean
+            # (at 1 no mask is drawn, so the random stream is what it was before the option).
+            pick = (self.rng.random(len(idx)) < self.fraction) if self.fraction < 1.0 else None
+            if pick is None:
+                xb = np.asarray(self.fn(xb, self.rng), dtype=np.float32)
+            elif pick.any():
+                xb[pick] = np.asarray(self.fn(xb[pick], self.rng), np.float32).reshape(
+                    xb[pick].shape)
             out[i * self.batch : i * self.batch + len(idx)] = xb.reshape(len(idx), 28, 28, 1)
         return out, self.y[order]
 
@@ -157,8 +167,11 @@ def _verbose(progress: bool) -> int:
 
 def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callbacks: list):
     if cfg.augment:
+        if not 0.0 < cfg.augment_fraction <= 1.0:
+            raise UserError(f"augment_fraction must be in (0, 1], got {cfg.augment_fraction}")
         seq = _AugmentedBatches(x, y, cfg.batch_size, cfg.seed,
-                                _augment_fn(cfg.augment_strength, cfg.augment_elastic))
+                                _augment_fn(cfg.augment_strength, cfg.augment_elastic),
+                                cfg.augment_fraction)
         history: dict[str, list[float]] = {}
         for e in range(epochs):  # one fit call per epoch: the optimizer's step count carries on
             t0 = time.perf_counter()
