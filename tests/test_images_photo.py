@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.images import preprocess_array
-from trainer.photo_clean import components, keep_digit, run_min_max
+from trainer.images import _dark_ink, preprocess_array
+from trainer.photo_clean import box_blur, components, keep_digit, run_min_max
 
 OLD = frozenset({"deskew", "stroke"})
 SIDE = 112
@@ -78,6 +78,29 @@ def test_shadow_edge_is_not_ink(clean):
     img = _on_paper(_seven(), paper)
     assert _close_to(preprocess_array(img), clean)
     assert not _close_to(preprocess_array(img, OLD), clean)
+
+
+def test_dark_ink_in_a_shadow_over_most_of_the_sheet(clean, cut=0.3):
+    """A shadow over the left 80 % of the sheet, the digit in it: the lit paper is the
+    image's bright tail, longer than the ink's dark one, yet the ink is still dark (the photo
+    is inverted) and the digit comes out as on plain paper."""
+    yy, xx = np.mgrid[0:SIDE, 0:SIDE] / (SIDE - 1) - 0.5
+    lit = 1.0 / (1.0 + np.exp(-(xx - cut) * 25))
+    paper = 0.85 * (1 - 0.45 * (1 - lit))
+    cover = _seven()
+    rng = np.random.default_rng(0)
+    img = np.clip(paper * (1 - 0.5 * cover) + rng.normal(0, 0.01, cover.shape), 0, 1)
+    assert _dark_ink(img)
+    assert _close_to(preprocess_array(img), clean)
+
+
+def test_box_blur_matches_a_brute_force_mean():
+    x = np.random.default_rng(1).random((9, 13)).astype(np.float32)
+    r = 2
+    p = np.pad(x, r, mode="edge")
+    ref = np.array([[p[i:i + 2 * r + 1, j:j + 2 * r + 1].mean() for j in range(13)]
+                    for i in range(9)])
+    assert np.allclose(box_blur(x, r, passes=1), ref, atol=1e-5)
 
 
 def test_a_digit_that_fills_a_small_frame_survives():

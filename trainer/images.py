@@ -42,7 +42,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
 from nanocore.errors import UserError
-from trainer.photo_clean import flatten, keep_digit, remove_lines
+from trainer.photo_clean import box_blur, flatten, keep_digit, remove_lines
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +116,17 @@ def _to_gray(img: Image.Image) -> np.ndarray:
 
 
 def _dark_ink(x: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper: the paper is most of the image (its level is
-    the median) and the ink is the longer tail away from it. A fixed cut on the border's level
+    """Whether the ink is darker than the paper: the ink is thin strokes, so once the light's
+    slow changes are taken away (x minus its blur over a quarter of the image's side), it is
+    the longer of the two tails. The blur is what a shadow needs: a shadow over part of the
+    sheet makes the lit paper a long bright tail of x itself (the previous test, on x minus its
+    median, took a third of the shadowed photos for light ink on dark paper), while x minus
+    its blur has a shadow's edge as much above as below 0. A fixed cut on the border's level
     (> 0.5: light paper) took grey paper in dim light, or a vignetted border, for a black
     background."""
-    paper = float(np.median(x))
-    lo, hi = np.percentile(x, [1, 99])
-    return paper - float(lo) > float(hi) - paper
+    detail = x - box_blur(x, round(max(x.shape) / 4))
+    lo, hi = np.percentile(detail, [0.5, 99.5])
+    return -float(lo) > float(hi)
 
 
 def _background(x: np.ndarray) -> tuple[np.ndarray, float]:

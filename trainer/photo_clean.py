@@ -71,6 +71,23 @@ def _open_square(x: np.ndarray, side: int) -> np.ndarray:
     return run_min_max(run_min_max(ero, side, 0, np.maximum), side, 1, np.maximum)
 
 
+def box_blur(x: np.ndarray, radius: int, passes: int = 2) -> np.ndarray:
+    """Mean of x over (2 radius + 1)-pixel squares, applied `passes` times (two passes: a
+    tent-shaped, near-Gaussian weighting); edges are padded with the edge value. Running sums,
+    so the cost does not grow with the radius."""
+    radius = max(1, int(radius))
+    out = np.asarray(x, np.float32)
+    for _ in range(passes):
+        for axis in (0, 1):
+            n = out.shape[axis]
+            pad = [(radius + 1, radius) if a == axis else (0, 0) for a in range(2)]
+            c = np.cumsum(np.pad(out, pad, mode="edge"), axis=axis, dtype=np.float64)
+            hi = np.take(c, np.arange(2 * radius + 1, 2 * radius + 1 + n), axis=axis)
+            lo = np.take(c, np.arange(n), axis=axis)
+            out = ((hi - lo) / (2 * radius + 1)).astype(np.float32)
+    return out
+
+
 def _box3(x: np.ndarray) -> np.ndarray:
     """3x3 mean of x (edges repeated)."""
     p = np.pad(x, 1, mode="edge")
