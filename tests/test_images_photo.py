@@ -94,6 +94,30 @@ def test_dark_ink_in_a_shadow_over_most_of_the_sheet(clean, cut=0.3):
     assert _close_to(preprocess_array(img), clean)
 
 
+def test_noise_floor_is_the_papers_not_a_bold_digits():
+    """A bold, blurred digit over about 30 % of the image (a close-up photo): its strokes and
+    their soft rims are all above the paper, so the paper's noise must be taken from below
+    (the median absolute deviation counted the rims as noise and raised the floor the ink has
+    to clear by half or more)."""
+    from PIL import Image, ImageFilter
+
+    from trainer.photo_clean import flatten
+
+    t = SIDE // 7
+    cover = np.zeros((SIDE, SIDE), np.float32)
+    cover[14:14 + t, 18:94] = 1.0
+    for r in range(14, 98):
+        c = int(94 - (r - 14) * 0.4)
+        cover[r, c - t:c] = 1.0
+    img = Image.fromarray((cover * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(4))
+    cover = np.asarray(img, np.float32) / 255.0
+    assert 0.25 < np.mean(cover > 0.1) < 0.35
+    noise = np.random.default_rng(0).normal(0, 0.03, cover.shape).astype(np.float32)
+    _, paper_only = flatten(noise)
+    _, with_digit = flatten(0.3 * cover + noise)
+    assert with_digit < 1.5 * paper_only, (with_digit, paper_only)
+
+
 def test_box_blur_matches_a_brute_force_mean():
     x = np.random.default_rng(1).random((9, 13)).astype(np.float32)
     r = 2

@@ -60,6 +60,7 @@ _STROKE = (1.5, 2.4)
 _MAX_SKEW = 0.6  # largest shear deskew applies (px per row)
 _MIN_PEAK = 0.08  # the ink must stand this far (0..1) above the paper
 _NOISE_K = 3.0  # ink starts this many noise sigmas above the paper
+_LIGHT_INK = 1.4  # light ink on a dark ground: the bright tail this many times the dark one
 STEPS = frozenset({"deskew", "stroke", "flatten", "lines", "pieces"})
 
 
@@ -118,15 +119,21 @@ def _to_gray(img: Image.Image) -> np.ndarray:
 def _dark_ink(x: np.ndarray) -> bool:
     """Whether the ink is darker than the paper: the ink is thin strokes, so once the light's
     slow changes are taken away (x minus its blur over a quarter of the image's side), it is
-    the longer of the two tails. The blur is what a shadow needs: a shadow over part of the
-    sheet makes the lit paper a long bright tail of x itself (the previous test, on x minus its
-    median, took a third of the shadowed photos for light ink on dark paper), while x minus
-    its blur has a shadow's edge as much above as below 0. A fixed cut on the border's level
+    the longer of the two tails. Photos of a digit are nearly always dark ink on paper, so the
+    image is taken for light ink on a dark ground only when its bright tail is clearly the
+    longer one, `_LIGHT_INK` times the dark one. (MNIST test digits, light on black, have a
+    bright tail at least 1.5 times longer; shadows, noise and faint ink can make the tails of
+    a dark-ink photo nearly even.)
+
+    The blur is what a shadow needs: a shadow over part of the sheet makes the lit paper a
+    long bright tail of x itself (the previous test, on x minus its median, took a third of
+    the shadowed photos of the synthetic set for light ink on dark paper), while x minus its
+    blur has a shadow's edge as much above as below 0. A fixed cut on the border's level
     (> 0.5: light paper) took grey paper in dim light, or a vignetted border, for a black
     background."""
     detail = x - box_blur(x, round(max(x.shape) / 4))
     lo, hi = np.percentile(detail, [0.5, 99.5])
-    return -float(lo) > float(hi)
+    return float(hi) < _LIGHT_INK * -float(lo)
 
 
 def _background(x: np.ndarray) -> tuple[np.ndarray, float]:

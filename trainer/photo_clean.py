@@ -218,6 +218,17 @@ def flatten(x: np.ndarray) -> tuple[np.ndarray, float]:
     ink = x - _open_square(x, side)
     if min(ink.shape) >= _SMOOTH_MIN:
         ink = _box3(ink)
-    level = float(np.median(ink))
-    sigma = float(1.4826 * np.median(np.abs(ink - level)))
+    level, sigma = paper_level(ink)
     return ink - level, sigma
+
+
+def paper_level(ink: np.ndarray) -> tuple[float, float]:
+    """(level, noise sigma) of the paper in `ink` (bright ink over the paper), from the
+    image's darker quarter only: p5 and p25 are the paper's own as long as the ink covers less
+    than 3/4 of the image, while the median and its absolute deviation, used before, took a
+    big bold digit's pixels for paper noise (a digit on a third of the image raised the noise
+    floor above its own faint half). Gaussian noise: p25 - p5 = 0.97 sigma, median = p25 +
+    0.67 sigma."""
+    p5, p25 = np.percentile(ink, [5, 25])
+    sigma = float(p25 - p5) / 0.971
+    return float(p25) + 0.674 * sigma, sigma
