@@ -177,10 +177,12 @@ def test_load_folder_skips_bad_files_and_goes_on(folder, caplog):
     assert "no label" in reasons["unlabeled.png"]
     assert "no ink" in reasons["4_blank.png"]
     assert all("\n" not in r for r in reasons.values())
-    # The same photo saved as PNG (8/16-bit, RGBA), JPEG and BMP gives nearly the same image.
+    # The same photo saved as PNG (8/16-bit, RGBA), JPEG and BMP gives nearly the same image
+    # (up to a one-pixel shift: JPEG's artefacts may move the rounded centre of mass).
     ref = f.images[f.names.index("7_a.png")].astype(int)
     for img in f.images:
-        assert np.abs(img.astype(int) - ref).mean() < 6
+        assert min(np.abs(np.roll(img.astype(int), (dy, dx), (0, 1)) - ref).mean()
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)) < 6
 
 
 def test_load_folder_unlabeled_allowed(folder):

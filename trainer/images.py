@@ -5,13 +5,17 @@ pixels (keeping the aspect ratio, anti-aliased), then placed in a 28x28 frame so
 centre of mass is at the centre. `preprocess` does the same to a photo of dark ink on paper:
 
 1. grayscale (EXIF rotation applied), working copy at most `_WORK_SIDE` pixels on a side;
-2. invert when the ink is darker than the paper (`_dark_ink`), so ink is bright;
-3. remove uneven lighting: fit a smooth quadratic background surface robustly (ink pixels are
-   outliers above it) and subtract it; then the optional photo cleaning of
-   `trainer.photo_clean`: step "flatten" subtracts the grey opening of what is left (shadow
-   edges, blotches) and smooths the sensor noise; step "lines" subtracts ruled and squared paper
-   lines (at least 0.8 of the side long, straight, tilted by up to 0.15, thinner than a stroke);
-   then what is within the paper's noise is zeroed; step "pieces" drops the connected pieces of
+2. decide whether the ink is darker than the paper (`_dark_ink`: the longer tail once the
+   light's slow changes are blurred away);
+3. remove uneven lighting. With step "flatten" (`trainer.photo_clean`) and dark ink: divide the
+   photo by its paper (the grey closing: strokes filled in, shadows kept) and take the ink's
+   contrast 1 - photo / paper, the same in a shadow as in the light; with light ink, or
+   without "flatten": invert dark ink, fit a smooth quadratic background surface robustly (ink
+   pixels are outliers above it) and subtract it, then ("flatten") subtract the grey opening
+   of what is left. "flatten" also smooths sensor noise and takes the paper's noise from the
+   image's darker quarter; step "lines" subtracts ruled and squared paper lines (at least 0.8
+   of the side long, straight, tilted by up to 0.15, thinner than a stroke); then what is
+   within the paper's noise is zeroed; step "pieces" drops the connected pieces of
    ink that touch the border or are specks;
 4. deskew: shear the ink so that its second moments show no slant (italic fonts, slanted hands);
 5. stroke width: thicken hairlines and thin bold strokes (grey dilation / erosion) until their
@@ -42,7 +46,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageOps, UnidentifiedImageError
 
 from nanocore.errors import UserError
-from trainer.photo_clean import box_blur, flatten, keep_digit, remove_lines
+from trainer.photo_clean import box_blur, flatten, flatten_paper, keep_digit, remove_lines
 
 log = logging.getLogger(__name__)
 
@@ -283,14 +287,19 @@ def preprocess_array(gray: np.ndarray, steps: frozenset[str] | None = None) -> n
     x = np.asarray(gray, dtype=np.float32)
     if x.ndim != 2 or min(x.shape) < 2:
         raise NoInkError(f"image too small ({'x'.join(map(str, x.shape))} px)")
-    if _dark_ink(x):
-        x = 1.0 - x  # dark ink on paper -> MNIST polarity
-    surf, sigma = _background(x)
-    ink = x - surf
-    noise_k = 4.0
-    if "flatten" in steps:
-        ink, sigma = flatten(ink)
+    dark = _dark_ink(x)
+    if dark and "flatten" in steps:
+        ink, sigma = flatten_paper(x)  # the lighting divided out, ink bright
         noise_k = _NOISE_K
+    else:
+        if dark:
+            x = 1.0 - x  # dark ink on paper -> MNIST polarity
+        surf, sigma = _background(x)
+        ink = x - surf
+        noise_k = 4.0
+        if "flatten" in steps:
+            ink, sigma = flatten(ink)
+            noise_k = _NOISE_K
     if "lines" in steps:
         ink = remove_lines(ink)
     peak = float(np.percentile(ink, 99.8))

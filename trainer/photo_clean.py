@@ -1,8 +1,11 @@
 """Photo cleaning for trainer.images: the steps that make a photo of paper look like a dark
 page with bright ink, before the MNIST-style crop and fit.
 
-- `flatten`: subtract the grey opening of the image (what a square wider than any stroke leaves:
-  paper, shadows, blotches), so a shadow's sharp edge is not ink; smooth sensor noise;
+- `flatten_paper` (dark ink, the photo as taken): the ink's contrast against the paper, the
+  grey closing of the photo (what a square wider than any stroke leaves: paper, shadows,
+  blotches), so a shadow's edge is not ink and ink in a shadow is not fainter;
+- `flatten` (bright ink, after a quadratic background): subtract the grey opening;
+- both smooth sensor noise and take the paper's noise from below (`paper_level`);
 - `remove_lines`: subtract ruled and squared paper lines (long, straight, thin);
 - `keep_digit`: drop the connected pieces of ink that touch the border, and specks.
 
@@ -203,11 +206,34 @@ def keep_digit(ink: np.ndarray) -> np.ndarray:
     return np.where(keep[labels], ink, 0.0).astype(ink.dtype)
 
 
+def flatten_paper(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """Bright ink over a flat, zero background from a photo of dark ink on paper as taken
+    (x in [0, 1], not inverted): the ink's contrast 1 - x / paper, where the paper is x's grey
+    closing with a square of `_FLAT` of the longer side (what is left once every dark stroke
+    narrower than the square is filled in: the paper with its lighting, shadows included).
+
+    Light multiplies: in a shadow the paper and the ink both darken by the same factor, so the
+    ratio gives the same ink wherever it lies, where a difference (`flatten`) makes the ink in
+    the shadow fainter than in the light. And the closing of a shadow's edge, a monotone ramp,
+    is the edge itself, so no edge is left over as ink; the quadratic surface taken out first
+    for `flatten` bent such a ramp into bumps, which the opening left as ink.
+    Images of at least `_SMOOTH_MIN` px get a 3x3 mean. Returns (ink like x, noise sigma).
+    """
+    side = max(5, round(_FLAT * max(x.shape)))
+    paper = -_open_square(-x, side)
+    ink = 1.0 - x / np.maximum(paper, 1e-3)
+    if min(ink.shape) >= _SMOOTH_MIN:
+        ink = _box3(ink)
+    level, sigma = paper_level(ink)
+    return ink - level, sigma
+
+
 def flatten(x: np.ndarray) -> tuple[np.ndarray, float]:
     """Bright ink over a flat, zero background: x (bright ink, after the quadratic background
     surface) minus its grey opening with a square of `_FLAT` of the longer side, which follows
     what the surface cannot (a shadow's sharp edge, blotches) but not the strokes, narrower than
-    the square. (The opening on the image before the surface did worse on dev seeds 1-2.)
+    the square. (The opening on the image before the surface did worse on dev seeds 1-2, with
+    the polarity test and noise floor of then; dark ink now goes through `flatten_paper`.)
 
     Images of at least `_SMOOTH_MIN` px get a 3x3 mean (sensor noise down by 3, so that faint
     ink clears the noise floor). The opening follows the noise's troughs, so the paper sits a
