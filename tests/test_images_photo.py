@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.images import _dark_ink, preprocess_array
+from trainer.images import STEPS, _dark_ink, preprocess_array
 from trainer.photo_clean import box_blur, components, keep_digit, run_min_max
 
 OLD = frozenset({"deskew", "stroke"})
@@ -128,6 +128,24 @@ def test_box_blur_matches_a_brute_force_mean():
     ref = np.array([[p[i:i + 2 * r + 1, j:j + 2 * r + 1].mean() for j in range(13)]
                     for i in range(9)])
     assert np.allclose(box_blur(x, r, passes=1), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("ruled", [False, True])
+def test_a_stem_running_out_of_the_frame_is_not_a_line(ruled):
+    """A '1' whose stem runs out of the bottom of the frame (64 % of the side, shorter than a
+    paper line): its stem is ink, on plain or ruled paper. Counted from the frame's edge
+    outwards (an edge-repeating opening) it was an endless vertical line, and about half of
+    its ink was subtracted."""
+    cover = np.zeros((SIDE, SIDE), np.float32)
+    cover[40:, SIDE // 2 - 3:SIDE // 2 + 3] = 1.0
+    cover[40:46, SIDE // 2 - 14:SIDE // 2] = 1.0  # the flag
+    paper = np.full((SIDE, SIDE), 0.85, np.float32)
+    ref = preprocess_array(_on_paper(cover, paper), STEPS - {"lines"})
+    if ruled:
+        paper = 0.85 * _lines(SIDE, 14, 0.05, False, 0.3)
+    out = preprocess_array(_on_paper(cover, paper))
+    assert _close_to(out, ref)
+    assert out[14:].sum() > 0.8 * ref[14:].sum()  # the stem's lower half is all there
 
 
 def test_a_digit_that_fills_a_small_frame_survives():

@@ -98,21 +98,38 @@ def _box3(x: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) / 9.0
 
 
-def _shear_rows(x: np.ndarray, slopes: np.ndarray, sign: int) -> np.ndarray:
+def _shear_rows(x: np.ndarray, slopes: np.ndarray, sign: int) -> tuple[np.ndarray, np.ndarray]:
     """Copies of x (H, W), one per slope (S, H, W): column j shifted by
     sign * round(slope * (j - W/2)) rows (edge values fill in), so that a line of that slope
-    becomes horizontal (sign 1); with x of shape (S, H, W) and sign -1, the shifts are undone."""
+    becomes horizontal (sign 1); with x of shape (S, H, W) and sign -1, the shifts are undone.
+    Also returns where the shifted rows fell outside x (bool, S, H, W)."""
     h, w = x.shape[-2:]
     shift = np.round(slopes[:, None] * (np.arange(w) - w / 2)).astype(int) * sign
-    rows = np.clip(np.arange(h)[None, :, None] + shift[:, None, :], 0, h - 1)
+    rows = np.arange(h)[None, :, None] + shift[:, None, :]
+    outside = (rows < 0) | (rows >= h)
     src = np.broadcast_to(x, (len(slopes), h, w))
-    return np.take_along_axis(src, rows, axis=1)
+    return np.take_along_axis(src, np.clip(rows, 0, h - 1), axis=1), outside
+
+
+def _long_along_rows(sheared: np.ndarray, outside: np.ndarray, length: int) -> np.ndarray:
+    """Grey opening of `sheared` (S, H, W) with a line of `length` px along its rows (axis 2),
+    where only the image counts: past the image's two ends the row is padded below its
+    minimum, so the stem of a '1' that runs out of the frame is not long (an edge-repeating
+    opening counted anything touching the frame's edge as long); where the shear moved a row
+    out of the image (`outside`, True), the value is unknown and does not break a line, so a
+    tilted line that leaves the frame through its top or bottom stays one."""
+    lo, hi = float(sheared.min()), float(sheared.max()) + 1.0
+    pad = ((0, 0), (0, 0), (length, length))
+    x = np.pad(np.where(outside, hi, sheared), pad, mode="constant", constant_values=lo)
+    ero = run_min_max(x, length, 2, np.minimum)
+    ero = np.where(np.pad(outside, pad, mode="constant", constant_values=True), lo, ero)
+    return run_min_max(ero, length, 2, np.maximum)[:, :, length:length + sheared.shape[2]]
 
 
 def remove_lines(ink: np.ndarray) -> np.ndarray:
     """Subtract ruled and squared paper lines from bright-ink `ink` (float, background ~0).
 
-    A paper line is long and straight (a structure at least `_LINE_LEN` of the side long,
+    A paper line is long and straight (at least `_LINE_LEN` of the side long within the frame,
     near-horizontal or near-vertical, slopes up to `_LINE_SLOPE` for a tilted camera) and thin:
     of the long structures, only the part thinner than `_LINE_WIDTH` of the side (what an
     opening across the line removes) is subtracted, so a digit's own strokes, thicker than a
@@ -132,8 +149,8 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
         step = 2.0 / length  # a slope error of this keeps a line within +-1 px over its length
         n = int(np.ceil(_LINE_SLOPE / step))
         slopes = np.linspace(-n * step, n * step, 2 * n + 1)
-        long_ = _open(_shear_rows(x, slopes, 1), length, 2)
-        thin = _shear_rows(long_ - _open(long_, thick, 1), slopes, -1).max(axis=0)
+        long_ = _long_along_rows(*_shear_rows(x, slopes, 1), length)
+        thin = _shear_rows(long_ - _open(long_, thick, 1), slopes, -1)[0].max(axis=0)
         lines = np.maximum(lines, thin.T if transposed else thin)
     lines = np.repeat(np.repeat(lines, f, axis=0), f, axis=1)[:h, :w]
     return np.clip(ink - lines, 0.0, None)
