@@ -71,6 +71,17 @@ def test_squared_paper_lines_are_removed(clean):
     assert not _close_to(preprocess_array(img, OLD), clean)
 
 
+@pytest.mark.parametrize("dark, ink", [(0.2, 0.2), (0.45, 0.5)])
+def test_squared_paper_crossings_are_removed(clean, dark, ink):
+    """Squared paper where the two lines' crossings are darker than either line (each line
+    takes its share of the light): both lines are subtracted there, not the darker one only,
+    which left a dot at every crossing for a faint digit to be lost among."""
+    paper = 0.85 * _lines(SIDE, 16, 0.05, False, dark) * _lines(SIDE, 16, -0.05, True, dark)
+    rng = np.random.default_rng(0)
+    img = np.clip(paper * (1 - ink * _seven()) + rng.normal(0, 0.01, paper.shape), 0, 1)
+    assert _close_to(preprocess_array(img), clean)
+
+
 def test_shadow_edge_is_not_ink(clean):
     yy, xx = np.mgrid[0:SIDE, 0:SIDE] / (SIDE - 1) - 0.5
     edge = 1.0 / (1.0 + np.exp(-(xx + 0.6 * yy - 0.15) * 40))  # sharp, diagonal

@@ -135,7 +135,8 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
     opening across the line removes) is subtracted, so a digit's own strokes, thicker than a
     printed line and never that long, stay. The lines are found on a copy max-pooled to at most
     `_LINE_SIDE` px (a line keeps its level), all slopes of one direction at once as one
-    (S, H, W) array, and subtracted at full resolution.
+    (S, H, W) array, and subtracted at full resolution. Horizontal and vertical lines add up: at
+    a crossing of squared paper both darken the paper (the darker one alone left a dot).
     """
     h, w = ink.shape
     f = max(1, -(-max(h, w) // _LINE_SIDE))
@@ -151,7 +152,7 @@ def remove_lines(ink: np.ndarray) -> np.ndarray:
         slopes = np.linspace(-n * step, n * step, 2 * n + 1)
         long_ = _long_along_rows(*_shear_rows(x, slopes, 1), length)
         thin = _shear_rows(long_ - _open(long_, thick, 1), slopes, -1)[0].max(axis=0)
-        lines = np.maximum(lines, thin.T if transposed else thin)
+        lines = lines + (thin.T if transposed else thin)
     lines = np.repeat(np.repeat(lines, f, axis=0), f, axis=1)[:h, :w]
     return np.clip(ink - lines, 0.0, None)
 
