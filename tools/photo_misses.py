@@ -11,7 +11,9 @@ Images refused as "no ink" are counted apart.
 Usage: python tools/photo_misses.py [--seed 1] [--per-class 100] [--mnist 500]
            [--tflite firmware/lib/model/model_int8.tflite] [--out build/photo-misses]
 Writes <out>/wide-<per_class>-<seed>/ (the images, styles.json), <out>/misses-<seed>-<cat>.png
-and prints one JSON object.
+(the 28x28 images the model saw) and, with --raw, <out>/raw-<seed>-<cat>.png (each miss's photo
+next to what preprocessing made of it, to tell a preprocessing failure from a model error);
+prints one JSON object.
 """
 
 from __future__ import annotations
@@ -55,6 +57,30 @@ def render(out: Path, per_class: int, seed: int) -> tuple[list[Path], list[dict]
     return paths, styles
 
 
+def raw_sheet(photos: list[Path], seen: np.ndarray, labels: np.ndarray, pred: np.ndarray,
+              path: Path, cols: int = 6, side: int = 84) -> Path:
+    """A PNG of pairs (photo, the 28x28 image the model saw), `side` px each, `label>pred`
+    under each pair."""
+    from PIL import ImageDraw
+
+    rows = max(1, -(-len(photos) // cols))
+    cell_w, cell_h = 2 * side + 8, side + 16
+    sheet = Image.new("L", (cols * cell_w + 4, rows * cell_h + 4), 255)
+    draw = ImageDraw.Draw(sheet)
+    for i, photo in enumerate(photos):
+        r, c = divmod(i, cols)
+        x0, y0 = 4 + c * cell_w, 4 + r * cell_h
+        with Image.open(photo) as img:
+            sheet.paste(img.convert("L").resize((side, side), Image.Resampling.BILINEAR),
+                        (x0, y0))
+        small = Image.fromarray(np.asarray(seen[i], np.uint8))
+        sheet.paste(small.resize((side, side), Image.Resampling.NEAREST), (x0 + side + 2, y0))
+        draw.text((x0, y0 + side + 2), f"{int(labels[i])}>{int(pred[i])} {photo.name}", fill=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seed", type=int, default=1)
@@ -63,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "build/photo-misses"))
     p.add_argument("--mnist", type=int, default=0, help="also check this many MNIST test digits")
     p.add_argument("--no-sheets", action="store_true")
+    p.add_argument("--raw", action="store_true",
+                   help="also write raw-<seed>-<category>.png: each miss's photo next to what "
+                        "the model saw")
     p.add_argument("--steps", default=None,
                    help="comma-separated preprocessing steps (default: all of images.STEPS)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -79,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     paths, styles = render(out / f"wide-{args.per_class}-{args.seed}", args.per_class, args.seed)
     kept, labels, cats, refused = [], [], [], {c: 0 for c in CATEGORIES}
+    kept_paths: list[Path] = []
     seconds = 0.0
     for path, style in zip(paths, styles, strict=True):
         with Image.open(path) as img:
@@ -91,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         finally:
             seconds += time.perf_counter() - t0
+        kept_paths.append(path)
         labels.append(images.label_from_name(Path(path.name)))
         cats.append(category(style))
     x = np.stack(kept)
@@ -115,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             if sel.any():
                 images.contact_sheet(x[sel], y[sel], pred[sel],
                                      out / f"misses-{args.seed}-{k}.png", cols=15)
+                if args.raw:
+                    raw_sheet([q for q, m in zip(kept_paths, sel, strict=True) if m], x[sel],
+                              y[sel], pred[sel], out / f"raw-{args.seed}-{k}.png")
     if args.mnist:
         from trainer.data import load_mnist
 
