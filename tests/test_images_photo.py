@@ -132,6 +132,18 @@ def test_noise_floor_is_the_papers_not_a_bold_digits():
     assert with_digit < 1.5 * paper_only, (with_digit, paper_only)
 
 
+def test_a_glint_brighter_than_the_ink_is_dark_does_not_flip_the_photo(clean):
+    """Dim paper (0.5), ink 0.15 below it and a small glint 0.18 above it: the bright tail is a
+    little longer than the dark one, but a photo is taken for light ink on a dark ground only
+    when its bright tail is clearly (1.4 times) the longer."""
+    rng = np.random.default_rng(0)
+    img = 0.5 * (1 - 0.3 * _seven()) + rng.normal(0, 0.01, (SIDE, SIDE))
+    img[85:95, 10:20] += 0.18
+    img = np.clip(img, 0, 1)
+    assert _dark_ink(img)
+    assert _close_to(preprocess_array(img), clean)
+
+
 def test_box_blur_matches_a_brute_force_mean():
     x = np.random.default_rng(1).random((9, 13)).astype(np.float32)
     r = 2
