@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainer.images import STEPS, _dark_ink, preprocess_array
+from trainer.images import STEPS, NoInkError, _dark_ink, preprocess_array
 from trainer.photo_clean import box_blur, components, keep_digit, run_min_max
 
 OLD = frozenset({"deskew", "stroke"})
@@ -142,6 +142,18 @@ def test_a_glint_brighter_than_the_ink_is_dark_does_not_flip_the_photo(clean):
     img = np.clip(img, 0, 1)
     assert _dark_ink(img)
     assert _close_to(preprocess_array(img), clean)
+
+
+def test_a_vignetted_blank_sheet_is_refused_and_a_digit_on_it_read(clean):
+    """Paper darkening towards the frame's edges and corners (a phone camera's vignetting, and
+    a light gradient): blank, it is refused as blank, not read as a digit from its dark rim;
+    with a digit, the digit comes out as on plain paper."""
+    yy, xx = np.mgrid[0:SIDE, 0:SIDE] / (SIDE - 1) - 0.5
+    paper = 0.8 * (1 - 0.6 * (xx ** 2 + yy ** 2)) * (1 + 0.1 * xx)
+    rng = np.random.default_rng(0)
+    with pytest.raises(NoInkError):
+        preprocess_array(np.clip(paper + rng.normal(0, 0.01, paper.shape), 0, 1))
+    assert _close_to(preprocess_array(_on_paper(_seven(), paper)), clean)
 
 
 def test_box_blur_matches_a_brute_force_mean():

@@ -238,7 +238,16 @@ def flatten_paper(x: np.ndarray) -> tuple[np.ndarray, float]:
     Images of at least `_SMOOTH_MIN` px get a 3x3 mean. Returns (ink like x, noise sigma).
     """
     side = max(5, round(_FLAT * max(x.shape)))
-    paper = -_open_square(-x, side)
+    # Past the frame's edge the paper goes on as it was going (odd reflection: a vignette's or
+    # a gradient's slope continues); repeating the edge value, the closing took the paper at
+    # the edge for as bright as half a window inside it, and the darker rim of a vignetted
+    # photo for ink. The reflection doubles a pixel's noise, so it is taken of a 3x3 mean, in
+    # images of at least `_SMOOTH_MIN` px (in smaller ones the mean would darken the paper
+    # between close strokes, which the closing then keeps).
+    pad = side // 2 + 1
+    src = box_blur(x, 1, passes=1) if min(x.shape) >= _SMOOTH_MIN else x
+    wide = np.pad(src, pad, mode="reflect", reflect_type="odd")
+    paper = -_open_square(-wide, side)[pad:pad + x.shape[0], pad:pad + x.shape[1]]
     ink = 1.0 - x / np.maximum(paper, 1e-3)
     if min(ink.shape) >= _SMOOTH_MIN:
         ink = _box3(ink)
