@@ -156,6 +156,21 @@ def test_a_vignetted_blank_sheet_is_refused_and_a_digit_on_it_read(clean):
     assert _close_to(preprocess_array(_on_paper(_seven(), paper)), clean)
 
 
+def test_a_blank_blotchy_sheet_is_refused():
+    """Blank paper with blotches 10 % darker or lighter than its mean (cheap paper, uneven
+    light): once the photo is divided by its paper, the blotches' remains are no darker than
+    the paper's own variations, below `_MIN_CONTRAST`, and the sheet is refused as blank."""
+    from PIL import Image
+
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        coarse = Image.fromarray(rng.normal(0, 1, (5, 5)).astype(np.float32), mode="F")
+        blot = np.asarray(coarse.resize((SIDE, SIDE), Image.Resampling.BICUBIC))
+        paper = 0.8 * (1 + 0.1 * blot / np.abs(blot).max())
+        with pytest.raises(NoInkError):
+            preprocess_array(np.clip(paper + rng.normal(0, 0.01, paper.shape), 0, 1))
+
+
 def test_box_blur_matches_a_brute_force_mean():
     x = np.random.default_rng(1).random((9, 13)).astype(np.float32)
     r = 2

@@ -62,7 +62,11 @@ _LABEL_RE = re.compile(r"^([0-9])(?:[_\-. ]|$)")
 # the narrower band below was the best of those tried on the synthetic set (see README).
 _STROKE = (1.5, 2.4)
 _MAX_SKEW = 0.6  # largest shear deskew applies (px per row)
-_MIN_PEAK = 0.08  # the ink must stand this far (0..1) above the paper
+_MIN_PEAK = 0.08  # the ink must stand this far (0..1) above the paper ...
+# ... and, dark ink divided by its paper (step "flatten"), be this much darker than the paper:
+# 0.08 of the full scale was 0.08-0.13 of the paper's level on light to grey paper, and blank
+# sheets' blotches, grain and line remains reach 0.08-0.16 of it.
+_MIN_CONTRAST = 0.12
 _NOISE_K = 3.0  # ink starts this many noise sigmas above the paper
 _LIGHT_INK = 1.4  # light ink on a dark ground: the bright tail this many times the dark one
 STEPS = frozenset({"deskew", "stroke", "flatten", "lines", "pieces"})
@@ -288,9 +292,10 @@ def preprocess_array(gray: np.ndarray, steps: frozenset[str] | None = None) -> n
     if x.ndim != 2 or min(x.shape) < 2:
         raise NoInkError(f"image too small ({'x'.join(map(str, x.shape))} px)")
     dark = _dark_ink(x)
+    min_peak = _MIN_PEAK
     if dark and "flatten" in steps:
         ink, sigma = flatten_paper(x)  # the lighting divided out, ink bright
-        noise_k = _NOISE_K
+        noise_k, min_peak = _NOISE_K, _MIN_CONTRAST
     else:
         if dark:
             x = 1.0 - x  # dark ink on paper -> MNIST polarity
@@ -304,7 +309,7 @@ def preprocess_array(gray: np.ndarray, steps: frozenset[str] | None = None) -> n
         ink = remove_lines(ink)
     peak = float(np.percentile(ink, 99.8))
     floor = max(noise_k * sigma, 0.15 * peak, 0.02)
-    if peak <= floor or peak < _MIN_PEAK:
+    if peak <= floor or peak < min_peak:
         raise NoInkError("no ink found (blank or too faint)")
     ink = np.clip((ink - floor) / (peak - floor), 0.0, 1.0)
     if ink.sum() <= 0:
