@@ -8,7 +8,7 @@ TFLM reference. A miss is counted once, in the first category that applies: "lin
 squared paper), "shadow", "pen" (hand-drawn glyph on plain or grainy paper), "font".
 Images refused as "no ink" are counted apart.
 
-Usage: python tools/photo_misses.py [--seed 1] [--per-class 100] [--mnist 500]
+Usage: python tools/photo_misses.py [--seed 1] [--per-class 100] [--mnist 500] [--blank 200]
            [--tflite firmware/lib/model/model_int8.tflite] [--out build/photo-misses]
 Writes <out>/wide-<per_class>-<seed>/ (the images, styles.json), <out>/misses-<seed>-<cat>.png
 (the 28x28 images the model saw) and, with --raw, <out>/raw-<seed>-<cat>.png (each miss's photo
@@ -57,6 +57,24 @@ def render(out: Path, per_class: int, seed: int) -> tuple[list[Path], list[dict]
     return paths, styles
 
 
+def blank_sheets(count: int, seed: int) -> list[np.ndarray]:
+    """`count` photos of blank paper as the widened set draws it (paper, texture, blur, noise;
+    `trainer.synth`'s own helpers, no digit), grayscale float in [0, 1]: preprocessing should
+    refuse them as blank rather than find a digit in the paper."""
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(1000 + seed)
+    side = synth._CANVAS
+    out = []
+    for _ in range(count):
+        paper = synth._paper(rng, side) * synth._texture(rng, side)
+        img = Image.fromarray(np.clip(paper * 255, 0, 255).astype(np.uint8))
+        img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.8)))
+        noisy = np.asarray(img, np.float32) + rng.normal(0, rng.uniform(0, 10), (side, side))
+        out.append(np.clip(noisy, 0, 255) / 255.0)
+    return out
+
+
 def raw_sheet(photos: list[Path], seen: np.ndarray, labels: np.ndarray, pred: np.ndarray,
               path: Path, cols: int = 6, side: int = 84) -> Path:
     """A PNG of pairs (photo, the 28x28 image the model saw), `side` px each, `label>pred`
@@ -88,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tflite", default=str(ROOT / "firmware/lib/model/model_int8.tflite"))
     p.add_argument("--out", default=str(ROOT / "build/photo-misses"))
     p.add_argument("--mnist", type=int, default=0, help="also check this many MNIST test digits")
+    p.add_argument("--blank", type=int, default=0,
+                   help="also count how many of this many blank sheets are refused")
     p.add_argument("--no-sheets", action="store_true")
     p.add_argument("--raw", action="store_true",
                    help="also write raw-<seed>-<category>.png: each miss's photo next to what "
@@ -162,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
                                                   == truth)), 4)
         result["mnist_inverted_preprocessed"] = round(float(np.mean(
             images.predict_tflite(args.tflite, pre) == truth)), 4)
+    if args.blank:
+        refused_blank = 0
+        for sheet in blank_sheets(args.blank, args.seed):
+            try:
+                preprocess_array(sheet, steps)
+            except NoInkError:
+                refused_blank += 1
+        result["blank_refused"] = refused_blank
+        result["blank"] = args.blank
     print(json.dumps(result))
     return 0
 
