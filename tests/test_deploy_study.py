@@ -1,4 +1,5 @@
-"""The deploy study (nanolab/studies/deploy.toml) and the [select] rule of a study.
+"""The deploy study (nanolab/studies/deploy-screen.toml, then deploy.toml) and the [select] rule
+of a study.
 
 No training: the study file is parsed and validated against the trainer's config fields, and
 the rule is applied to hand-made aggregated records.
@@ -17,12 +18,15 @@ from nanolab.sweep.report import _selection
 from nanolab.sweep.select import describe_rule
 
 
-def test_deploy_study_loads_and_validates():
-    st = sweep.load_study(sweep.builtin_study_path("deploy"))
-    assert "deploy" in sweep.builtin_studies()
-    assert st.name == "deploy"
+@pytest.mark.parametrize("name", ["deploy", "deploy-screen"])
+def test_deploy_study_loads_and_validates(name):
+    st = sweep.load_study(sweep.builtin_study_path(name))
+    assert name in sweep.builtin_studies()
+    assert st.name == name
     assert len(st.seeds) >= 2
-    assert len(st.points) >= 5
+    assert len(st.points) >= 4
+    # The finals train on every training image, as the default model is; the screen on half.
+    assert st.train_images == (None if name == "deploy" else 30000)
     rule = st.select
     assert rule is not None
     assert rule.maximize == "int8_accuracy"
