@@ -31,6 +31,16 @@ from nanolab.sweep.tables import (
 )
 
 
+def _shown(source: str) -> str:
+    """A study file's path as the report shows it: relative to the repository when inside it
+    (a built-in study), so a report reads the same on every clone."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        return Path(source).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return source
+
+
 def _header(study: Study, agg: Agg, sweep: SweepResult | None) -> list[str]:
     n_done = sum(a["n"] for a in agg.values())
     any_rec = next((a for a in agg.values() if a["n"]), None)
@@ -38,7 +48,7 @@ def _header(study: Study, agg: Agg, sweep: SweepResult | None) -> list[str]:
     if study.description:
         lines += [study.description.strip(), ""]
     lines += [
-        (f"Study file: `{study.source}`. Points: {len(study.points)}, seeds per point: "
+        (f"Study file: `{_shown(study.source)}`. Points: {len(study.points)}, seeds per point: "
          f"{len(study.seeds)} ({', '.join(map(str, study.seeds))}); runs stored: "
          f"{n_done}/{len(study.runs())}."),
     ]
