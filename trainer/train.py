@@ -13,7 +13,6 @@ import logging
 import math
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,28 +173,18 @@ def _fit(model, x, y, val, cfg: TrainConfig, epochs: int, progress: bool, callba
                                 _augment_fn(cfg.augment_strength, cfg.augment_elastic),
                                 cfg.augment_fraction)
         history: dict[str, list[float]] = {}
-        # The next epoch is augmented in a thread while this one trains (numpy releases the GIL
-        # in its array work): the epochs are drawn in the same order from the same generator,
-        # so the batches are exactly those of drawing them in turn. Measured on the 2-core
-        # machine (cnn 16-24-32/48, 60,000 images): 4 epochs 76.4 -> 52.7 s, but over 24 epochs
-        # only 339.8 -> 332.3 s: some epochs take 21 s instead of 10-11 (contention between the
-        # thread and Keras' step loop, not understood yet).
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            upcoming = pool.submit(seq.epoch)
-            for e in range(epochs):  # one fit call per epoch: the step count carries on
-                t0 = time.perf_counter()
-                xa, ya = upcoming.result()
-                if e + 1 < epochs:
-                    upcoming = pool.submit(seq.epoch)
-                # Keras would number each one-epoch call "Epoch k/k"; the line below: k/epochs.
-                h = model.fit(xa, ya, batch_size=cfg.batch_size, initial_epoch=e, epochs=e + 1,
-                              validation_data=val, shuffle=False, callbacks=callbacks, verbose=0)
-                for k, vals in h.history.items():
-                    history.setdefault(k, []).extend(float(v) for v in vals)
-                if progress:
-                    figures = " - ".join(f"{k}: {v[-1]:.4f}" for k, v in h.history.items())
-                    print(f"Epoch {e + 1}/{epochs} - {time.perf_counter() - t0:.0f}s - "
-                          f"{figures}", flush=True)
+        for e in range(epochs):  # one fit call per epoch: the optimizer's step count carries on
+            t0 = time.perf_counter()
+            xa, ya = seq.epoch()
+            # Keras would number each one-epoch call "Epoch k/k"; the line below says k/epochs.
+            h = model.fit(xa, ya, batch_size=cfg.batch_size, initial_epoch=e, epochs=e + 1,
+                          validation_data=val, shuffle=False, callbacks=callbacks, verbose=0)
+            for k, vals in h.history.items():
+                history.setdefault(k, []).extend(float(v) for v in vals)
+            if progress:
+                figures = " - ".join(f"{k}: {v[-1]:.4f}" for k, v in h.history.items())
+                print(f"Epoch {e + 1}/{epochs} - {time.perf_counter() - t0:.0f}s - {figures}",
+                      flush=True)
         return history
     else:
         h = model.fit(x, y, batch_size=cfg.batch_size, epochs=epochs, validation_data=val,
