@@ -248,11 +248,7 @@ def flatten_paper(x: np.ndarray) -> tuple[np.ndarray, float]:
     src = box_blur(x, 1, passes=1) if min(x.shape) >= _SMOOTH_MIN else x
     wide = np.pad(src, pad, mode="reflect", reflect_type="odd")
     paper = -_open_square(-wide, side)[pad:pad + x.shape[0], pad:pad + x.shape[1]]
-    ink = 1.0 - x / np.maximum(paper, 1e-3)
-    if min(ink.shape) >= _SMOOTH_MIN:
-        ink = _box3(ink)
-    level, sigma = paper_level(ink)
-    return ink - level, sigma
+    return _smooth_from_paper(1.0 - x / np.maximum(paper, 1e-3))
 
 
 def flatten(x: np.ndarray) -> tuple[np.ndarray, float]:
@@ -268,7 +264,12 @@ def flatten(x: np.ndarray) -> tuple[np.ndarray, float]:
     the image). Returns (ink like x, noise sigma).
     """
     side = max(5, round(_FLAT * max(x.shape)))
-    ink = x - _open_square(x, side)
+    return _smooth_from_paper(x - _open_square(x, side))
+
+
+def _smooth_from_paper(ink: np.ndarray) -> tuple[np.ndarray, float]:
+    """The end both flattenings share: a 3x3 mean in images of at least `_SMOOTH_MIN` px, then
+    the paper's level taken out (`paper_level`). Returns (ink, noise sigma)."""
     if min(ink.shape) >= _SMOOTH_MIN:
         ink = _box3(ink)
     level, sigma = paper_level(ink)
