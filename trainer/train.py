@@ -92,15 +92,15 @@ class _AugmentedBatches:
         out = np.empty((len(order), 28, 28, 1), np.float32)
         for i in range(len(self)):
             idx = order[i * self.batch : (i + 1) * self.batch]
-            xb = self.x[idx].astype(np.float32)
+            xb = np.asarray(self.x[idx], np.float32)  # a copy already (fancy indexing)
             # fraction < 1: only that share of each batch is augmented, the rest stays clean
             # (at 1 no mask is drawn, so the random stream is what it was before the option).
             pick = (self.rng.random(len(idx)) < self.fraction) if self.fraction < 1.0 else None
             if pick is None:
                 xb = np.asarray(self.fn(xb, self.rng), dtype=np.float32)
             elif pick.any():
-                xb[pick] = np.asarray(self.fn(xb[pick], self.rng), np.float32).reshape(
-                    xb[pick].shape)
+                some = xb[pick]
+                xb[pick] = np.asarray(self.fn(some, self.rng), np.float32).reshape(some.shape)
             out[i * self.batch : i * self.batch + len(idx)] = xb.reshape(len(idx), 28, 28, 1)
         return out, self.y[order]
 
