@@ -42,10 +42,11 @@ def plot_pareto(study: Study, agg: Agg, path: Path) -> Path:
     pts = plotted(agg)
     ram = ram_figure(agg)
     ram_label = "AOT arena bytes (log)" if ram == "aot_arena_bytes" else "TFLM arena bytes (log)"
-    pick, pick_text = None, ""
+    picked, pick_text = None, ""
     if study.select is not None:
         sel = select(study.select, agg)
-        pick = sel.key or sel.closest
+        key = sel.key or sel.closest
+        picked = next((a for a in pts if a["key"] == key), None)
         pick_text = ("chosen by [select]" if sel.key else
                      "closest; fails " + "; ".join(sel.failed))
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2), sharey=True)
@@ -74,12 +75,12 @@ def plot_pareto(study: Study, agg: Agg, path: Path) -> Path:
         for i in front:
             ax.annotate(pts[i]["labels"][0], (xs[i], ys[i]), fontsize=7,
                         xytext=(4, -10), textcoords="offset points")
-        for a in pts:
-            if a["key"] == pick:
-                ax.plot([figure(a, xf)], [a["int8_accuracy"]], marker="*", ms=16, mfc="none",
-                        mec="darkorange", mew=1.5, ls="none", label=pick_text)
-                ax.annotate(pick_text, (figure(a, xf), a["int8_accuracy"]), fontsize=7,
-                            color="darkorange", xytext=(4, 6), textcoords="offset points")
+        if picked is not None:
+            at = (figure(picked, xf), picked["int8_accuracy"])
+            ax.plot(*at, marker="*", ms=16, mfc="none", mec="darkorange", mew=1.5, ls="none",
+                    label=pick_text)
+            ax.annotate(pick_text, at, fontsize=7, color="darkorange", xytext=(4, 6),
+                        textcoords="offset points")
         rule_max = study.select.at_most.get(xf) if study.select is not None else None
         if rule_max is not None:
             ax.axvline(rule_max, color="darkorange", lw=1, ls=":")

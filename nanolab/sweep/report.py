@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nanocore.paths import REPO_ROOT
 from nanolab.sweep.aggregate import aggregate, pareto_keys
 from nanolab.sweep.execute import SweepResult
 from nanolab.sweep.findings import checks, conclusions
@@ -34,9 +35,8 @@ from nanolab.sweep.tables import (
 def _shown(source: str) -> str:
     """A study file's path as the report shows it: relative to the repository when inside it
     (a built-in study), so a report reads the same on every clone."""
-    root = Path(__file__).resolve().parents[2]
     try:
-        return Path(source).resolve().relative_to(root).as_posix()
+        return Path(source).resolve().relative_to(REPO_ROOT).as_posix()
     except (ValueError, OSError):
         return source
 
