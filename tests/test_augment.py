@@ -137,7 +137,7 @@ def test_strength_scales_the_ranges_and_one_is_the_default():
     assert half.p_blur == DEFAULT.p_blur / 2
     assert half.scale == (1 + (DEFAULT.scale[0] - 1) / 2, 1 + (DEFAULT.scale[1] - 1) / 2)
     assert scaled_augment(DEFAULT, 2.0).p_thicken <= 1.0
-    assert _augment_fn(1.0, 0.0) is augment  # the default path is untouched
+    assert _augment_fn(1.0, 0.0).cfg is DEFAULT  # the default path is untouched
 
 
 def test_weaker_augmentation_moves_digits_less(digits):
@@ -157,3 +157,19 @@ def test_bad_strength_or_elastic_is_a_user_error(strength, elastic):
 
     with pytest.raises(UserError, match="augment_"):
         _augment_fn(strength, elastic)
+
+
+def test_chunks_and_rows_give_the_whole_batch(digits, monkeypatch):
+    # apply() works through big batches in chunks; each image depends on its own draws only,
+    # elastic grids included (they are numbered over the warped images).
+    import trainer.augment as aug
+
+    cfg = AugmentConfig(p_elastic=0.5)
+    x = np.concatenate([digits] * 4)
+    monkeypatch.setattr(aug, "CHUNK", 10_000)
+    whole = augment(x, np.random.default_rng(8), cfg)
+    monkeypatch.setattr(aug, "CHUNK", 7)
+    np.testing.assert_array_equal(augment(x, np.random.default_rng(8), cfg), whole)
+    d = aug.draw(len(x), np.random.default_rng(8), cfg)
+    assert d.grid is not None and 0 < len(d.grid) < len(x)
+    np.testing.assert_array_equal(aug.apply(x[5:19], d.rows(5, 19)), whole[5:19])
