@@ -17,7 +17,7 @@ import numpy as np
 from nanocore.errors import UserError
 from trainer import tflite_info
 from trainer.data import Mnist
-from trainer.reference import Reference
+from trainer.reference import Reference, run_cached
 from trainer.tf import keras
 from trainer.tflite_info import seed_metric
 from trainer.train import prepare
@@ -40,8 +40,7 @@ def evaluate(tflite: bytes, data: Mnist, keras_model: keras.Model | None = None,
     x, y = data.x_test, data.y_test
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    ref = Reference(tflite)
-    q = ref.run(x, progress=progress)
+    q = run_cached(tflite, x, progress=progress)
     pred8 = q.argmax(axis=1)
     res: dict[str, Any] = {
         "test_images": len(x),
@@ -62,7 +61,7 @@ def evaluate(tflite: bytes, data: Mnist, keras_model: keras.Model | None = None,
         "gzip_bytes": len(gzip.compress(tflite, 9)),
         "tflite_kib": round(len(tflite) / 1024.0, 2),
         "seed_metric": round(info.seed_metric, 2),
-        "arena_bytes": ref.arena_bytes,
+        "arena_bytes": Reference(tflite).arena_bytes,
         "ops": list(info.opcode_names),
         "input_scale": info.input_scale,
         "input_zero_point": info.input_zero_point,

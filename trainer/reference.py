@@ -7,17 +7,23 @@ Pixels are quantized with :func:`input_lut`, the same 256-entry table the export
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
+import io
 import logging
 import os
 import re
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 from tflite_micro.python.tflite_micro import runtime
 
+from nanocore.atomic import write_bytes_atomic
 from nanocore.errors import UserError
+from nanocore.paths import build_dir
 
 log = logging.getLogger(__name__)
 
@@ -141,3 +147,48 @@ class Reference:
                 raise RuntimeError(f"no arena total in TFLM's allocation report: {text[0][:200]!r}")
             self._arena_bytes = int(m.group(1))
         return self._arena_bytes
+
+
+# Outputs of the reference on a whole image set, kept between runs: `make demo` evaluates the
+# model on the 10,000 test images and then benches it against the same outputs (about 12-20 s
+# of TFLM each time for the default model).
+CACHE_DIR = build_dir("reference")
+
+
+def _cache_key(tflite: bytes, images: np.ndarray) -> str:
+    h = hashlib.sha256()
+    try:
+        version = importlib.metadata.version("tflite-micro")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    for part in (version.encode(), tflite, str(images.shape).encode(), images.tobytes()):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:32]
+
+
+def run_cached(tflite: bytes, images: np.ndarray, progress: bool = False,
+               cache_dir: Path | None = None) -> np.ndarray:
+    """Reference(tflite).run(images), read from `cache_dir` (default build/reference/) when the
+    same model bytes, images and tflite-micro version ran before; written there otherwise. A
+    cache file that does not read back as int8 (N, outputs) is ignored and replaced."""
+    images = np.ascontiguousarray(images)
+    if images.dtype != np.uint8:
+        raise UserError(f"images must be uint8 pixels, got {images.dtype}")
+    folder = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+    path = folder / f"{_cache_key(bytes(tflite), images)}.npy"
+    try:
+        out = np.load(path, allow_pickle=False)
+        if out.dtype == np.int8 and out.ndim == 2 and len(out) == len(images):
+            log.info("TFLM reference outputs from %s", path)
+            return out
+    except (OSError, ValueError, EOFError):
+        pass
+    out = Reference(tflite).run(images, progress=progress)
+    buf = io.BytesIO()
+    np.save(buf, out, allow_pickle=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, buf.getvalue())
+    except OSError as e:  # a cache that cannot be written costs time, not results
+        log.warning("cannot keep the reference outputs in %s: %s", folder, e)
+    return out
