@@ -111,6 +111,33 @@ def test_reference_run_matches_single_invokes(tiny_tflite, mnist):
     assert 1000 < ref.arena_bytes < 100 * 1024
 
 
+def test_reference_cache_keys_on_model_and_images(tiny_tflite, mnist, tmp_path, monkeypatch):
+    tflite, images = tiny_tflite("cnn"), mnist.x_test[:20]
+    want = reference.Reference(tflite).run(images)
+    np.testing.assert_array_equal(reference.run_cached(tflite, images, cache_dir=tmp_path), want)
+    (cached,) = tmp_path.glob("*.npy")
+
+    def no_tflm(self, images, progress=False):
+        raise AssertionError("ran TFLM although the outputs were cached")
+
+    monkeypatch.setattr(reference.Reference, "run", no_tflm)
+    np.testing.assert_array_equal(reference.run_cached(tflite, images, cache_dir=tmp_path), want)
+    # Other images or another model are other keys, so they run TFLM.
+    with pytest.raises(AssertionError, match="ran TFLM"):
+        reference.run_cached(tflite, mnist.x_test[1:21], cache_dir=tmp_path)
+    with pytest.raises(AssertionError, match="ran TFLM"):
+        reference.run_cached(tflite[:-1] + b"\x01", images, cache_dir=tmp_path)
+    monkeypatch.undo()
+    # A damaged cache file is recomputed and replaced; an unwritable folder only costs time.
+    cached.write_bytes(b"not numpy")
+    np.testing.assert_array_equal(reference.run_cached(tflite, images, cache_dir=tmp_path), want)
+    assert np.array_equal(np.load(cached), want)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    np.testing.assert_array_equal(reference.run_cached(tflite, images, cache_dir=blocker / "c"),
+                                  want)
+
+
 def test_reference_refuses_float_and_bad_input(tiny_keras, mnist):
     with pytest.raises(UserError, match="not int8"):
         reference.Reference(quantize.to_float(tiny_keras("seed_final")))
@@ -173,10 +200,11 @@ def test_block_pruning_zeros_whole_blocks(mnist):
 
 def test_prune_block_left_out_of_config_hash_while_unset():
     # Cached models are keyed by config_hash: adding a field must not change existing keys
-    # (prune_block, then augment_strength, augment_elastic and augment_fraction, all left out at
-    # their defaults).
+    # (prune_block, then augment_strength, augment_elastic and augment_fraction, then the calm
+    # epochs, ema and label_smoothing, all left out at their defaults).
     base = config.to_dict(TrainConfig())
-    for name in ("prune_block", "augment_strength", "augment_elastic", "augment_fraction"):
+    for name in ("prune_block", "augment_strength", "augment_elastic", "augment_fraction",
+                 "calm_epochs", "calm_fraction", "ema", "label_smoothing"):
         del base[name]
     import hashlib
 
@@ -185,6 +213,8 @@ def test_prune_block_left_out_of_config_hash_while_unset():
     assert config.config_hash(TrainConfig(prune_block=(8, 2))) != old
     assert config.config_hash(TrainConfig(augment_strength=0.5)) != old
     assert config.config_hash(TrainConfig(augment_fraction=0.5)) != old
+    assert config.config_hash(TrainConfig(ema=0.999)) != old
+    assert config.config_hash(TrainConfig(calm_epochs=2)) != old
 
 
 def test_augment_fraction_leaves_the_rest_of_each_batch_clean():
@@ -193,13 +223,23 @@ def test_augment_fraction_leaves_the_rest_of_each_batch_clean():
     x = np.zeros((1000, 28, 28, 1), np.float32)
     y = np.arange(1000) % 10
 
-    def plus_one(xb, rng):
-        return xb + 1.0
+    class PlusOne:
+        def draw(self, n, rng):
+            return n
 
-    changed = [float(np.mean(_AugmentedBatches(x, y, 128, 0, plus_one, f).epoch()[0]
-                             .reshape(1000, -1)[:, 0])) for f in (1.0, 0.5)]
+        def apply(self, xb, n):
+            assert len(xb) == n
+            return xb + 1.0
+
+    def share(batches, fraction=None):
+        return float(np.mean(batches.epoch(fraction)[0].reshape(1000, -1)[:, 0]))
+
+    changed = [share(_AugmentedBatches(x, y, 128, 0, PlusOne(), f)) for f in (1.0, 0.5)]
     assert changed[0] == 1.0  # every image augmented
     assert 0.4 < changed[1] < 0.6  # about half, drawn per image
+    # An epoch's own fraction (the calm epochs at the end of training) wins for that epoch.
+    seq = _AugmentedBatches(x, y, 128, 0, PlusOne(), 1.0)
+    assert 0.1 < share(seq, 0.2) < 0.3 and share(seq) == 1.0 and share(seq, 0.0) == 0.0
 
 
 def test_qat_converts_to_int8(mnist):
@@ -223,21 +263,75 @@ def test_train_is_seeded(mnist):
 
 
 def test_augment_hook_is_called(mnist, monkeypatch):
-    import sys
-    import types
+    import trainer.augment
 
     calls = []
 
-    def fake_augment(images, rng):
+    def fake_apply(images, draws):
         assert images.dtype == np.float32 and images.shape[1:] == (28, 28, 1)
-        assert isinstance(rng, np.random.Generator)
+        assert isinstance(draws, trainer.augment.Draws) and len(draws.zoom) == len(images)
         calls.append(len(images))
         return images
 
-    monkeypatch.setitem(sys.modules, "trainer.augment", types.SimpleNamespace(augment=fake_augment))
+    monkeypatch.setattr(trainer.augment, "apply", fake_apply)
     tcfg = TrainConfig(epochs=1, train_limit=500, batch_size=100, augment=True)
     train(ModelConfig(name="seed_final"), tcfg, mnist, progress=False)
     assert sum(calls) >= 500
+
+
+def test_threaded_epoch_is_the_batch_by_batch_one(mnist):
+    from trainer.augment import augment
+    from trainer.train import _augment_fn, _AugmentedBatches
+
+    x, y = prepare(mnist.x_train[:300]), mnist.y_train[:300]
+    for fraction in (1.0, 0.5):
+        seq = _AugmentedBatches(x, y, 128, 3, _augment_fn(), fraction, workers=2)
+        rng = np.random.default_rng(3)
+        for _ in range(2):
+            got, labels = seq.epoch()
+            order = rng.permutation(300)
+            want = x[order].copy()
+            for lo in range(0, 300, 128):
+                b = slice(lo, lo + 128)
+                if fraction == 1.0:
+                    want[b] = augment(want[b], rng)
+                else:
+                    pick = rng.random(len(want[b])) < fraction
+                    part = want[b]
+                    part[pick] = augment(part[pick], rng)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(labels, y[order])
+
+
+def test_weight_average_leaves_training_alone(mnist):
+    tcfg = TrainConfig(epochs=2, train_limit=1000, batch_size=100, seed=5)
+    plain = train(ModelConfig(name="seed_final"), tcfg, mnist, progress=False)
+    avg = train(ModelConfig(name="seed_final"), dataclasses.replace(tcfg, ema=0.9), mnist,
+                progress=False)
+    # The average is kept beside the weights, so the run itself is the same ...
+    np.testing.assert_allclose(plain.history["loss"], avg.history["loss"], rtol=1e-5)
+    # ... and only its end differs: the averaged weights replace the last ones.
+    diffs = [np.abs(a - b).max() for a, b in zip(plain.model.get_weights(),
+                                                 avg.model.get_weights(), strict=True)]
+    assert max(diffs) > 1e-5  # (0 if the average were not applied)
+    with pytest.raises(UserError, match="ema must be in"):
+        train(ModelConfig(name="seed_final"), dataclasses.replace(tcfg, ema=1.0), mnist,
+              progress=False)
+
+
+def test_label_smoothing_and_calm_epochs_are_checked(mnist):
+    tcfg = TrainConfig(epochs=1, train_limit=500, batch_size=100, augment=True)
+    for bad, match in ((dict(label_smoothing=1.0), "label_smoothing"),
+                       (dict(calm_epochs=-1), "calm_epochs"),
+                       (dict(calm_fraction=1.5), "calm_fraction")):
+        with pytest.raises(UserError, match=match):
+            train(ModelConfig(name="seed_final"), dataclasses.replace(tcfg, **bad), mnist,
+                  progress=False)
+    smooth = train(ModelConfig(name="seed_final"), dataclasses.replace(
+        tcfg, augment=False, label_smoothing=0.2), mnist, progress=False)
+    sharp = train(ModelConfig(name="seed_final"), dataclasses.replace(tcfg, augment=False),
+                  mnist, progress=False)
+    assert smooth.history["loss"][0] != pytest.approx(sharp.history["loss"][0], rel=1e-3)
 
 
 def test_config_toml(tmp_path):

@@ -78,7 +78,11 @@ class TrainConfig:
     1 = the ranges as written, 0.5 = half as strong; augment_elastic: probability of the elastic
     warp (AugmentConfig.p_elastic, after the scaling); augment_fraction: the share of each
     epoch's images that are augmented (drawn per image; the others are trained on as they are);
-    all three only read when augment is true.
+    all three only read when augment is true. calm_epochs: the last this many epochs augment
+    only calm_fraction of their images (a gentler end of training; 0 = off). ema: decay per
+    step of an exponential moving average of all the model's weights (BatchNorm statistics
+    included), which replaces the weights after the float epochs (0 = off; e.g. 0.999).
+    label_smoothing: the cross-entropy's target smoothing (0 = one-hot targets).
     """
 
     epochs: int | None = None
@@ -93,6 +97,10 @@ class TrainConfig:
     augment_strength: float = 1.0
     augment_elastic: float = 0.0
     augment_fraction: float = 1.0
+    calm_epochs: int = 0
+    calm_fraction: float = 0.5
+    ema: float = 0.0
+    label_smoothing: float = 0.0
     prune_sparsity: float | None = None
     prune_begin_epoch: int = 0
     prune_end_fraction: float = 0.75
@@ -202,7 +210,8 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 # this default, so configs that do not use them keep their keys (and their caches).
 _HASH_OMIT_AT_DEFAULT = {"prune_block": None, "kernels": None, "head": None,
                          "augment_strength": 1.0, "augment_elastic": 0.0,
-                         "augment_fraction": 1.0}
+                         "augment_fraction": 1.0, "calm_epochs": 0, "calm_fraction": 0.5,
+                         "ema": 0.0, "label_smoothing": 0.0}
 
 
 def config_hash(*cfgs: Any) -> str:
