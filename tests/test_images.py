@@ -252,6 +252,28 @@ def test_wide_synth_set_is_reproducible_and_usable(tmp_path):
         make_set(tmp_path / "d", per_class=1, kind="nope")
 
 
+def test_load_set_marks_completion_outside_the_set(tmp_path, monkeypatch):
+    import trainer.synth as synth
+
+    first = synth.load_set(tmp_path, per_class=1, seed=4)
+    # Only what preprocessing refuses is skipped: the completion marker is not an entry.
+    assert all(not name.startswith(".") for name, _ in first.skipped)
+    assert len(first.names) + len(first.skipped) == 10
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    marker = folder.with_name(folder.name + ".complete")
+    assert marker.exists()
+
+    def no_make(*a, **k):
+        raise AssertionError("made the set again")
+
+    monkeypatch.setattr(synth, "make_set", no_make)
+    assert synth.load_set(tmp_path, per_class=1, seed=4).names == first.names
+    # A set made when the marker was kept inside: moved out, the set is reused.
+    marker.replace(folder / ".complete")
+    assert synth.load_set(tmp_path, per_class=1, seed=4).skipped == first.skipped
+    assert marker.exists() and not (folder / ".complete").exists()
+
+
 def test_pen_glyphs_and_camera_tilt():
     from trainer.synth import _pen_glyph, _perspective
 

@@ -321,7 +321,11 @@ def load_set(cache_dir: str | Path, per_class: int = 30, seed: int = 0, kind: st
     fonts = find_fonts()
     prefix = "synth-" if kind == "fonts" else f"synth-{kind}-"
     d = Path(cache_dir) / f"{prefix}{per_class}-{seed}-{len(fonts)}"
-    marker = d / ".complete"
+    # The marker sits beside the folder: inside it, load_folder would count it as a skipped
+    # (hidden) file. Sets made before kept it inside; it is moved out.
+    marker = d.with_name(d.name + ".complete")
+    if (d / ".complete").exists():
+        (d / ".complete").replace(marker)
     if not marker.exists():
         make_set(d, per_class=per_class, seed=seed, fonts=fonts, kind=kind)
         marker.write_text("\n".join(fonts) + "\n")
