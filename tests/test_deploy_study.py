@@ -31,8 +31,14 @@ def test_deploy_study_loads_and_validates(name):
     assert rule is not None
     assert rule.maximize == "int8_accuracy"
     assert rule.ties == "aot_instructions"
-    assert rule.at_most == {"int8_bytes": 32768.0, "aot_arena_bytes": 4096.0}
+    assert {k: rule.at_most[k] for k in ("int8_bytes", "aot_arena_bytes")} == {
+        "int8_bytes": 32768.0, "aot_arena_bytes": 4096.0}
     assert rule.at_least == {"photo_accuracy": 0.98}
+    # The finals also hold the pick to what `make demo` can train (the screen has no such limit).
+    assert set(rule.at_most) - {"int8_bytes", "aot_arena_bytes"} == (
+        {"train_gmacs"} if name == "deploy" else set())
+    if name == "deploy":  # the limit is set where it is because every point says its epochs
+        assert all(isinstance(p.options.get("epochs"), int) for p in st.points.values())
     assert sweep.needs_photos(st)
     # Every point is something the pinned TFLM build runs: per-tensor dense weights.
     assert all(p.options.get("per_channel_dense") is False for p in st.points.values())
@@ -59,6 +65,14 @@ def test_rule_picks_most_accurate_qualifying_point():
         _agg("untrained", math.nan, n=0),
     ]}
     assert sweep.select(RULE, agg) == sweep.Selection(key="good")
+
+
+def test_rule_training_budget_excludes_costly_points():
+    rule = sweep.parse_select({"maximize": "int8_accuracy", "max": {"train_gmacs": 1200}}, "t")
+    agg = {"big": {**_agg("big", 0.996), "train_gmacs": 1427.3},
+           "fits": {**_agg("fits", 0.995), "train_gmacs": 1189.4},
+           "unknown": {**_agg("unknown", 0.997), "train_gmacs": math.nan}}
+    assert sweep.select(rule, agg).key == "fits"
 
 
 def test_rule_ties_go_to_fewer_instructions():
@@ -156,6 +170,12 @@ def test_stored_photo_and_aot_figures_reach_the_rule(tmp_path):
     assert summary["selected"]["key"] == by_label["g/b"]["key"]
     # Every point has an AOT arena: the plot's RAM axis is the one the rule reads, and it says so.
     assert "right: the AOT arena" in report and "The star marks" in report
+    # The training cost: MACs x epochs x training images, NaN where the epochs are not set.
+    assert math.isnan(by_label["g/b"]["train_gmacs"])  # these records have no MACs
+    from nanolab.sweep.aggregate import train_gmacs
+
+    assert train_gmacs({**by_label["g/b"], "macs": 1e6}) == pytest.approx(1e6 * 2 * 60000 / 1e9)
+    assert math.isnan(train_gmacs({**by_label["g/a"], "macs": 1e6}))  # epochs not set
 
 
 def test_pareto_ram_axis_is_the_tflm_arena_until_every_point_has_an_aot_one():

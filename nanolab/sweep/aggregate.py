@@ -56,8 +56,21 @@ def aggregate(study: Study, out_dir: str | os.PathLike) -> dict[str, dict[str, A
             a["ops"] = recs[0].get("ops", [])
             a["test_images"] = recs[0].get("test_images")
             a["train_images"] = recs[0].get("train_images")
+        a["train_gmacs"] = train_gmacs(a)
         agg[point.key] = a
     return agg
+
+
+def train_gmacs(a: dict[str, Any]) -> float:
+    """What training a point costs, in billions of forward-pass multiply-accumulates: its MACs
+    per image x epochs x training images (NaN unless the point's options set epochs and a run
+    recorded MACs and training images). A machine-independent stand-in for training time, which
+    `make demo` spends on the default model."""
+    epochs = (a.get("options") or {}).get("epochs")
+    images, macs = a.get("train_images"), a.get("macs", math.nan)
+    if not isinstance(epochs, int) or not isinstance(images, int):
+        return math.nan
+    return float(macs) * epochs * images / 1e9
 
 
 def inside(value: float, mean: float, std: float, k: float = 2.0) -> bool | None:

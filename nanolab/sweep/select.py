@@ -23,10 +23,11 @@ from nanocore.errors import UserError
 from nanolab.sweep.study_report import check_keys
 
 # Figures a rule may name, read from a point's aggregated record (means over seeds; AOT figures
-# from its first measured seed). Units: bytes, fractions (accuracies), instructions per image.
+# from its first measured seed). Units: bytes, fractions (accuracies), instructions per image;
+# train_gmacs: the training's forward-pass MACs in billions (aggregate.train_gmacs).
 SELECT_FIGURES = ("int8_accuracy", "float_accuracy", "int8_bytes", "arena_bytes", "macs",
                   "params", "photo_accuracy", "aot_arena_bytes", "aot_instructions",
-                  "aot_model_flash_bytes")
+                  "aot_model_flash_bytes", "train_gmacs")
 _AOT_FIGURES = {"aot_arena_bytes": "arena_bytes", "aot_instructions": "instructions",
                 "aot_model_flash_bytes": "model_flash_bytes"}
 
