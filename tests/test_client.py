@@ -68,6 +68,9 @@ class FakeDevice:
         self.srv = socket.socket()
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(1)
+        # Set here, not in the thread: a test that closes the device at once would otherwise
+        # close the socket under the thread's settimeout (OSError: bad file descriptor).
+        self.srv.settimeout(5)
         self.url = f"socket://127.0.0.1:{self.srv.getsockname()[1]}"
         self.infer_frames = 0
         self.inferences = 0
@@ -93,7 +96,6 @@ class FakeDevice:
         return proto.encode_frame(head + struct.pack("<I", proto.crc32(head)))
 
     def _run(self) -> None:
-        self.srv.settimeout(5)
         try:
             conn, _ = self.srv.accept()
         except OSError:
