@@ -9,6 +9,7 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONDONTWRITEBYTECODE := 1
 
+UV_VERSION := 0.13.8
 DEBS := gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
 .PHONY: demo test setup venv sysdeps lint format clean
@@ -20,8 +21,13 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	@# uv installs the same pinned packages as pip does (same versions, checked with pip freeze),
+	@# in about 34 s instead of pip's 132 s here (both timed on the 2-core machine while it trained
+	@# a model), bytecode compiled as pip does; pip is what is left if uv fails.
+	@if $(PY) -m pip install -q uv==$(UV_VERSION) && \
+	  $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'; then :; else \
+	  echo "uv did not install the dependencies: installing them with pip"; \
+	  $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -e '.[dev]'; fi
 	@touch $@
 
 sysdeps:
