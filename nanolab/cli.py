@@ -368,7 +368,7 @@ def synth_cmd(out_dir, per_class, seed) -> None:
               help="Output directory [runs/sweep-<study>].")
 @click.option("--dry-run", is_flag=True, help="List the runs, one line each, without training.")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
-              help="Local worker processes [usable cores].")
+              help="Local worker processes [the study's jobs, else usable cores].")
 @click.option("--ray", "ray_address", default=None,
               help="Run as Ray tasks: a cluster address, 'auto', or 'local' (new local instance).")
 @click.option("--seeds", type=click.IntRange(min=1), default=None,
@@ -403,7 +403,8 @@ def sweep(study_file, study_name, out_dir, dry_run, jobs, ray_address, seeds, re
         return
     res = None
     if not report_only:
-        res = sw.run_sweep(st, out, jobs=jobs, ray_address=ray_address, progress=progress)
+        res = sw.run_sweep(st, out, jobs=jobs or st.jobs, ray_address=ray_address,
+                           progress=progress)
         click.echo(f"sweep {st.name}: trained {len(res.trained)}, {len(res.skipped)} already "
                    f"finished, {len(res.failed)} failed in {res.seconds:.0f} s")
     if sw.needs_photos(st):

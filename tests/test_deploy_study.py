@@ -24,6 +24,8 @@ def test_deploy_study_loads_and_validates(name):
     assert name in sweep.builtin_studies()
     assert st.name == name
     assert len(st.seeds) >= 2
+    # The finals train one run at a time as the demo does (its seed-0 model is the demo's).
+    assert st.jobs == (1 if name == "deploy" else None)
     assert len(st.points) >= 4
     # The finals train on every training image, as the default model is; the screen on half.
     assert st.train_images == (None if name == "deploy" else 30000)

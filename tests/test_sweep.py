@@ -129,6 +129,8 @@ def test_grid_points_are_deduplicated_by_options():
     ("[[group]]\nname='g'\ngrid={epochs=[]}", "non-empty list"),
     ("[study]\nseeds=0\n[[group]]\ngrid={epochs=[1]}", "seeds must be >= 1"),
     ("[study]\nname='x'", "at least one [[group]]"),
+    ("[study]\njobs=0\n[[group]]\ngrid={epochs=[1]}", "jobs must be an integer >= 1"),
+    ("[study]\njobs='2'\n[[group]]\ngrid={epochs=[1]}", "jobs must be an integer >= 1"),
     ("[[group]]\nname='g'\nreport='pie'\ngrid={epochs=[1]}", "report must be"),
     ("[[group]]\nname='g'\ngrid={epochs=[1]}\n[[group.check]]\nkind='int8_accuracy'",
      "needs a number for min"),
@@ -482,3 +484,24 @@ def test_pareto_points_get_latency_under_qemu(killed_and_resumed):
         assert sweep.run_path(out, key, v["seed"], ".latency.json").is_file()
     sweep.write_report(st, out)
     assert "instructions (p50, --emulate qemu)" in (out / "report.md").read_text()
+
+
+def test_cli_takes_the_study_jobs_unless_given(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    import nanolab.sweep as sw
+    from nanolab.cli import main
+
+    study = tmp_path / "s.toml"
+    study.write_text("[study]\nname='s'\nseeds=1\njobs=1\n[[group]]\nname='g'\n"
+                     "grid={epochs=[1]}\n")
+    seen = []
+
+    def fake_sweep(st, out, jobs=None, **kw):
+        seen.append(jobs)
+        raise SystemExit(0)  # stop before the report
+
+    monkeypatch.setattr(sw, "run_sweep", fake_sweep)
+    for extra in ([], ["-j", "2"]):
+        CliRunner().invoke(main, ["sweep", str(study), "--out", str(tmp_path / "o"), *extra])
+    assert seen == [1, 2]

@@ -7,6 +7,7 @@ A study is one TOML file (built-in ones live in ``nanolab/studies/``)::
     seeds = 3                       # or a list of seeds, e.g. [0, 1, 2]
     train_images = 60000            # optional: train on the first N training images
     test_images = 10000             # optional: evaluate on the first N test images
+    jobs = 1                        # optional: worker processes when -j is not given
 
     [base]                          # options shared by every point
     model = "seed_initial"
@@ -58,7 +59,8 @@ from nanolab.sweep.study_report import (
     parse_report_text,
 )
 
-_STUDY_KEYS = {"name", "description", "seeds", "train_images", "test_images", "latency_images"}
+_STUDY_KEYS = {"name", "description", "seeds", "train_images", "test_images", "latency_images",
+               "jobs"}
 _GROUP_KEYS = {"name", "title", "report", "options", "grid", "point", "baseline", "seed_baseline",
                "note", "check", "conclusions"}
 _POINT_KEYS = {"label", "options", "seed", "ref"}
@@ -115,6 +117,10 @@ class Study:
     latency_images: int = 200
     report: ReportText = field(default_factory=ReportText)
     select: SelectRule | None = None  # the study's [select] rule (nanolab.sweep.select)
+    # Worker processes when the command line gives none (None: the usable cores). 1 trains in the
+    # sweep's own process with TensorFlow's default threads, as `make demo` does, so that a
+    # point's seed-0 model is the one the demo trains from the same configuration.
+    jobs: int | None = None
 
     def runs(self) -> list[tuple[Point, int]]:
         """Every (point, seed) pair, points in study order, seeds inner."""
@@ -176,6 +182,9 @@ def parse_study(doc: dict[str, Any], source: str = "<dict>",
         seeds = tuple(seeds_raw)
     else:
         raise UserError(f"{source}: seeds must be a count or a list of integers")
+    jobs = meta.get("jobs")
+    if jobs is not None and (not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1):
+        raise UserError(f"{source}: jobs must be an integer >= 1, got {jobs!r}")
     validate = option_names is None
     allowed = set(config_option_names()) if validate else set(option_names)
     base = dict(doc.get("base", {}))
@@ -261,7 +270,8 @@ def parse_study(doc: dict[str, Any], source: str = "<dict>",
                  summary=summary, source=source,
                  latency_images=int(meta.get("latency_images", 200)),
                  report=parse_report_text(doc.get("report", {}), source),
-                 select=parse_select(doc["select"], source) if "select" in doc else None)
+                 select=parse_select(doc["select"], source) if "select" in doc else None,
+                 jobs=jobs)
 
 
 def load_study(path: str | os.PathLike, option_names: Iterable[str] | None = None) -> Study:
